@@ -1,0 +1,26 @@
+//! ipc: the system-call ABI of the kernel, shared by the kernel and every component.
+//!
+//! A component holds capabilities in a table indexed by small integers. The names the
+//! manifest gave them arrive as generated constants of type [`Cap<T>`], so a component
+//! writes
+//!
+//! ```ignore
+//! let reply = PONG.call(&Message::new(Label(1)).with_words(&[41]))?;
+//! ```
+//!
+//! Register convention for `svc #0` (seL4-like): `x7` holds the [`Syscall`] number,
+//! `x0` the capability index, `x1` the [`MessageInfo`], `x2..=x5` message words 0-3.
+//! The kernel returns an [`Error`] code in `x0` (0 for success), the received
+//! [`MessageInfo`] in `x1`, message words 0-3 in `x2..=x5` and the badge in `x6`.
+//! Words 4 and up travel in the thread's [`IpcBuffer`].
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod message;
+#[cfg(target_os = "none")]
+mod syscall;
+
+pub use message::*;
+#[cfg(target_os = "none")]
+pub use syscall::*;

@@ -1,0 +1,312 @@
+//! Architecture-independent parts of the ABI: numbers, message layout, capability types.
+
+use core::marker::PhantomData;
+
+/// Number of message words passed in registers (`x2..=x5`).
+pub const REGISTER_WORDS: usize = 4;
+/// Largest message, in 64-bit words; words past [`REGISTER_WORDS`] live in the IPC buffer.
+pub const MAX_WORDS: usize = 64;
+/// Largest string one [`Syscall::DebugWrite`] prints, in bytes.
+pub const MAX_DEBUG_BYTES: usize = 256;
+
+/// System-call numbers, passed in `x7`.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syscall {
+    /// Send to an endpoint and wait for the reply; on other objects, an invocation.
+    Call = 0,
+    /// Reply to the last caller, then wait on an endpoint.
+    ReplyRecv = 1,
+    /// Send to an endpoint, blocking until a receiver takes the message.
+    Send = 2,
+    /// Wait for a message on an endpoint.
+    Recv = 3,
+    /// Reply to the last caller without blocking.
+    Reply = 4,
+    /// OR the capability's badge into a notification's word.
+    Signal = 5,
+    /// Wait until a notification's word is non-zero, then take it.
+    Wait = 6,
+    /// Take a notification's word without blocking (0 when nothing was signalled).
+    Poll = 7,
+    /// Give the rest of the time slice to threads of the same priority.
+    Yield = 8,
+    /// Print bytes from the IPC buffer on the kernel console, tagged with the thread's name.
+    DebugWrite = 9,
+}
+
+impl Syscall {
+    /// Decodes a syscall number, or `None` for an unknown one.
+    pub fn from_u64(number: u64) -> Option<Self> {
+        Some(match number {
+            0 => Self::Call,
+            1 => Self::ReplyRecv,
+            2 => Self::Send,
+            3 => Self::Recv,
+            4 => Self::Reply,
+            5 => Self::Signal,
+            6 => Self::Wait,
+            7 => Self::Poll,
+            8 => Self::Yield,
+            9 => Self::DebugWrite,
+            _ => return None,
+        })
+    }
+}
+
+/// Error codes returned in `x0`; 0 means success.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The capability index is out of range or the slot is empty.
+    InvalidCapability = 1,
+    /// The capability lacks the right the operation needs.
+    NoRights = 2,
+    /// The capability names an object of the wrong type for this operation.
+    WrongObjectType = 3,
+    /// A message length, label or argument is out of range.
+    InvalidArgument = 4,
+    /// `Reply` with nobody waiting for one.
+    NoReplyTarget = 5,
+    /// Unknown system call or invocation label.
+    IllegalOperation = 6,
+}
+
+impl Error {
+    /// Decodes a non-zero error code; unknown codes map to [`Error::IllegalOperation`].
+    pub fn from_code(code: u64) -> Option<Self> {
+        Some(match code {
+            0 => return None,
+            1 => Self::InvalidCapability,
+            2 => Self::NoRights,
+            3 => Self::WrongObjectType,
+            4 => Self::InvalidArgument,
+            5 => Self::NoReplyTarget,
+            _ => Self::IllegalOperation,
+        })
+    }
+}
+
+/// Result of a system call.
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// A message label: what the message asks for, chosen by each protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Label(pub u32);
+
+/// Header of every message: label and length in words, packed into one register.
+///
+/// Bits 0..=6 hold the length (0..=[`MAX_WORDS`]), bits 32..=63 the label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct MessageInfo(u64);
+
+impl MessageInfo {
+    /// A header for `length` words with `label`; `None` if `length` exceeds [`MAX_WORDS`].
+    pub const fn new(label: Label, length: usize) -> Option<Self> {
+        if length > MAX_WORDS {
+            return None;
+        }
+        Some(Self(((label.0 as u64) << 32) | length as u64))
+    }
+
+    /// Reinterprets a raw register value, rejecting lengths over [`MAX_WORDS`].
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        let length = (raw & 0x7f) as usize;
+        if length > MAX_WORDS || raw & 0xffff_ff80 != 0 {
+            return None;
+        }
+        Some(Self(raw))
+    }
+
+    /// The raw register value.
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// The label.
+    pub const fn label(self) -> Label {
+        Label((self.0 >> 32) as u32)
+    }
+
+    /// The number of message words.
+    pub const fn length(self) -> usize {
+        (self.0 & 0x7f) as usize
+    }
+}
+
+/// The value a capability stamps on every message or signal sent through it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Badge(pub u64);
+
+/// Index of a slot in a thread's capability table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapIdx(pub u32);
+
+/// Object type of an endpoint capability.
+#[derive(Debug)]
+pub enum Endpoint {}
+/// Object type of a notification capability.
+#[derive(Debug)]
+pub enum Notification {}
+/// Object type of an IRQ handler capability (a physical interrupt delivered to a notification).
+#[derive(Debug)]
+pub enum IrqHandler {}
+/// Object type of the system-control capability (report a result and power off).
+#[derive(Debug)]
+pub enum Control {}
+
+/// A typed capability: an index into the caller's table that says what it names.
+#[derive(Debug)]
+pub struct Cap<T> {
+    index: CapIdx,
+    object: PhantomData<T>,
+}
+
+impl<T> Clone for Cap<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Cap<T> {}
+
+impl<T> Cap<T> {
+    /// Names slot `index`; the manifest's generated constants are the only callers.
+    pub const fn from_index(index: u32) -> Self {
+        Self { index: CapIdx(index), object: PhantomData }
+    }
+
+    /// The slot index.
+    pub const fn index(self) -> CapIdx {
+        self.index
+    }
+}
+
+/// Rights bits of endpoint capabilities.
+pub mod endpoint_rights {
+    /// May `Recv` and `ReplyRecv`.
+    pub const RECV: u8 = 1;
+    /// May `Send`.
+    pub const SEND: u8 = 2;
+    /// May `Call` (send and wait for the reply).
+    pub const CALL: u8 = 4;
+}
+
+/// Rights bits of notification capabilities.
+pub mod notification_rights {
+    /// May `Wait` and `Poll`.
+    pub const WAIT: u8 = 1;
+    /// May `Signal`.
+    pub const SIGNAL: u8 = 2;
+}
+
+/// Invocation labels understood by kernel objects other than endpoints.
+pub mod invocation {
+    use super::Label;
+    /// `IrqHandler`: the interrupt was handled; deliver the next one.
+    pub const IRQ_ACK: Label = Label(1);
+    /// `Control`: print the result line (word 0: status, 0 = pass) and power off.
+    pub const CONTROL_SHUTDOWN: Label = Label(1);
+}
+
+/// Labels of the fault messages the kernel sends to a thread's fault endpoint.
+pub mod fault {
+    use super::Label;
+    /// A component took a synchronous exception. Words: ESR_EL2, FAR_EL2, ELR_EL2 (the PC),
+    /// and the index of the faulting thread in boot-info.
+    pub const COMPONENT_FAULT: Label = Label(0xFA17);
+}
+
+/// A message: header plus up to [`MAX_WORDS`] words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Label and length.
+    pub info: MessageInfo,
+    /// The words; only the first `info.length()` are meaningful.
+    pub words: [u64; MAX_WORDS],
+}
+
+impl Message {
+    /// An empty message with `label`.
+    pub const fn new(label: Label) -> Self {
+        Self { info: MessageInfo(((label.0 as u64) << 32) | 0), words: [0; MAX_WORDS] }
+    }
+
+    /// This message with `words` as its body; panics if more than [`MAX_WORDS`].
+    pub fn with_words(mut self, words: &[u64]) -> Self {
+        self.words[..words.len()].copy_from_slice(words);
+        self.info = MessageInfo::new(self.info.label(), words.len()).expect("message too long");
+        self
+    }
+
+    /// The meaningful words.
+    pub fn body(&self) -> &[u64] {
+        &self.words[..self.info.length()]
+    }
+
+    /// The label.
+    pub fn label(&self) -> Label {
+        self.info.label()
+    }
+}
+
+/// A thread's IPC buffer: one page the kernel and the thread share.
+#[repr(C, align(4096))]
+pub struct IpcBuffer {
+    /// Message words; slots `0..REGISTER_WORDS` are unused because those travel in registers.
+    pub words: [u64; MAX_WORDS],
+    /// Bytes for [`Syscall::DebugWrite`].
+    pub debug: [u8; MAX_DEBUG_BYTES],
+}
+
+const _: () = assert!(core::mem::size_of::<IpcBuffer>() == 4096);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_info_round_trips_label_and_length() {
+        let info = MessageInfo::new(Label(0xdead_beef), 17).unwrap();
+        assert_eq!(info.label(), Label(0xdead_beef));
+        assert_eq!(info.length(), 17);
+        assert_eq!(MessageInfo::from_raw(info.raw()), Some(info));
+    }
+
+    #[test]
+    fn message_info_rejects_oversized_length_and_reserved_bits() {
+        assert_eq!(MessageInfo::new(Label(0), MAX_WORDS + 1), None);
+        assert_eq!(MessageInfo::from_raw(65), None);
+        assert_eq!(MessageInfo::from_raw(1 << 8), None);
+    }
+
+    #[test]
+    fn syscall_numbers_decode() {
+        for n in 0..10 {
+            assert_eq!(Syscall::from_u64(n).unwrap() as u64, n);
+        }
+        assert_eq!(Syscall::from_u64(10), None);
+    }
+
+    #[test]
+    fn error_codes_decode() {
+        assert_eq!(Error::from_code(0), None);
+        assert_eq!(Error::from_code(2), Some(Error::NoRights));
+        assert_eq!(Error::from_code(99), Some(Error::IllegalOperation));
+    }
+}
+
+/// The fixed virtual-address layout of every component's address space.
+pub mod layout {
+    /// Where the component's ELF is linked (its first loadable segment).
+    pub const IMAGE_BASE: u64 = 0x0040_0000;
+    /// Start of the heap region (size from the manifest).
+    pub const HEAP_BASE: u64 = 0x2000_0000;
+    /// One past the top of the stack; the stack grows down from here (size from the manifest),
+    /// with an unmapped guard page below it.
+    pub const STACK_TOP: u64 = 0x3000_0000;
+    /// The thread's IPC buffer page, with an unmapped page between it and the stack.
+    pub const IPC_BUFFER_VA: u64 = 0x3000_1000;
+    /// Where shared and device memory regions are mapped from, in manifest order unless
+    /// the mapping names its own address.
+    pub const REGIONS_BASE: u64 = 0x4000_0000;
+}

@@ -1,0 +1,147 @@
+//! EL0 system-call wrappers: one `svc #0` per call, methods named after the syscall.
+
+use crate::{
+    Badge, Cap, Control, Endpoint, Error, IpcBuffer, IrqHandler, Label, MAX_DEBUG_BYTES,
+    Message, MessageInfo, Notification, REGISTER_WORDS, Result, Syscall, invocation, layout,
+};
+use core::arch::asm;
+
+/// Registers as they go into and come out of `svc #0`.
+struct Frame {
+    cap: u64,
+    info: u64,
+    words: [u64; REGISTER_WORDS],
+    badge: u64,
+}
+
+fn svc(syscall: Syscall, frame: Frame) -> Frame {
+    let mut out = frame;
+    // SAFETY: `svc #0` enters the kernel, which reads and writes only x0-x7 per the ABI in
+    // the crate documentation; every one of them is declared as an operand here.
+    unsafe {
+        asm!(
+            "svc #0",
+            inout("x0") out.cap,
+            inout("x1") out.info,
+            inout("x2") out.words[0],
+            inout("x3") out.words[1],
+            inout("x4") out.words[2],
+            inout("x5") out.words[3],
+            inout("x6") out.badge,
+            in("x7") syscall as u64,
+            options(nostack),
+        );
+    }
+    out
+}
+
+fn ipc_buffer() -> *mut IpcBuffer {
+    layout::IPC_BUFFER_VA as *mut IpcBuffer
+}
+
+/// Puts `message` in registers and the IPC buffer, runs `syscall` on `cap`, and returns
+/// the received message with its badge.
+fn message_syscall(syscall: Syscall, cap: u32, message: &Message) -> Result<(Message, Badge)> {
+    let length = message.info.length();
+    if length > REGISTER_WORDS {
+        let buffer = ipc_buffer();
+        for i in REGISTER_WORDS..length {
+            // SAFETY: the kernel maps this thread's IPC buffer at IPC_BUFFER_VA for its whole
+            // life, and only this thread and the kernel (while this thread is in a syscall)
+            // touch it.
+            unsafe { (*buffer).words[i] = message.words[i] };
+        }
+    }
+    let mut words = [0; REGISTER_WORDS];
+    words.copy_from_slice(&message.words[..REGISTER_WORDS]);
+    let out = svc(syscall, Frame { cap: u64::from(cap), info: message.info.raw(), words, badge: 0 });
+    if let Some(error) = Error::from_code(out.cap) {
+        return Err(error);
+    }
+    let info = MessageInfo::from_raw(out.info).ok_or(Error::InvalidArgument)?;
+    let mut received = Message::new(info.label());
+    received.info = info;
+    received.words[..REGISTER_WORDS].copy_from_slice(&out.words);
+    for i in REGISTER_WORDS..info.length() {
+        // SAFETY: as above; the kernel wrote these words before returning.
+        received.words[i] = unsafe { (*ipc_buffer()).words[i] };
+    }
+    Ok((received, Badge(out.badge)))
+}
+
+impl Cap<Endpoint> {
+    /// `Call`: send `message` and wait for the reply.
+    pub fn call(self, message: &Message) -> Result<Message> {
+        message_syscall(Syscall::Call, self.index().0, message).map(|(reply, _)| reply)
+    }
+
+    /// `Send`: send `message`, blocking until a receiver takes it.
+    pub fn send(self, message: &Message) -> Result<()> {
+        message_syscall(Syscall::Send, self.index().0, message).map(|_| ())
+    }
+
+    /// `Recv`: wait for a message; returns it with the sender's badge.
+    pub fn recv(self) -> Result<(Message, Badge)> {
+        message_syscall(Syscall::Recv, self.index().0, &Message::new(Label(0)))
+    }
+
+    /// `ReplyRecv`: reply to the last caller with `reply`, then wait for the next message.
+    pub fn reply_recv(self, reply: &Message) -> Result<(Message, Badge)> {
+        message_syscall(Syscall::ReplyRecv, self.index().0, reply)
+    }
+}
+
+/// `Reply`: answer the last caller without blocking.
+pub fn reply(message: &Message) -> Result<()> {
+    message_syscall(Syscall::Reply, 0, message).map(|_| ())
+}
+
+impl Cap<Notification> {
+    /// `Signal`: OR this capability's badge into the notification word.
+    pub fn signal(self) -> Result<()> {
+        let out = svc(Syscall::Signal, Frame { cap: u64::from(self.index().0), info: 0, words: [0; 4], badge: 0 });
+        Error::from_code(out.cap).map_or(Ok(()), Err)
+    }
+
+    /// `Wait`: block until the word is non-zero, then take and clear it.
+    pub fn wait(self) -> Result<Badge> {
+        let out = svc(Syscall::Wait, Frame { cap: u64::from(self.index().0), info: 0, words: [0; 4], badge: 0 });
+        Error::from_code(out.cap).map_or(Ok(Badge(out.badge)), Err)
+    }
+
+    /// `Poll`: take and clear the word without blocking (`Badge(0)` when nothing was signalled).
+    pub fn poll(self) -> Result<Badge> {
+        let out = svc(Syscall::Poll, Frame { cap: u64::from(self.index().0), info: 0, words: [0; 4], badge: 0 });
+        Error::from_code(out.cap).map_or(Ok(Badge(out.badge)), Err)
+    }
+}
+
+impl Cap<IrqHandler> {
+    /// Invocation `IRQ_ACK`: the interrupt is handled, deliver the next one.
+    pub fn ack(self) -> Result<()> {
+        message_syscall(Syscall::Call, self.index().0, &Message::new(invocation::IRQ_ACK)).map(|_| ())
+    }
+}
+
+impl Cap<Control> {
+    /// Invocation `CONTROL_SHUTDOWN`: the kernel prints its result line with `status`
+    /// (0 = pass) and powers the machine off. Does not return on success.
+    pub fn shutdown(self, status: u32) -> Result<()> {
+        let message = Message::new(invocation::CONTROL_SHUTDOWN).with_words(&[u64::from(status)]);
+        message_syscall(Syscall::Call, self.index().0, &message).map(|_| ())
+    }
+}
+
+/// `Yield`: let other threads of the same priority run.
+pub fn yield_now() {
+    svc(Syscall::Yield, Frame { cap: 0, info: 0, words: [0; 4], badge: 0 });
+}
+
+/// `DebugWrite`: print `bytes` on the kernel console (longer strings are cut into pieces).
+pub fn debug_write(bytes: &[u8]) {
+    for chunk in bytes.chunks(MAX_DEBUG_BYTES) {
+        // SAFETY: see `message_syscall`; the buffer is ours while we are not in a syscall.
+        unsafe { (&mut (*ipc_buffer()).debug)[..chunk.len()].copy_from_slice(chunk) };
+        svc(Syscall::DebugWrite, Frame { cap: 0, info: chunk.len() as u64, words: [0; 4], badge: 0 });
+    }
+}
