@@ -32,6 +32,16 @@ pub const BLOB_ALIGN: u64 = 2 << 20;
 pub const NONE: u32 = u32::MAX;
 /// Most CPUs the kernel supports.
 pub const MAX_CPUS: usize = 8;
+/// Most threads in one system (the kernel's object arrays have this many slots).
+pub const MAX_THREADS: usize = 64;
+/// Most endpoints in one system.
+pub const MAX_ENDPOINTS: usize = 128;
+/// Most notifications in one system.
+pub const MAX_NOTIFICATIONS: usize = 128;
+/// Most IRQ handlers in one system.
+pub const MAX_IRQS: usize = 64;
+/// Most address spaces; ASIDs are 1..=MAX_VSPACES.
+pub const MAX_VSPACES: usize = 64;
 
 /// Physical address where the blob is loaded, given the end of the kernel image.
 pub const fn blob_address(kernel_end: u64) -> u64 {

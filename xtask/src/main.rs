@@ -1,1 +1,146 @@
-fn main() {}
+//! xtask: the project's one build tool. `cargo xtask run [SYSTEM]` assembles a system
+//! image from `images/<system>/system.toml` and boots it in QEMU; `cargo xtask test` runs
+//! formatting and lint checks, the host unit tests and every QEMU test system.
+//!
+//! ```text
+//! cargo xtask run            # the default system, `demo`
+//! cargo xtask run demo --gdb # wait for gdb-multiarch on :1234
+//! cargo xtask test
+//! ```
+
+mod codegen;
+mod image;
+mod layout;
+mod manifest;
+mod qemu;
+mod system;
+mod toolchain;
+
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
+use std::time::{Duration, Instant};
+
+/// The system `cargo xtask run` boots when none is named.
+const DEFAULT_SYSTEM: &str = "demo";
+
+#[derive(Parser)]
+#[command(about = "Build, boot and test the hypervisor's systems")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Build a system image and boot it in QEMU.
+    Run {
+        /// System name (a directory under images/).
+        #[arg(default_value = DEFAULT_SYSTEM)]
+        system: String,
+        /// Start QEMU halted, waiting for gdb-multiarch on tcp::1234.
+        #[arg(long)]
+        gdb: bool,
+        /// Kill QEMU after this many seconds (default: run until the system powers off).
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
+    /// Build a system image without running it; prints its path.
+    Build {
+        /// System name (a directory under images/).
+        #[arg(default_value = DEFAULT_SYSTEM)]
+        system: String,
+    },
+    /// Check formatting and lints, run host unit tests and every QEMU test system.
+    Test {
+        /// Run only the QEMU systems whose names are given.
+        systems: Vec<String>,
+    },
+}
+
+fn main() {
+    if let Err(error) = run_cli() {
+        eprintln!("xtask: error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run_cli() -> Result<()> {
+    let root = system::workspace_root()?;
+    std::env::set_current_dir(&root)?;
+    match Cli::parse().command {
+        Commands::Run { system, gdb, timeout } => {
+            toolchain::ensure_rust_target()?;
+            toolchain::ensure_qemu()?;
+            let built = system::build(&system, system::Checks::None)?;
+            let mut extra_args = Vec::new();
+            if gdb {
+                eprintln!("xtask: QEMU waits for gdb: gdb-multiarch {} -ex 'target remote :1234'", built.kernel_elf.display());
+                extra_args.extend(["-s".to_string(), "-S".to_string()]);
+            }
+            let outcome = qemu::run(&built.run_config(
+                qemu::Console::Interactive,
+                timeout.map_or(Duration::MAX, Duration::from_secs),
+                extra_args,
+            ))?;
+            if let Some(failure) = outcome.failure() {
+                bail!("system {system}: {failure}");
+            }
+            Ok(())
+        }
+        Commands::Build { system } => {
+            toolchain::ensure_rust_target()?;
+            let built = system::build(&system, system::Checks::None)?;
+            println!("{}", built.image.display());
+            Ok(())
+        }
+        Commands::Test { systems } => {
+            toolchain::ensure_rust_target()?;
+            toolchain::ensure_qemu()?;
+            test(systems)
+        }
+    }
+}
+
+/// `cargo xtask test`: every check, then a closing `N passed, M failed` line.
+fn test(only: Vec<String>) -> Result<()> {
+    let started = Instant::now();
+    let mut passed = 0;
+    let mut failed = Vec::new();
+    if only.is_empty() {
+        for (name, args) in system::HOST_CHECKS {
+            eprintln!("xtask: {name}");
+            match system::cargo(args, &[]) {
+                Ok(()) => passed += 1,
+                Err(error) => failed.push(format!("{name}: {error:#}")),
+            }
+        }
+    }
+    let systems = if only.is_empty() { system::all_systems()? } else { only };
+    for name in systems {
+        eprintln!("xtask: system {name}");
+        let result = system::build(&name, system::Checks::Clippy).and_then(|built| {
+            let outcome = qemu::run(&built.run_config(
+                qemu::Console::Captured,
+                Duration::from_secs(built.timeout_seconds),
+                Vec::new(),
+            ))?;
+            match outcome.failure() {
+                Some(failure) => bail!("{failure}"),
+                None => Ok(()),
+            }
+        });
+        match result {
+            Ok(()) => passed += 1,
+            Err(error) => failed.push(format!("system {name}: {error:#}")),
+        }
+    }
+    eprintln!("xtask: finished in {:.0?}", started.elapsed());
+    for failure in &failed {
+        eprintln!("xtask: FAILED {failure}");
+    }
+    println!("{passed} passed, {} failed", failed.len());
+    if !failed.is_empty() {
+        bail!("{} check(s) failed", failed.len());
+    }
+    Ok(())
+}

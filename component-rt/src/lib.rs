@@ -1,0 +1,90 @@
+//! component-rt: what every EL0 component links: the entry point, a panic handler that
+//! stops the component (so the kernel reports it as a fault) and a `log` backend that
+//! prints through the kernel console.
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! include!(env!("HYP_CAPS"));
+//! component_rt::entry!(main);
+//! fn main() -> ! {
+//!     log::info!("hello");
+//!     loop { let (msg, badge) = ENDPOINT.recv().unwrap(); /* ... */ }
+//! }
+//! ```
+//!
+//! The kernel starts the thread at `_start` with SP_EL0 at the top of its stack; xtask
+//! links it with `component.ld` beside this file.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod line;
+
+pub use line::LineBuffer;
+
+/// Defines the component's `_start`, which installs the logger and calls `$main`
+/// (a `fn() -> !`).
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        /// Entry point: the kernel starts the component's thread here.
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = ".text._start")]
+        pub extern "C" fn _start() -> ! {
+            $crate::init();
+            let main: fn() -> ! = $main;
+            main()
+        }
+    };
+}
+
+#[cfg(target_os = "none")]
+mod target {
+    use super::LineBuffer;
+    use core::fmt::Write;
+
+    struct KernelConsole;
+
+    impl log::Log for KernelConsole {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+
+        fn log(&self, record: &log::Record) {
+            let mut line = LineBuffer::new();
+            // A line longer than the buffer is cut, never an error.
+            let _ = write!(line, "{:<5} {}", record.level(), record.args());
+            line.push_newline();
+            ipc::debug_write(line.as_bytes());
+        }
+
+        fn flush(&self) {}
+    }
+
+    static LOGGER: KernelConsole = KernelConsole;
+
+    /// Installs the logger; called by `_start`.
+    pub fn init() {
+        // Only `_start` calls this, once, so the logger cannot be set already.
+        let _ = log::set_logger(&LOGGER);
+        log::set_max_level(log::LevelFilter::Info);
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo) -> ! {
+        let mut line = LineBuffer::new();
+        let _ = write!(line, "panic: {info}");
+        line.push_newline();
+        ipc::debug_write(line.as_bytes());
+        // An undefined instruction stops this thread: the kernel reports the fault to the
+        // component's fault endpoint, which is how a supervisor learns of the panic.
+        loop {
+            // SAFETY: `udf` only raises an exception; it touches no memory or registers.
+            unsafe { core::arch::asm!("udf #0") };
+        }
+    }
+}
+
+#[cfg(target_os = "none")]
+pub use target::init;

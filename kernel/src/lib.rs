@@ -1,0 +1,63 @@
+//! kernel: the EL2 microkernel's architecture-independent core, tested on the host.
+//!
+//! The target binary (`main.rs` and `arch/`) is a thin shell: it saves a thread's
+//! registers into its [`UserContext`], takes the big kernel lock, calls one of the
+//! [`Kernel`] entry points, asks [`Kernel::schedule`] which thread runs next on this CPU,
+//! switches address space if needed, and restores that thread's context. Everything that
+//! touches hardware goes through the [`Platform`] trait, which tests fake.
+//!
+//! ```ignore
+//! let mut kernel = Kernel::new(&boot_info, &mut platform)?;
+//! kernel.handle_syscall(cpu, &mut platform);
+//! let next = kernel.schedule(cpu);
+//! ```
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod address;
+pub mod pagetable;
+
+// The object model, capability lookup, scheduler and syscalls (see `objects` module docs).
+mod objects;
+pub use objects::*;
+
+/// A thread's saved EL0 register state.
+///
+/// The exception vectors store and load this layout directly: keep the field order and
+/// offsets in step with `arch/vectors.rs`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserContext {
+    /// General registers x0..=x30.
+    pub x: [u64; 31],
+    /// SP_EL0.
+    pub sp_el0: u64,
+    /// Return address (ELR_EL2).
+    pub elr: u64,
+    /// Saved program status (SPSR_EL2).
+    pub spsr: u64,
+    /// TPIDR_EL0 (thread pointer, shared between EL0 components and guests).
+    pub tpidr_el0: u64,
+    /// TPIDRRO_EL0.
+    pub tpidrro_el0: u64,
+}
+
+/// SPSR value for a thread entering EL0 (EL0t, AArch64, DAIF clear).
+pub const SPSR_EL0T: u64 = 0;
+
+/// What the core needs from the machine. The target shell implements it on the real
+/// hardware; tests implement it with recorders.
+pub trait Platform {
+    /// Interrupt `cpu` so it re-runs the scheduler (an SGI on the target).
+    fn kick_cpu(&mut self, cpu: usize);
+    /// Lets the physical interrupt `intid` be delivered again (deactivates it).
+    fn irq_ack(&mut self, intid: u32);
+    /// Writes bytes to the kernel console.
+    fn console_write(&mut self, bytes: &[u8]);
+    /// The kernel-virtual address of the physical page `pa` (an IPC buffer).
+    fn phys_to_virt(&self, pa: u64) -> *mut u8;
+    /// Prints the result line with the boot-info nonce and powers the machine off.
+    /// The real platform does not return; a test platform records the status.
+    fn shutdown(&mut self, nonce: u64, status: u32);
+}

@@ -1,0 +1,362 @@
+//! Kernel objects, capabilities, the scheduler and the system calls.
+//!
+//! # Object model
+//!
+//! Every object is created once, by [`Kernel::new`], from the boot-info blob; nothing is
+//! created or destroyed at run time, and every table is a fixed array sized by the
+//! `bootinfo::MAX_*` constants (the kernel has no heap).
+//!
+//! - **Thread** (one per component): saved registers ([`UserContext`]), priority, the CPU
+//!   it is pinned to, an address space, an IPC buffer page, a capability table and a
+//!   fault endpoint. Its context starts at the entry point with the stack pointer at the
+//!   stack top and everything else zero.
+//! - **Endpoint**: a FIFO queue of blocked senders or of blocked receivers (never both).
+//!   A message is a [`ipc::MessageInfo`] (label, length), words 0-3 in `x2..=x5` and
+//!   words 4 and up in the IPC buffer, plus the badge of the sender's capability.
+//! - **Notification**: a word that `Signal` ORs badges into, and a FIFO queue of waiters.
+//! - **IRQ handler**: a physical interrupt that signals a notification with a badge. The
+//!   interrupt stays active (masked) in the GIC until the component invokes `IRQ_ACK`.
+//! - **Control**: the right to print the result line and power the machine off.
+//!
+//! A thread's capability table is its slice of `bootinfo::Cap` records, read-only, slot
+//! `i` at record `i`. Lookup errors: index out of range or empty slot
+//! [`ipc::Error::InvalidCapability`]; wrong kind [`ipc::Error::WrongObjectType`]; missing
+//! right [`ipc::Error::NoRights`]. An unknown system call or invocation label is
+//! [`ipc::Error::IllegalOperation`], a malformed `MessageInfo` or byte count
+//! [`ipc::Error::InvalidArgument`]. A failing call changes nothing but the caller's `x0`.
+//!
+//! # Thread states
+//!
+//! ```text
+//!            schedule               Send/Call, no receiver            receiver takes it
+//!   Ready <-----------> Running ------------------------> BlockedSend ----------------+
+//!     ^      preempt,     |  |  Recv, no sender                                       |
+//!     |   slice, Yield    |  +------------------------> BlockedRecv --- a message ---+|
+//!     |                   |  Call delivered (or taken by Recv)                      ||
+//!     |                   +---------------------------> BlockedReply -- Reply ----+ ||
+//!     |                   |  Wait on a zero word                                   | ||
+//!     |                   +---------------------------> BlockedWait -- Signal ---+ | ||
+//!     |                   |  fault                                               | | ||
+//!     |                   +---------------------------> Inactive (forever)       | | ||
+//!     +----------------------------------------------------------------------------+-+-++
+//! ```
+//!
+//! A Call that a receiver takes leaves the caller in `BlockedReply` and makes it the
+//! receiver's *reply target*: one implicit reply slot per thread, as in seL4 before MCS.
+//! `Reply` (or the reply half of `ReplyRecv`) delivers to it and empties the slot; a
+//! later `Recv` also empties it, which leaves a caller that was never answered blocked for
+//! good (as seL4 does when a reply capability is deleted).
+//!
+//! A faulting thread becomes `Inactive`. With a fault endpoint it first delivers one
+//! [`ipc::fault::COMPONENT_FAULT`] message (words ESR, FAR, PC, thread index) with its
+//! fault badge, queueing as a sender if nobody waits; it never becomes anybody's reply
+//! target, so a reply to a fault is answered with `NoReplyTarget`.
+//!
+//! # Scheduling
+//!
+//! Each CPU has 256 FIFO run queues (a higher priority number runs first) and a bitmap of
+//! the non-empty ones. A thread only runs on the CPU it is pinned to. The running thread
+//! is not in a run queue: when a higher priority becomes ready it goes back to the front
+//! of its queue; when its time slice ends ([`Kernel::timer_tick`]) or it yields, to the
+//! back. Operations set a per-CPU *reschedule* flag only when the choice may change (the
+//! current thread blocked, a thread of higher priority became ready, the slice ended), so
+//! [`Kernel::schedule`] is one test when nothing happened. Waking a thread on another CPU
+//! that should run there at once kicks that CPU, at most once per kernel entry.
+//!
+//! # The IPC fast path
+//!
+//! [`Kernel::handle_syscall`] first tries two direct hand-offs that skip the run queues:
+//!
+//! - `Call` on an endpoint whose first queued receiver is on the same CPU;
+//! - `ReplyRecv` whose reply target is on the same CPU, on an endpoint with no queued
+//!   sender;
+//!
+//! in both cases only if the woken thread's priority is above every ready thread's on the
+//! CPU and no reschedule is pending, exactly when the slow path followed by
+//! [`Kernel::schedule`] would pick the woken thread. It then copies the message, blocks
+//! the caller, and makes the woken thread current. Anything else (errors included) takes
+//! the slow path, which is the reference semantics: the tests run the same sequences with
+//! and without the fast path and compare every thread, queue and register.
+
+mod cap;
+mod console;
+mod endpoint;
+mod notification;
+mod queue;
+mod sched;
+mod syscall;
+#[cfg(test)]
+mod tests;
+
+use crate::address::Pa;
+use crate::{Platform, SPSR_EL0T, UserContext};
+use bootinfo::{BootInfo, MAX_CPUS, MAX_ENDPOINTS, MAX_IRQS, MAX_NOTIFICATIONS, MAX_THREADS, MAX_VSPACES};
+use console::DebugLine;
+use endpoint::{EndpointObject, PendingSend};
+use ipc::MessageInfo;
+use notification::NotificationObject;
+use queue::{Link, Links};
+use sched::Cpu;
+
+/// Index of a thread in boot-info order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadId(pub u16);
+
+/// Why boot-info could not be turned into objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootError {
+    /// The blob itself is malformed.
+    Parse(bootinfo::ParseError),
+    /// More objects of some kind (or CPUs) than the kernel has slots for.
+    TooManyObjects,
+    /// A record names an object, CPU or vspace that does not exist, a capability of an
+    /// unknown kind, or an IPC buffer that is not page aligned.
+    BadReference,
+}
+
+impl From<bootinfo::ParseError> for BootError {
+    fn from(error: bootinfo::ParseError) -> Self {
+        Self::Parse(error)
+    }
+}
+
+/// What a thread is doing; see the module documentation for the transitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ThreadState {
+    /// In its CPU's run queue.
+    Ready,
+    /// Its CPU's current thread.
+    Running,
+    /// Queued on an endpoint with a message (see [`Thread::pending`]).
+    BlockedSend(u32),
+    /// Queued on an endpoint, waiting for a message.
+    BlockedRecv(u32),
+    /// Sent a Call that was received; waits for the receiver's reply.
+    BlockedReply,
+    /// Queued on a notification, waiting for a non-zero word.
+    BlockedWait(u32),
+    /// Stopped by a fault; never runs again.
+    Inactive,
+}
+
+/// A thread control block.
+struct Thread<'a> {
+    /// Registers saved on kernel entry and restored on exit.
+    context: UserContext,
+    /// Name from the manifest, for console lines.
+    name: &'a str,
+    /// Capability table: slot `i` is `caps[i]`.
+    caps: &'a [bootinfo::Cap],
+    /// Physical address of the IPC buffer page.
+    ipc_buffer: Pa,
+    /// Index of its address space.
+    vspace: u32,
+    priority: u8,
+    cpu: u8,
+    state: ThreadState,
+    /// The caller this thread owes a reply, if any.
+    reply_target: Link,
+    /// The message of a `BlockedSend` thread.
+    pending: PendingSend,
+    /// Endpoint for fault messages, or `bootinfo::NONE`.
+    fault_endpoint: u32,
+    /// Badge on fault messages.
+    fault_badge: u64,
+    /// `DebugWrite` bytes of an unfinished line.
+    debug_line: DebugLine,
+}
+
+impl Thread<'_> {
+    /// An unused slot (past the last boot-info thread).
+    const UNUSED: Thread<'static> = Thread {
+        context: UserContext {
+            x: [0; 31],
+            sp_el0: 0,
+            elr: 0,
+            spsr: SPSR_EL0T,
+            tpidr_el0: 0,
+            tpidrro_el0: 0,
+        },
+        name: "",
+        caps: &[],
+        ipc_buffer: Pa(0),
+        vspace: 0,
+        priority: 0,
+        cpu: 0,
+        state: ThreadState::Inactive,
+        reply_target: Link::NONE,
+        pending: PendingSend::NONE,
+        fault_endpoint: bootinfo::NONE,
+        fault_badge: 0,
+        debug_line: DebugLine::EMPTY,
+    };
+}
+
+/// All kernel objects. Lives in one static behind the big kernel lock; it must not move
+/// once [`Kernel::context_ptr`] has been handed out.
+pub struct Kernel<'a> {
+    /// Per-run value for the result line.
+    nonce: u64,
+    threads: [Thread<'a>; MAX_THREADS],
+    /// Queue links of the threads (run, endpoint and notification queues).
+    links: Links,
+    endpoints: [EndpointObject; MAX_ENDPOINTS],
+    notifications: [NotificationObject; MAX_NOTIFICATIONS],
+    irqs: &'a [bootinfo::Irq],
+    cpus: [Cpu; MAX_CPUS],
+    /// CPUs to kick when the current kernel entry ends (bit `n` = CPU `n`).
+    pending_kicks: u32,
+}
+
+const _: () = assert!(MAX_CPUS <= u32::BITS as usize);
+
+/// The shell keeps the kernel in a static shared by every CPU.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Kernel<'static>>();
+};
+
+/// Fails with [`BootError::BadReference`] unless `condition` holds.
+fn require(condition: bool) -> Result<(), BootError> {
+    if condition { Ok(()) } else { Err(BootError::BadReference) }
+}
+
+/// Checks that every capability names an existing object of its kind.
+fn validate_caps(caps: &[bootinfo::Cap], endpoints: usize, notifications: usize, irqs: usize) -> Result<(), BootError> {
+    use bootinfo::cap_kind;
+    caps.iter().try_for_each(|cap| {
+        let object = cap.object as usize;
+        require(match cap.kind {
+            cap_kind::NULL | cap_kind::CONTROL => true,
+            cap_kind::ENDPOINT => object < endpoints,
+            cap_kind::NOTIFICATION => object < notifications,
+            cap_kind::IRQ_HANDLER => object < irqs,
+            _ => false,
+        })
+    })
+}
+
+impl<'a> Kernel<'a> {
+    /// Creates every object from boot-info; every thread starts ready on its CPU, in
+    /// boot-info order within a priority.
+    pub fn new(boot: BootInfo<'a>) -> Result<Self, BootError> {
+        let header = boot.header();
+        let tcbs = boot.tcbs()?;
+        let endpoints = boot.endpoints()?.len();
+        let notifications = boot.notifications()?.len();
+        let vspaces = boot.vspaces()?.len();
+        let irqs = boot.irqs()?;
+        let cpu_count = header.cpu_count as usize;
+        if tcbs.len() > MAX_THREADS
+            || endpoints > MAX_ENDPOINTS
+            || notifications > MAX_NOTIFICATIONS
+            || vspaces > MAX_VSPACES
+            || irqs.len() > MAX_IRQS
+            || cpu_count > MAX_CPUS
+        {
+            return Err(BootError::TooManyObjects);
+        }
+        for irq in irqs {
+            require((irq.notification as usize) < notifications && usize::from(irq.cpu) < cpu_count)?;
+        }
+
+        let mut kernel = Kernel {
+            nonce: header.nonce,
+            threads: [Thread::UNUSED; MAX_THREADS],
+            links: [Link::NONE; MAX_THREADS],
+            endpoints: [EndpointObject::EMPTY; MAX_ENDPOINTS],
+            notifications: [NotificationObject::EMPTY; MAX_NOTIFICATIONS],
+            irqs,
+            cpus: [Cpu::IDLE; MAX_CPUS],
+            pending_kicks: 0,
+        };
+        for (index, tcb) in tcbs.iter().enumerate() {
+            let caps = boot.caps(tcb.caps)?;
+            validate_caps(caps, endpoints, notifications, irqs.len())?;
+            require(usize::from(tcb.cpu) < cpu_count && (tcb.vspace as usize) < vspaces)?;
+            require(tcb.fault_endpoint == bootinfo::NONE || (tcb.fault_endpoint as usize) < endpoints)?;
+            require(Pa(tcb.ipc_buffer).is_page_aligned())?;
+            let context = UserContext { elr: tcb.entry, sp_el0: tcb.stack_top, ..Thread::UNUSED.context };
+            kernel.threads[index] = Thread {
+                context,
+                name: boot.string(tcb.name)?,
+                caps,
+                ipc_buffer: Pa(tcb.ipc_buffer),
+                vspace: tcb.vspace,
+                priority: tcb.priority,
+                cpu: tcb.cpu,
+                fault_endpoint: tcb.fault_endpoint,
+                fault_badge: tcb.fault_badge,
+                ..Thread::UNUSED
+            };
+            kernel.enqueue_ready_back(index);
+        }
+        for cpu in &mut kernel.cpus[..cpu_count] {
+            cpu.request_reschedule();
+        }
+        Ok(kernel)
+    }
+
+    /// The thread currently chosen to run on `cpu`, if any.
+    pub fn current(&self, cpu: usize) -> Option<ThreadId> {
+        self.cpus[cpu].current().map(thread_id)
+    }
+
+    /// A stable pointer to a thread's saved registers (the vectors save and load it directly).
+    pub fn context_ptr(&mut self, thread: ThreadId) -> *mut UserContext {
+        &raw mut self.threads[usize::from(thread.0)].context
+    }
+
+    /// Index of the thread's address space in boot-info.
+    pub fn vspace_of(&self, thread: ThreadId) -> u32 {
+        self.threads[usize::from(thread.0)].vspace
+    }
+
+    /// The current thread of `cpu` executed `svc #0`; its context holds the arguments and
+    /// receives the results (or the thread blocks).
+    pub fn handle_syscall(&mut self, cpu: usize, platform: &mut impl Platform) {
+        let Some(caller) = self.cpus[cpu].current() else { return };
+        if !self.fast_path(cpu, caller, platform) {
+            self.slow_path(cpu, caller, platform);
+        }
+    }
+
+    /// The current thread of `cpu` took a synchronous exception other than `svc`: it stops
+    /// for good, the console says so, and its fault endpoint (if any) gets a message.
+    pub fn handle_fault(&mut self, cpu: usize, esr: u64, far: u64, platform: &mut impl Platform) {
+        let Some(thread) = self.cpus[cpu].current() else { return };
+        self.fault(cpu, thread, esr, far, platform);
+        self.flush_kicks(platform);
+    }
+
+    /// Physical interrupt `intid` (an SPI owned by an IRQ handler) fired on the CPU it is
+    /// routed to (`bootinfo::Irq::cpu`): its notification is signalled with its badge.
+    /// Interrupts without a handler are ignored.
+    pub fn handle_irq(&mut self, intid: u32, platform: &mut impl Platform) {
+        let Some(irq) = self.irqs.iter().find(|irq| irq.intid == intid) else { return };
+        self.signal(usize::from(irq.cpu), irq.notification as usize, irq.badge);
+        self.flush_kicks(platform);
+    }
+
+    /// Kicks the CPUs that operations of this kernel entry asked to reschedule.
+    fn flush_kicks(&mut self, platform: &mut impl Platform) {
+        let mut kicks = core::mem::take(&mut self.pending_kicks);
+        while kicks != 0 {
+            platform.kick_cpu(kicks.trailing_zeros() as usize);
+            kicks &= kicks - 1;
+        }
+    }
+}
+
+/// The public name of thread slot `index` (always below `MAX_THREADS`).
+fn thread_id(index: usize) -> ThreadId {
+    ThreadId(index as u16)
+}
+
+/// Registers of a successful call that returns no message: `x0` = 0, an empty
+/// `MessageInfo` in `x1`, and `badge` in `x6`.
+fn return_empty(context: &mut UserContext, badge: u64) {
+    context.x[0] = 0;
+    context.x[1] = MessageInfo::default().raw();
+    context.x[6] = badge;
+}

@@ -1,0 +1,124 @@
+//! Intrusive FIFO queues of threads, linked through one next-link per thread.
+//!
+//! A thread is in at most one queue at a time (a run queue when ready, an endpoint or
+//! notification queue when blocked), so one link per thread serves them all. Threads
+//! only ever leave a queue at its front.
+
+use bootinfo::MAX_THREADS;
+
+const _: () = assert!(MAX_THREADS < u8::MAX as usize);
+
+/// A thread index or none, in one byte so that per-priority queue heads stay small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Link(u8);
+
+impl Link {
+    /// No thread.
+    pub(super) const NONE: Self = Self(u8::MAX);
+
+    /// A link to thread slot `index` (below `MAX_THREADS`).
+    pub(super) const fn to(index: usize) -> Self {
+        Self(index as u8)
+    }
+
+    /// The thread slot, if any.
+    pub(super) const fn get(self) -> Option<usize> {
+        if self.0 == Self::NONE.0 { None } else { Some(self.0 as usize) }
+    }
+
+    /// The thread slot, leaving this link empty.
+    pub(super) fn take(&mut self) -> Option<usize> {
+        core::mem::replace(self, Self::NONE).get()
+    }
+}
+
+/// The next-link of every thread.
+pub(super) type Links = [Link; MAX_THREADS];
+
+/// A FIFO queue of threads.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Queue {
+    head: Link,
+    tail: Link,
+}
+
+impl Queue {
+    /// A queue with nobody in it.
+    pub(super) const EMPTY: Self = Self { head: Link::NONE, tail: Link::NONE };
+
+    /// Whether nobody is queued.
+    pub(super) const fn is_empty(&self) -> bool {
+        self.head.get().is_none()
+    }
+
+    /// The first thread, without removing it.
+    pub(super) const fn front(&self) -> Option<usize> {
+        self.head.get()
+    }
+
+    /// Appends `thread` (which must not be in any queue).
+    pub(super) fn push_back(&mut self, links: &mut Links, thread: usize) {
+        links[thread] = Link::NONE;
+        match self.tail.get() {
+            Some(tail) => links[tail] = Link::to(thread),
+            None => self.head = Link::to(thread),
+        }
+        self.tail = Link::to(thread);
+    }
+
+    /// Prepends `thread` (which must not be in any queue).
+    pub(super) fn push_front(&mut self, links: &mut Links, thread: usize) {
+        links[thread] = self.head;
+        if self.head.get().is_none() {
+            self.tail = Link::to(thread);
+        }
+        self.head = Link::to(thread);
+    }
+
+    /// Removes and returns the first thread.
+    pub(super) fn pop_front(&mut self, links: &mut Links) -> Option<usize> {
+        let head = self.head.get()?;
+        // The dequeued thread keeps no stale link.
+        self.head = core::mem::replace(&mut links[head], Link::NONE);
+        if self.head.get().is_none() {
+            self.tail = Link::NONE;
+        }
+        Some(head)
+    }
+
+    /// The queued threads, first to last.
+    #[cfg(test)]
+    pub(super) fn iter<'q>(&self, links: &'q Links) -> impl Iterator<Item = usize> + 'q {
+        core::iter::successors(self.head.get(), move |&thread| links[thread].get())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_is_fifo_and_push_front_jumps_the_line() {
+        let mut links = [Link::NONE; MAX_THREADS];
+        let mut queue = Queue::EMPTY;
+        assert!(queue.is_empty());
+        queue.push_back(&mut links, 3);
+        queue.push_back(&mut links, 1);
+        queue.push_front(&mut links, 7);
+        queue.push_back(&mut links, 0);
+        assert_eq!(queue.iter(&links).collect::<Vec<_>>(), [7, 3, 1, 0]);
+        assert_eq!(queue.front(), Some(7));
+        assert_eq!(queue.pop_front(&mut links), Some(7));
+        assert_eq!(queue.pop_front(&mut links), Some(3));
+        assert_eq!(queue.pop_front(&mut links), Some(1));
+        queue.push_back(&mut links, 5);
+        assert_eq!(queue.pop_front(&mut links), Some(0));
+        assert_eq!(queue.pop_front(&mut links), Some(5));
+        assert_eq!(queue.pop_front(&mut links), None);
+        assert!(queue.is_empty());
+        queue.push_front(&mut links, 2);
+        queue.push_back(&mut links, 4);
+        assert_eq!(queue.iter(&links).collect::<Vec<_>>(), [2, 4]);
+        assert!(links.iter().enumerate().all(|(i, link)| i == 2 || *link == Link::NONE));
+    }
+}

@@ -1,0 +1,1 @@
+//! Page-table construction (to be written).

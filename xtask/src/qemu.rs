@@ -1,0 +1,171 @@
+//! Runs an image in QEMU with a timeout and reads the kernel's nonce-tagged result line.
+//!
+//! A run passes only on `[kernel] result nonce=<nonce> status=0` with this run's nonce:
+//! the nonce lives in boot-info, which only the kernel reads, so a component or guest
+//! printing the same words cannot forge a pass. Semihosting is never enabled: it would let
+//! a guest end the run with any status.
+
+use crate::toolchain::QEMU;
+use anyhow::{Context, Result};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How the console is wired.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Console {
+    /// Serial on this terminal, input from stdin (`cargo xtask run`).
+    Interactive,
+    /// Serial captured, no input, echoed as it arrives (`cargo xtask test`).
+    Captured,
+}
+
+/// What to boot and how.
+pub struct RunConfig<'a> {
+    /// The assembled ELF.
+    pub image: &'a Path,
+    /// Physical CPUs.
+    pub cpus: u32,
+    /// RAM in MiB.
+    pub memory_mib: u64,
+    /// The nonce placed in this image's boot-info.
+    pub nonce: u64,
+    /// Kill QEMU after this long.
+    pub timeout: Duration,
+    /// Console wiring.
+    pub console: Console,
+    /// Extra QEMU arguments (e.g. `-icount`, `-s -S`).
+    pub extra_args: Vec<String>,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Status from the kernel's result line carrying this run's nonce, if one was printed.
+    pub status: Option<u32>,
+    /// Whether QEMU had to be killed at the timeout.
+    pub timed_out: bool,
+    /// Everything the serial console printed.
+    pub output: String,
+}
+
+impl Outcome {
+    /// A one-line explanation of a run that did not pass.
+    pub fn failure(&self) -> Option<String> {
+        match (self.status, self.timed_out) {
+            (Some(0), _) => None,
+            (Some(status), _) => Some(format!("the system reported failure status {status}")),
+            (None, true) => Some("timed out without a result line from the kernel".into()),
+            (None, false) => Some("QEMU exited without a result line from the kernel".into()),
+        }
+    }
+}
+
+/// Boots `config.image` and waits for QEMU to exit or the timeout.
+pub fn run(config: &RunConfig) -> Result<Outcome> {
+    let mut command = Command::new(QEMU);
+    command.args(["-M", "virt,virtualization=on,gic-version=3", "-cpu", "max"]);
+    command.args(["-smp", &config.cpus.to_string(), "-m", &format!("{}M", config.memory_mib)]);
+    // A reset (PSCI SYSTEM_RESET from the kernel) ends the run instead of rebooting.
+    command.arg("-no-reboot");
+    command.arg("-kernel").arg(config.image);
+    match config.console {
+        Console::Interactive => {
+            command.arg("-nographic");
+            command.stdin(Stdio::inherit());
+        }
+        Console::Captured => {
+            command.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
+            command.stdin(Stdio::null());
+        }
+    }
+    command.args(&config.extra_args);
+    command.stdout(Stdio::piped());
+    let mut child = command.spawn().with_context(|| format!("starting {QEMU}"))?;
+
+    let mut stdout = child.stdout.take().context("QEMU stdout")?;
+    let (sender, receiver) = mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 || sender.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+
+    let started = Instant::now();
+    let mut output = Vec::new();
+    let mut timed_out = false;
+    let mut terminal = std::io::stdout();
+    loop {
+        while let Ok(bytes) = receiver.try_recv() {
+            terminal.write_all(&bytes)?;
+            terminal.flush()?;
+            output.extend_from_slice(&bytes);
+        }
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        if started.elapsed() > config.timeout {
+            timed_out = true;
+            child.kill().context("killing QEMU")?;
+            child.wait()?;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reader.join().ok();
+    for bytes in receiver.try_iter() {
+        terminal.write_all(&bytes)?;
+        output.extend_from_slice(&bytes);
+    }
+    let output = String::from_utf8_lossy(&output).replace('\r', "");
+    Ok(Outcome { status: result_status(&output, config.nonce), timed_out, output })
+}
+
+/// Finds the result line tagged with `nonce`; lines with another nonce are not the kernel's.
+pub fn result_status(output: &str, nonce: u64) -> Option<u32> {
+    let expected = format!("[kernel] result nonce={nonce:016x} status=");
+    output.lines().find_map(|line| line.strip_prefix(&expected)?.trim().parse().ok())
+}
+
+/// A fresh value per run, so that no earlier output can pass for this run's result.
+pub fn new_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_line_with_this_runs_nonce_counts() {
+        let output = "[client] [kernel] result nonce=00000000000000ff status=0\n\
+                      [kernel] result nonce=0000000000000001 status=0\n\
+                      [kernel] result nonce=00000000000000ff status=3\n";
+        assert_eq!(result_status(output, 0xff), Some(3));
+        assert_eq!(result_status(output, 0x1), Some(0));
+        assert_eq!(result_status(output, 0x2), None);
+    }
+
+    #[test]
+    fn nonces_differ_between_runs() {
+        assert_ne!(new_nonce(), new_nonce());
+    }
+
+    #[test]
+    fn failure_explains_each_way_a_run_ends() {
+        let outcome = |status, timed_out| Outcome { status, timed_out, output: String::new() };
+        assert_eq!(outcome(Some(0), false).failure(), None);
+        assert!(outcome(Some(2), false).failure().unwrap().contains("status 2"));
+        assert!(outcome(None, true).failure().unwrap().contains("timed out"));
+        assert!(outcome(None, false).failure().unwrap().contains("exited"));
+    }
+}

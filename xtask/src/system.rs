@@ -1,0 +1,197 @@
+//! Builds one system: its components (each with its generated capability constants), the
+//! kernel, the boot-info blob, and the image that joins them.
+
+use crate::image::{self, KernelImage, LoadSegment};
+use crate::toolchain::TARGET;
+use crate::{codegen, layout, manifest, qemu};
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Host-side checks of `cargo xtask test`, in order: (name, cargo arguments).
+pub const HOST_CHECKS: &[(&str, &[&str])] = &[
+    ("format check", &["fmt", "--all", "--", "--check"]),
+    ("clippy (host)", &["clippy", "--all-targets", "--", "-D", "warnings"]),
+    (
+        "clippy (target)",
+        &[
+            "clippy", "--release", "--target", TARGET, "-p", "kernel", "-p", "ipc", "-p", "bootinfo", "-p",
+            "component-rt", "--", "-D", "warnings",
+        ],
+    ),
+    ("host unit tests", &["test"]),
+];
+
+/// Extra work while building components.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    /// Build only.
+    None,
+    /// Also run clippy with `-D warnings` on each component (for `cargo xtask test`).
+    Clippy,
+}
+
+/// A built system, ready to boot.
+pub struct Built {
+    /// The assembled ELF.
+    pub image: PathBuf,
+    /// The kernel ELF, for debuggers.
+    pub kernel_elf: PathBuf,
+    /// Nonce in this image's boot-info.
+    pub nonce: u64,
+    /// Physical CPUs.
+    pub cpus: u32,
+    /// RAM in MiB.
+    pub memory_mib: u64,
+    /// Test timeout from the manifest.
+    pub timeout_seconds: u64,
+}
+
+impl Built {
+    /// QEMU settings for this system.
+    pub fn run_config(&self, console: qemu::Console, timeout: Duration, extra_args: Vec<String>) -> qemu::RunConfig<'_> {
+        qemu::RunConfig {
+            image: &self.image,
+            cpus: self.cpus,
+            memory_mib: self.memory_mib,
+            nonce: self.nonce,
+            timeout,
+            console,
+            extra_args,
+        }
+    }
+}
+
+/// The directory holding the workspace's Cargo.toml (xtask runs from anywhere inside).
+pub fn workspace_root() -> Result<PathBuf> {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().map(Path::to_path_buf).context("xtask has no parent directory")
+}
+
+/// Every system under `images/`, sorted.
+pub fn all_systems() -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir("images").context("reading images/")? {
+        let entry = entry?;
+        if entry.path().join("system.toml").is_file() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Runs cargo with `args` (and `envs`) in the workspace, failing on a non-zero exit.
+pub fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
+    let status = Command::new(env!("CARGO"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .status()
+        .with_context(|| format!("running cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Builds system `name` from `images/<name>/system.toml`.
+pub fn build(name: &str, checks: Checks) -> Result<Built> {
+    let manifest_path = PathBuf::from("images").join(name).join("system.toml");
+    if !manifest_path.is_file() {
+        bail!("no system named {name:?}: {} does not exist (systems: {})", manifest_path.display(), all_systems()?.join(", "));
+    }
+    let system = manifest::load(&manifest_path)?;
+    let out_dir = std::fs::canonicalize(".")?.join("target").join("systems").join(name);
+    let components = build_components(&system, &out_dir, checks)?;
+
+    cargo(&["build", "--release", "--target", TARGET, "-p", "kernel"], &[])?;
+    let kernel_elf = PathBuf::from("target").join(TARGET).join("release").join("kernel");
+    let kernel = KernelImage::parse(&std::fs::read(&kernel_elf).context("reading the kernel ELF")?)?;
+
+    let nonce = qemu::new_nonce();
+    let layout = layout::build(&system, kernel.end_pa(), &components, nonce)?;
+    let mut segments = kernel.segments.clone();
+    segments.push(LoadSegment {
+        pa: layout.blob_pa,
+        va: layout.blob_pa,
+        mem_size: layout.blob.len() as u64,
+        data: layout.blob,
+        flags: object::elf::PF_R,
+    });
+    for segment in layout.segments {
+        segments.push(LoadSegment {
+            pa: segment.pa,
+            va: segment.pa,
+            mem_size: segment.data.len() as u64,
+            data: segment.data,
+            flags: object::elf::PF_R,
+        });
+    }
+    let image_path = out_dir.join(format!("{name}.elf"));
+    std::fs::write(&image_path, image::write_elf(kernel.entry, &segments)?)
+        .with_context(|| format!("writing {}", image_path.display()))?;
+    Ok(Built {
+        image: image_path,
+        kernel_elf,
+        nonce,
+        cpus: system.cpus,
+        memory_mib: system.memory >> 20,
+        timeout_seconds: system.timeout_seconds,
+    })
+}
+
+/// Builds every component crate with its generated capability constants; returns each
+/// component's name and ELF bytes. Instances of one crate must share one capability layout
+/// (their constants are the same source), so each crate builds once per system.
+fn build_components(system: &manifest::System, out_dir: &Path, checks: Checks) -> Result<Vec<(String, Vec<u8>)>> {
+    let caps_dir = out_dir.join("caps");
+    std::fs::create_dir_all(&caps_dir)?;
+    let linker_script = std::fs::canonicalize("component-rt/component.ld")?;
+    let rustflags = format!("-C link-arg=-T{} -C force-frame-pointers=yes", linker_script.display());
+    let target_dir = out_dir.join("cargo");
+    let target_dir = target_dir.to_str().context("non-UTF-8 target path")?;
+
+    let mut sources: BTreeMap<&str, (String, &str)> = BTreeMap::new();
+    for component in &system.components {
+        let source = codegen::caps_source(system, component);
+        if let Some((earlier, first)) = sources.get(component.crate_name.as_str()) {
+            if *earlier != source {
+                bail!(
+                    "components {first:?} and {:?} use crate {:?} with different capability slots: give \
+                     them the same caps in the same order",
+                    component.name,
+                    component.crate_name
+                );
+            }
+            continue;
+        }
+        sources.insert(&component.crate_name, (source, &component.name));
+    }
+
+    let mut elves = BTreeMap::new();
+    for (crate_name, (source, _)) in &sources {
+        let caps_path = caps_dir.join(format!("{crate_name}.rs"));
+        // Rewriting an unchanged file would make cargo rebuild the crate.
+        if std::fs::read_to_string(&caps_path).ok().as_deref() != Some(source.as_str()) {
+            std::fs::write(&caps_path, source)?;
+        }
+        let caps = caps_path.to_str().context("non-UTF-8 path")?;
+        let envs = [("HYP_CAPS", caps), ("RUSTFLAGS", rustflags.as_str())];
+        let common = ["--release", "--target", TARGET, "--target-dir", target_dir, "-p", crate_name];
+        if checks == Checks::Clippy {
+            let mut args = vec!["clippy"];
+            args.extend(common);
+            args.extend(["--", "-D", "warnings"]);
+            cargo(&args, &envs)?;
+        }
+        let mut args = vec!["build"];
+        args.extend(common);
+        cargo(&args, &envs)?;
+        let elf_path = out_dir.join("cargo").join(TARGET).join("release").join(crate_name);
+        let elf = std::fs::read(&elf_path).with_context(|| format!("reading {}", elf_path.display()))?;
+        elves.insert(crate_name.to_string(), elf);
+    }
+    Ok(system.components.iter().map(|component| (component.name.clone(), elves[&component.crate_name].clone())).collect())
+}
