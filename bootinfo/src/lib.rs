@@ -1,9 +1,9 @@
 //! bootinfo: the blob that `cargo xtask` generates from a system manifest and the kernel
 //! reads once at boot to create every object. There is no other configuration channel.
 //!
-//! Layout: a [`Header`] at offset 0, then tables of fixed-size `#[repr(C)]` records that
+//! Layout: a [`Header`] at offset 0, the string area, then tables of fixed-size `#[repr(C)]` records that
 //! the header locates with [`Table`]s (byte offset from the blob start and record count),
-//! then a string area, then page-aligned component segments. Every record derives
+//! Component segments are separate pieces of the image. Every record derives
 //! zerocopy's traits, so the writer is `IntoBytes` and the reader `FromBytes` with no
 //! parsing code:
 //!
@@ -74,7 +74,7 @@ pub struct StrRef {
 pub struct Header {
     /// [`MAGIC`].
     pub magic: u64,
-    /// Size of the whole blob in bytes, segments included.
+    /// Size of the whole blob in bytes.
     pub total_size: u64,
     /// Per-run value printed in the kernel's result line, so output that merely
     /// imitates the line cannot pass a test.
@@ -90,6 +90,10 @@ pub struct Header {
     pub cpu_count: u32,
     /// Round-robin time slice in microseconds.
     pub timeslice_us: u32,
+    /// [`header_flags`] bits.
+    pub flags: u32,
+    /// Padding.
+    pub _reserved: u32,
     /// System name, for the boot banner.
     pub name: StrRef,
     /// [`Tcb`] records.
@@ -108,6 +112,14 @@ pub struct Header {
     pub irqs: Table,
     /// [`Range`] records: physical memory the kernel zeroes before anything runs.
     pub zero_ranges: Table,
+}
+
+/// System-wide options ([`Header::flags`]).
+pub mod header_flags {
+    /// Benchmark systems only: PMU event counter 0 counts retired instructions at EL0 and
+    /// EL2, and EL0 may read it (PMUSERENR_EL0.ER). Off otherwise: the counters would let
+    /// components observe each other.
+    pub const PMU_FOR_COMPONENTS: u32 = 1;
 }
 
 /// A thread (a component's one thread), created runnable at boot.

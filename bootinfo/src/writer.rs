@@ -81,8 +81,7 @@ impl Builder {
 
     /// Lays out the blob and returns its bytes.
     pub fn finish(mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.resize(core::mem::size_of::<Header>(), 0);
+        let mut out = alloc::vec![0; core::mem::size_of::<Header>()];
         out.extend_from_slice(&self.strings);
 
         fn place<T: IntoBytes + zerocopy::Immutable>(out: &mut Vec<u8>, records: &[T]) -> Table {

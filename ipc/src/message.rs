@@ -228,7 +228,7 @@ pub struct Message {
 impl Message {
     /// An empty message with `label`.
     pub const fn new(label: Label) -> Self {
-        Self { info: MessageInfo(((label.0 as u64) << 32) | 0), words: [0; MAX_WORDS] }
+        Self { info: MessageInfo((label.0 as u64) << 32), words: [0; MAX_WORDS] }
     }
 
     /// This message with `words` as its body; panics if more than [`MAX_WORDS`].

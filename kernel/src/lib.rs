@@ -7,7 +7,7 @@
 //! touches hardware goes through the [`Platform`] trait, which tests fake.
 //!
 //! ```ignore
-//! let mut kernel = Kernel::new(&boot_info, &mut platform)?;
+//! let mut kernel = Kernel::new(boot_info)?;
 //! kernel.handle_syscall(cpu, &mut platform);
 //! let next = kernel.schedule(cpu);
 //! ```

@@ -1,5 +1,497 @@
-//! The kernel binary (to be written).
+//! The EL2 microkernel for QEMU `virt` (GICv3, VHE): boots every CPU, builds the
+//! components' address spaces from the boot-info blob, creates the [`kernel::Kernel`]
+//! and runs it behind one big lock.
+//!
+//! Boot, on CPU 0 (`arch::boot` has the assembly that comes first):
+//! 1. read and check the blob that QEMU loaded at `bootinfo::blob_address(kernel end)`;
+//! 2. zero the blob's `zero_ranges`;
+//! 3. replace the boot tables with the final kernel map, then build one stage-1 table
+//!    per vspace, all from frames taken upward from `free_base`;
+//! 4. create the `Kernel`, route the IRQ handlers' SPIs, start the other CPUs by PSCI;
+//! 5. every CPU: redistributor, CPU interface, tick, then the scheduler.
+//!
+//! Physical memory (QEMU `virt` with 1 GiB at 0x4000_0000):
+//!
+//! | range | contents |
+//! |---|---|
+//! | 0x0800_0000 | GICD (64 KiB); GICR from 0x080A_0000, 128 KiB per CPU |
+//! | 0x0900_0000 | PL011 UART |
+//! | 0x4000_0000 | QEMU's device tree (unused) |
+//! | 0x4010_0000 | kernel image (`kernel.ld`), `.bss` and stacks up to `__kernel_end_phys` |
+//! | next 2 MiB boundary | boot-info blob, then the regions xtask placed |
+//! | `free_base` .. end of RAM | translation tables |
+//!
+//! The kernel sees all of physical 0..4 GiB at `KERNEL_BASE + PA` (TTBR1_EL2).
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(target_os = "none")]
+mod arch;
+
+/// Host builds (for the library's tests) have nothing to run.
 #[cfg(not(target_os = "none"))]
 fn main() {}
+
+#[cfg(target_os = "none")]
+pub(crate) use el2::{kernel_exception, lower_irq, lower_serror, lower_sync, primary_main, secondary_main};
+
+/// The kernel program proper (bare-metal target only).
+#[cfg(target_os = "none")]
+mod el2 {
+    use crate::arch::boot::{PER_CPU, PerCpu, secondary_entry};
+    use crate::arch::console::{self, kprintln};
+    use crate::arch::memory::{self, BootFrames, KernelImage, RAM_START};
+    use crate::arch::vectors::{KERNEL_EXCEPTION_KINDS, exit_to_user};
+    use crate::arch::{gic, psci, timer};
+    use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, Readable};
+    use bootinfo::{BootInfo, Header, MAX_CPUS, MAX_VSPACES, ParseError};
+    use core::fmt;
+    use kernel::address::{KERNEL_BASE, LINEAR_MAP_SIZE, Pa, Va};
+    use kernel::pagetable::{LeafAttributes, MapError, PageTable};
+    use kernel::{BootError, Kernel, Platform, ThreadId, UserContext};
+    use spin::MutexGuard;
+
+    /// The big kernel lock: every kernel object, and the machine state the kernel's
+    /// operations need. Lock order: this lock first, then `arch::console::CONSOLE`.
+    static KERNEL: spin::Mutex<Option<System>> = spin::Mutex::new(None);
+
+    /// What the big kernel lock protects.
+    struct System {
+        kernel: Kernel<'static>,
+        machine: Machine,
+    }
+
+    /// The hardware side of the kernel: the [`Platform`] it calls, and what the trap
+    /// paths need to resume a thread.
+    struct Machine {
+        /// Number of CPUs started.
+        cpu_count: usize,
+        /// MPIDR affinity of each CPU (index 0 boots).
+        affinity: [u64; MAX_CPUS],
+        /// TTBR0_EL2 value (table root | ASID << 48) of each vspace.
+        vspace_ttbr0: [u64; MAX_VSPACES],
+        /// Length of a time slice in counter ticks.
+        timeslice_ticks: u64,
+    }
+
+    impl Platform for Machine {
+        fn kick_cpu(&mut self, cpu: usize) {
+            if cpu < self.cpu_count {
+                gic::send_sgi(self.affinity[cpu], gic::RESCHEDULE_SGI);
+            }
+        }
+
+        fn irq_ack(&mut self, intid: u32) {
+            gic::deactivate_spi(intid);
+        }
+
+        fn console_write(&mut self, bytes: &[u8]) {
+            console::CONSOLE.lock().write_bytes(bytes);
+        }
+
+        fn phys_to_virt(&self, pa: u64) -> *mut u8 {
+            Pa(pa).to_kernel_va().0 as *mut u8
+        }
+
+        fn shutdown(&mut self, nonce: u64, status: u32) {
+            kprintln!("result nonce={nonce:016x} status={status}");
+            psci::system_off()
+        }
+    }
+
+    /// Why the machine could not boot.
+    enum BootFailure {
+        Blob { address: u64, error: ParseError },
+        Layout(&'static str),
+        Cpus { requested: u32, available: usize },
+        ZeroRange(usize),
+        IpcBuffer(usize),
+        Asid(usize),
+        Mapping { vspace: usize, mapping: usize, error: MapError },
+        ReservedMapping { vspace: usize, mapping: usize },
+        KernelMap(MapError),
+        Irq(usize),
+        Kernel(BootError),
+        CpuOn { cpu: usize, error: i64 },
+    }
+
+    impl fmt::Display for BootFailure {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Self::Blob { address, error } => write!(f, "bad boot-info blob at {address:#x}: {error:?}"),
+                Self::Layout(what) => write!(f, "bad memory layout in boot-info: {what}"),
+                Self::Cpus { requested, available } => {
+                    write!(f, "boot-info asks for {requested} CPUs; this machine has {available}")
+                }
+                Self::ZeroRange(index) => write!(f, "zero range {index} is not free RAM"),
+                Self::IpcBuffer(index) => write!(f, "thread {index}'s IPC buffer is not free RAM"),
+                Self::Asid(index) => write!(f, "vspace {index} has ASID 0 or one used by another vspace"),
+                Self::Mapping { vspace, mapping, error } => {
+                    write!(f, "vspace {vspace} mapping {mapping} cannot be mapped: {error:?}")
+                }
+                Self::ReservedMapping { vspace, mapping } => {
+                    write!(f, "vspace {vspace} mapping {mapping} covers kernel memory")
+                }
+                Self::KernelMap(error) => write!(f, "cannot build the kernel's tables: {error:?}"),
+                Self::Irq(index) => write!(f, "IRQ {index} names no SPI of this GIC or no started CPU"),
+                Self::Kernel(error) => write!(f, "cannot create the kernel objects: {error:?}"),
+                Self::CpuOn { cpu, error } => write!(f, "PSCI CPU_ON for CPU {cpu} failed: {error}"),
+            }
+        }
+    }
+
+    impl From<ParseError> for BootFailure {
+        fn from(error: ParseError) -> Self {
+            Self::Kernel(BootError::Parse(error))
+        }
+    }
+
+    /// Whether `a_start..a_end` and `b_start..b_end` share a byte.
+    fn overlaps(a_start: u64, a_end: u64, b_start: u64, b_end: u64) -> bool {
+        a_start < b_end && b_start < a_end
+    }
+
+    /// Physical memory as the linker and boot-info lay it out.
+    struct MemoryLayout {
+        image: KernelImage,
+        blob_start: u64,
+        blob_end: u64,
+        ram_start: u64,
+        ram_end: u64,
+        free_base: u64,
+    }
+
+    impl MemoryLayout {
+        fn new(image: KernelImage, blob_start: u64, header: &Header) -> Result<Self, BootFailure> {
+            let ram_start = header.ram_base;
+            let ram_end = ram_start.checked_add(header.ram_size).ok_or(BootFailure::Layout("RAM wraps"))?;
+            if ram_start < RAM_START || ram_end > LINEAR_MAP_SIZE {
+                return Err(BootFailure::Layout("RAM outside 1..4 GiB"));
+            }
+            let blob_end = blob_start + header.total_size;
+            if image.start < ram_start || blob_end > ram_end {
+                return Err(BootFailure::Layout("kernel or blob outside RAM"));
+            }
+            if header.free_base < blob_end || header.free_base > ram_end {
+                return Err(BootFailure::Layout("free_base not between the blob and the end of RAM"));
+            }
+            Ok(Self { image, blob_start, blob_end, ram_start, ram_end, free_base: header.free_base })
+        }
+
+        /// Whether `start..start + size` is RAM that xtask gave to components: below the
+        /// table frames, outside the kernel image.
+        fn is_component_ram(&self, start: u64, size: u64) -> bool {
+            start.checked_add(size).is_some_and(|end| {
+                start >= self.ram_start
+                    && end <= self.free_base
+                    && !overlaps(start, end, self.image.start, self.image.end)
+            })
+        }
+
+        /// Whether a component may map `pa..pa + size`: component RAM, or anything
+        /// outside RAM (devices).
+        fn user_may_map(&self, pa: u64, size: u64) -> bool {
+            self.is_component_ram(pa, size)
+                || pa.checked_add(size).is_some_and(|end| !overlaps(pa, end, self.ram_start, self.ram_end))
+        }
+
+        /// Whether the kernel may zero `base..base + size` at boot: component RAM outside
+        /// the blob (which the kernel reads through a shared reference).
+        fn may_zero(&self, base: u64, size: u64) -> bool {
+            self.is_component_ram(base, size) && !overlaps(base, base + size, self.blob_start, self.blob_end)
+        }
+    }
+
+    /// Reads the blob QEMU loaded after the kernel image.
+    fn read_boot_info(image: &KernelImage) -> Result<(BootInfo<'static>, u64), BootFailure> {
+        let address = bootinfo::blob_address(image.end);
+        let header_size = size_of::<Header>() as u64;
+        let truncated = BootFailure::Blob { address, error: ParseError::Truncated };
+        if address + header_size > LINEAR_MAP_SIZE {
+            return Err(truncated);
+        }
+        let blob = Pa(address).to_kernel_va().0 as *const u8;
+        // SAFETY: the header lies in the linear map's RAM (checked above) and is plain
+        // integers, valid for any bytes; the blob address is 2 MiB aligned.
+        let header = unsafe { blob.cast::<Header>().read() };
+        if header.total_size > LINEAR_MAP_SIZE - address {
+            return Err(truncated);
+        }
+        // SAFETY: the blob lies in the linear map's RAM (checked above). The kernel never
+        // writes it: `MemoryLayout` keeps zero ranges off it and table frames above it.
+        let bytes = unsafe { core::slice::from_raw_parts(blob, header.total_size as usize) };
+        let boot = BootInfo::parse(bytes).map_err(|error| BootFailure::Blob { address, error })?;
+        Ok((boot, address))
+    }
+
+    /// MPIDR affinities of the CPUs this kernel will run: the boot CPU first, then the
+    /// other redistributors in frame order.
+    fn cpu_affinities(requested: u32) -> Result<[u64; MAX_CPUS], BootFailure> {
+        let boot_cpu = gic::current_affinity();
+        let mut affinity = [boot_cpu; MAX_CPUS];
+        let mut available = usize::from(gic::redistributor_of(boot_cpu).is_some());
+        for redistributor in gic::redistributors().filter(|r| r.affinity() != boot_cpu).take(MAX_CPUS - 1) {
+            affinity[available] = redistributor.affinity();
+            available += 1;
+        }
+        if requested == 0 || requested as usize > available {
+            return Err(BootFailure::Cpus { requested, available });
+        }
+        Ok(affinity)
+    }
+
+    /// Builds every vspace's stage-1 table; returns their TTBR0_EL2 values.
+    fn build_address_spaces(
+        boot: &BootInfo<'static>,
+        layout: &MemoryLayout,
+        frames: &mut BootFrames,
+    ) -> Result<[u64; MAX_VSPACES], BootFailure> {
+        let vspaces = boot.vspaces()?;
+        if vspaces.len() > MAX_VSPACES {
+            return Err(BootFailure::Kernel(BootError::TooManyObjects));
+        }
+        let mut ttbr0 = [0; MAX_VSPACES];
+        for (index, vspace) in vspaces.iter().enumerate() {
+            if vspace.asid == 0 || vspaces[..index].iter().any(|other| other.asid == vspace.asid) {
+                return Err(BootFailure::Asid(index));
+            }
+            let mut table = PageTable::new(frames).map_err(BootFailure::KernelMap)?;
+            for (number, mapping) in boot.mappings(vspace.mappings)?.iter().enumerate() {
+                let failed = |error| BootFailure::Mapping { vspace: index, mapping: number, error };
+                if !layout.user_may_map(mapping.pa, mapping.size) {
+                    return Err(BootFailure::ReservedMapping { vspace: index, mapping: number });
+                }
+                if mapping.va >= KERNEL_BASE {
+                    return Err(failed(MapError::BadAddress));
+                }
+                let attributes = LeafAttributes::from_map_flags(mapping.flags).map_err(failed)?;
+                table.map(frames, Va(mapping.va), Pa(mapping.pa), mapping.size, attributes).map_err(failed)?;
+            }
+            ttbr0[index] = table.root().0 | u64::from(vspace.asid) << 48;
+        }
+        Ok(ttbr0)
+    }
+
+    /// Everything CPU 0 does before the scheduler runs.
+    fn boot() -> Result<(), BootFailure> {
+        let image = KernelImage::current();
+        let (boot, blob_start) = read_boot_info(&image)?;
+        let header = boot.header();
+        let name = boot.string(header.name)?;
+        kprintln!("booting system {name} on {} CPUs", header.cpu_count);
+
+        let affinity = cpu_affinities(header.cpu_count)?;
+        let cpu_count = header.cpu_count as usize;
+        if header.timeslice_us == 0 {
+            return Err(BootFailure::Layout("time slice of 0 us"));
+        }
+        let layout = MemoryLayout::new(image, blob_start, header)?;
+        for (index, range) in boot.zero_ranges()?.iter().enumerate() {
+            if !layout.may_zero(range.base, range.size) {
+                return Err(BootFailure::ZeroRange(index));
+            }
+            // SAFETY: the range is RAM in the linear map outside the kernel image, the
+            // blob and the table frames (checked above), and nothing runs on it yet.
+            unsafe { core::ptr::write_bytes(Pa(range.base).to_kernel_va().0 as *mut u8, 0, range.size as usize) };
+        }
+        for (index, tcb) in boot.tcbs()?.iter().enumerate() {
+            if !layout.is_component_ram(tcb.ipc_buffer, kernel::address::PAGE_SIZE) {
+                return Err(BootFailure::IpcBuffer(index));
+            }
+        }
+
+        let mut frames = BootFrames::new(layout.free_base, layout.ram_end);
+        let kernel_map = memory::build_kernel_map(&mut frames, &image).map_err(BootFailure::KernelMap)?;
+        memory::install_kernel_map(&kernel_map);
+        let vspace_ttbr0 = build_address_spaces(&boot, &layout, &mut frames)?;
+        let (tables_start, tables_end) = frames.used();
+        kprintln!("{} KiB of translation tables at {tables_start:#x}", (tables_end - tables_start) / 1024);
+
+        let kernel = Kernel::new(boot).map_err(BootFailure::Kernel)?;
+        gic::init_distributor();
+        for (index, irq) in boot.irqs()?.iter().enumerate() {
+            let cpu = usize::from(irq.cpu);
+            let routed = cpu < cpu_count && gic::enable_spi(irq.intid, irq.edge != 0, affinity[cpu]).is_ok();
+            if !routed {
+                return Err(BootFailure::Irq(index));
+            }
+        }
+        let timeslice_ticks = timer::ticks(header.timeslice_us);
+        let machine = Machine { cpu_count, affinity, vspace_ttbr0, timeslice_ticks };
+        *KERNEL.lock() = Some(System { kernel, machine });
+
+        init_local_interrupts(timeslice_ticks);
+        let entry = Va(secondary_entry as *const () as u64).kernel_to_pa().0;
+        for (cpu, &mpidr) in affinity.iter().enumerate().take(cpu_count).skip(1) {
+            psci::cpu_on(mpidr, entry, cpu as u64).map_err(|error| BootFailure::CpuOn { cpu, error })?;
+        }
+        Ok(())
+    }
+
+    /// This CPU's redistributor, CPU interface and tick.
+    fn init_local_interrupts(timeslice_ticks: u64) {
+        let redistributor = gic::redistributor_of(gic::current_affinity());
+        redistributor.expect("CPU 0 started this CPU by its redistributor's affinity").init();
+        gic::init_cpu_interface();
+        timer::arm(timeslice_ticks);
+    }
+
+    /// Rust entry of the boot CPU (from `arch::boot`, on its kernel stack).
+    pub extern "C" fn primary_main() -> ! {
+        if let Err(failure) = boot() {
+            kprintln!("boot failed: {failure}");
+            psci::system_off();
+        }
+        enter_scheduler(&PER_CPU[0])
+    }
+
+    /// Rust entry of the other CPUs, once CPU 0 has published the kernel.
+    pub extern "C" fn secondary_main(cpu: usize) -> ! {
+        let timeslice_ticks = system(&mut KERNEL.lock()).machine.timeslice_ticks;
+        init_local_interrupts(timeslice_ticks);
+        enter_scheduler(&PER_CPU[cpu])
+    }
+
+    fn system<'a>(guard: &'a mut KernelGuard) -> &'a mut System {
+        guard.as_mut().expect("no CPU takes an exception or schedules before the kernel exists")
+    }
+
+    fn enter_scheduler(per_cpu: &PerCpu) -> ! {
+        let context = kernel_entry(per_cpu, |_, _| {});
+        // SAFETY: `kernel_entry` returns the context of a thread the kernel chose for this
+        // CPU, with its vspace loaded.
+        unsafe { exit_to_user(context) }
+    }
+
+    type KernelGuard = MutexGuard<'static, Option<System>>;
+
+    /// One kernel entry: under the big lock, runs `handle`, picks the thread to run on
+    /// this CPU (idling while there is none), then releases the lock and loads the
+    /// thread's address space; returns its context for `exit_to_user`.
+    #[inline(always)]
+    fn kernel_entry(per_cpu: &PerCpu, handle: impl FnOnce(&mut System, usize)) -> *mut UserContext {
+        let cpu = per_cpu.cpu();
+        let mut guard = KERNEL.lock();
+        let system = system(&mut guard);
+        handle(system, cpu);
+        let (context, ttbr0) = match system.kernel.schedule(cpu) {
+            Some(thread) => {
+                let next = system.resume(thread);
+                drop(guard);
+                next
+            }
+            None => idle(cpu, guard),
+        };
+        per_cpu.switch_address_space(ttbr0);
+        context
+    }
+
+    impl System {
+        /// The context and TTBR0_EL2 value of `thread`, which is to run next.
+        #[inline(always)]
+        fn resume(&mut self, thread: ThreadId) -> (*mut UserContext, u64) {
+            let ttbr0 = self.machine.vspace_ttbr0[self.kernel.vspace_of(thread) as usize];
+            (self.kernel.context_ptr(thread), ttbr0)
+        }
+    }
+
+    /// Waits with the lock released until an interrupt makes a thread runnable on `cpu`;
+    /// returns what [`System::resume`] does, with the lock released.
+    #[cold]
+    #[inline(never)]
+    fn idle(cpu: usize, mut guard: KernelGuard) -> (*mut UserContext, u64) {
+        loop {
+            drop(guard);
+            // IRQs stay masked: a pending interrupt ends `wfi` all the same, and the loop
+            // acknowledges it, so the kernel never takes an exception from itself.
+            aarch64_cpu::asm::wfi();
+            guard = KERNEL.lock();
+            let system = system(&mut guard);
+            acknowledge_interrupts(system, cpu);
+            if let Some(thread) = system.kernel.schedule(cpu) {
+                return system.resume(thread);
+            }
+        }
+    }
+
+    /// Takes every pending interrupt of this CPU to the kernel.
+    fn acknowledge_interrupts(system: &mut System, cpu: usize) {
+        loop {
+            let intid = gic::acknowledge();
+            if intid >= gic::FIRST_SPECIAL {
+                return;
+            }
+            gic::drop_priority(intid);
+            if intid >= gic::FIRST_SPI {
+                // Stays active until its handler's IRQ_ACK (`Platform::irq_ack`).
+                system.kernel.handle_irq(intid, &mut system.machine);
+                continue;
+            }
+            gic::deactivate_local(intid);
+            if intid == gic::TIMER_PPI {
+                timer::arm(system.machine.timeslice_ticks);
+                system.kernel.timer_tick(cpu);
+            }
+        }
+    }
+
+    /// ESR_EL2.EC of `svc` from AArch64.
+    const EC_SVC64: u64 = 0x15;
+    /// ESR_EL2.EC values for which FAR_EL2 holds the faulting address: instruction abort,
+    /// PC alignment, data abort and watchpoint, from a lower EL.
+    const EC_WITH_FAR: [u64; 4] = [0x20, 0x22, 0x24, 0x34];
+
+    /// Synchronous exception from EL0: a system call or a fault.
+    pub extern "C" fn lower_sync(per_cpu: &PerCpu) -> *mut UserContext {
+        let esr = ESR_EL2.get();
+        kernel_entry(per_cpu, |system, cpu| {
+            if (esr >> 26) & 0x3f == EC_SVC64 {
+                system.kernel.handle_syscall(cpu, &mut system.machine);
+            } else {
+                fault(system, cpu, esr);
+            }
+        })
+    }
+
+    /// A synchronous exception other than `svc`: a fault of the running thread.
+    #[cold]
+    #[inline(never)]
+    fn fault(system: &mut System, cpu: usize, esr: u64) {
+        // Elsewhere FAR_EL2 is stale (maybe another thread's fault): never pass it on.
+        let far = if EC_WITH_FAR.contains(&((esr >> 26) & 0x3f)) { FAR_EL2.get() } else { 0 };
+        system.kernel.handle_fault(cpu, esr, far, &mut system.machine);
+    }
+
+    /// IRQ (or FIQ) while EL0 ran.
+    pub extern "C" fn lower_irq(per_cpu: &PerCpu) -> *mut UserContext {
+        kernel_entry(per_cpu, acknowledge_interrupts)
+    }
+
+    /// SError while EL0 ran (an external abort from a device it accessed): a fault of
+    /// the running thread.
+    pub extern "C" fn lower_serror(per_cpu: &PerCpu) -> *mut UserContext {
+        let esr = ESR_EL2.get();
+        kernel_entry(per_cpu, |system, cpu| system.kernel.handle_fault(cpu, esr, 0, &mut system.machine))
+    }
+
+    /// An exception the kernel took from itself (or from AArch32): a kernel bug.
+    pub extern "C" fn kernel_exception(kind: usize) -> ! {
+        panic!(
+            "{} exception: ESR_EL2 {:#x}, ELR_EL2 {:#x}, FAR_EL2 {:#x}",
+            KERNEL_EXCEPTION_KINDS[kind],
+            ESR_EL2.get(),
+            ELR_EL2.get(),
+            FAR_EL2.get()
+        );
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo) -> ! {
+        match info.location() {
+            Some(at) => console::print_line_unlocked(format_args!("panic: {} at {at}", info.message())),
+            None => console::print_line_unlocked(format_args!("panic: {}", info.message())),
+        }
+        psci::system_off()
+    }
+}

@@ -83,9 +83,12 @@ pub fn write_elf(entry: u64, segments: &[LoadSegment]) -> Result<Vec<u8>> {
         out.extend_from_slice(&segment.data);
     }
 
-    let put16 = |out: &mut Vec<u8>, at: usize, value: u16| out[at..at + 2].copy_from_slice(&value.to_le_bytes());
-    let put32 = |out: &mut Vec<u8>, at: usize, value: u32| out[at..at + 4].copy_from_slice(&value.to_le_bytes());
-    let put64 = |out: &mut Vec<u8>, at: usize, value: u64| out[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    let put16 =
+        |out: &mut Vec<u8>, at: usize, value: u16| out[at..at + 2].copy_from_slice(&value.to_le_bytes());
+    let put32 =
+        |out: &mut Vec<u8>, at: usize, value: u32| out[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    let put64 =
+        |out: &mut Vec<u8>, at: usize, value: u64| out[at..at + 8].copy_from_slice(&value.to_le_bytes());
     out[0..4].copy_from_slice(&elf::ELFMAG);
     out[4] = elf::ELFCLASS64;
     out[5] = elf::ELFDATA2LSB;

@@ -8,13 +8,13 @@
 //! cargo xtask test
 //! ```
 
-mod codegen;
 mod image;
-mod layout;
-mod manifest;
 mod qemu;
 mod system;
 mod toolchain;
+
+// The manifest and what is generated from it live in the library, which tests/ also use.
+use xtask::{codegen, layout, manifest};
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
@@ -50,6 +50,8 @@ enum Commands {
         #[arg(default_value = DEFAULT_SYSTEM)]
         system: String,
     },
+    /// Boot the benchmark system under deterministic -icount and print its figures.
+    Bench,
     /// Check formatting and lints, run host unit tests and every QEMU test system.
     Test {
         /// Run only the QEMU systems whose names are given.
@@ -74,7 +76,10 @@ fn run_cli() -> Result<()> {
             let built = system::build(&system, system::Checks::None)?;
             let mut extra_args = Vec::new();
             if gdb {
-                eprintln!("xtask: QEMU waits for gdb: gdb-multiarch {} -ex 'target remote :1234'", built.kernel_elf.display());
+                eprintln!(
+                    "xtask: QEMU waits for gdb: gdb-multiarch {} -ex 'target remote :1234'",
+                    built.kernel_elf.display()
+                );
                 extra_args.extend(["-s".to_string(), "-S".to_string()]);
             }
             let outcome = qemu::run(&built.run_config(
@@ -93,12 +98,57 @@ fn run_cli() -> Result<()> {
             println!("{}", built.image.display());
             Ok(())
         }
+        Commands::Bench => {
+            toolchain::ensure_rust_target()?;
+            toolchain::ensure_qemu()?;
+            bench()
+        }
         Commands::Test { systems } => {
             toolchain::ensure_rust_target()?;
             toolchain::ensure_qemu()?;
             test(systems)
         }
     }
+}
+
+/// The benchmark figures of `images/bench`, as the `bench-runner` component prints them.
+const BENCH_ROWS: &[(&str, &str)] = &[
+    ("null-syscall", "null syscall round trip from EL0 (Poll)"),
+    ("ipc-call-fastpath", "IPC Call+ReplyRecv round trip, same CPU, 2 words (fast path)"),
+    ("ipc-call-long-message", "IPC Call+ReplyRecv round trip, same CPU, 16 words (slow path)"),
+    (
+        "signal-cross-cpu-round-trip-system-wide",
+        "Signal + Wait round trip to a thread on the other CPU (system-wide)",
+    ),
+];
+
+/// `cargo xtask bench`: one deterministic run, one table.
+fn bench() -> Result<()> {
+    let built = system::build("bench", system::Checks::None)?;
+    // Instruction counting: exact and repeatable, and virtual time never follows the host.
+    let icount = vec!["-icount".to_string(), "shift=0,sleep=off".to_string()];
+    let outcome = qemu::run(&built.run_config(
+        qemu::Console::Captured,
+        Duration::from_secs(built.timeout_seconds),
+        icount,
+    ))?;
+    if let Some(failure) = outcome.failure() {
+        bail!("bench system: {failure}");
+    }
+    println!();
+    println!("| path | instructions |");
+    println!("|---|---:|");
+    for (key, label) in BENCH_ROWS {
+        let value = outcome.output.lines().find_map(|line| {
+            let rest = line.split_once(&format!(" bench {key} "))?.1;
+            rest.trim().parse::<u64>().ok()
+        });
+        match value {
+            Some(value) => println!("| {label} | {value} |"),
+            None => bail!("the bench system printed no figure for {key}"),
+        }
+    }
+    Ok(())
 }
 
 /// `cargo xtask test`: every check, then a closing `N passed, M failed` line.

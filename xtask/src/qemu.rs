@@ -70,6 +70,8 @@ pub fn run(config: &RunConfig) -> Result<Outcome> {
     command.args(["-smp", &config.cpus.to_string(), "-m", &format!("{}M", config.memory_mib)]);
     // A reset (PSCI SYSTEM_RESET from the kernel) ends the run instead of rebooting.
     command.arg("-no-reboot");
+    // No network: nothing here uses one, and the default NIC needs a boot ROM package.
+    command.args(["-nic", "none"]);
     command.arg("-kernel").arg(config.image);
     match config.console {
         Console::Interactive => {
@@ -136,7 +138,9 @@ pub fn result_status(output: &str, nonce: u64) -> Option<u32> {
 pub fn new_nonce() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+    );
     hasher.write_u32(std::process::id());
     hasher.finish()
 }

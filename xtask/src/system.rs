@@ -17,8 +17,21 @@ pub const HOST_CHECKS: &[(&str, &[&str])] = &[
     (
         "clippy (target)",
         &[
-            "clippy", "--release", "--target", TARGET, "-p", "kernel", "-p", "ipc", "-p", "bootinfo", "-p",
-            "component-rt", "--", "-D", "warnings",
+            "clippy",
+            "--release",
+            "--target",
+            TARGET,
+            "-p",
+            "kernel",
+            "-p",
+            "ipc",
+            "-p",
+            "bootinfo",
+            "-p",
+            "component-rt",
+            "--",
+            "-D",
+            "warnings",
         ],
     ),
     ("host unit tests", &["test"]),
@@ -51,7 +64,12 @@ pub struct Built {
 
 impl Built {
     /// QEMU settings for this system.
-    pub fn run_config(&self, console: qemu::Console, timeout: Duration, extra_args: Vec<String>) -> qemu::RunConfig<'_> {
+    pub fn run_config(
+        &self,
+        console: qemu::Console,
+        timeout: Duration,
+        extra_args: Vec<String>,
+    ) -> qemu::RunConfig<'_> {
         qemu::RunConfig {
             image: &self.image,
             cpus: self.cpus,
@@ -100,7 +118,11 @@ pub fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
 pub fn build(name: &str, checks: Checks) -> Result<Built> {
     let manifest_path = PathBuf::from("images").join(name).join("system.toml");
     if !manifest_path.is_file() {
-        bail!("no system named {name:?}: {} does not exist (systems: {})", manifest_path.display(), all_systems()?.join(", "));
+        bail!(
+            "no system named {name:?}: {} does not exist (systems: {})",
+            manifest_path.display(),
+            all_systems()?.join(", ")
+        );
     }
     let system = manifest::load(&manifest_path)?;
     let out_dir = std::fs::canonicalize(".")?.join("target").join("systems").join(name);
@@ -145,7 +167,11 @@ pub fn build(name: &str, checks: Checks) -> Result<Built> {
 /// Builds every component crate with its generated capability constants; returns each
 /// component's name and ELF bytes. Instances of one crate must share one capability layout
 /// (their constants are the same source), so each crate builds once per system.
-fn build_components(system: &manifest::System, out_dir: &Path, checks: Checks) -> Result<Vec<(String, Vec<u8>)>> {
+fn build_components(
+    system: &manifest::System,
+    out_dir: &Path,
+    checks: Checks,
+) -> Result<Vec<(String, Vec<u8>)>> {
     let caps_dir = out_dir.join("caps");
     std::fs::create_dir_all(&caps_dir)?;
     let linker_script = std::fs::canonicalize("component-rt/component.ld")?;
@@ -193,5 +219,9 @@ fn build_components(system: &manifest::System, out_dir: &Path, checks: Checks) -
         let elf = std::fs::read(&elf_path).with_context(|| format!("reading {}", elf_path.display()))?;
         elves.insert(crate_name.to_string(), elf);
     }
-    Ok(system.components.iter().map(|component| (component.name.clone(), elves[&component.crate_name].clone())).collect())
+    Ok(system
+        .components
+        .iter()
+        .map(|component| (component.name.clone(), elves[&component.crate_name].clone()))
+        .collect())
 }

@@ -27,19 +27,24 @@
 //!
 //! # Thread states
 //!
-//! ```text
-//!            schedule               Send/Call, no receiver            receiver takes it
-//!   Ready <-----------> Running ------------------------> BlockedSend ----------------+
-//!     ^      preempt,     |  |  Recv, no sender                                       |
-//!     |   slice, Yield    |  +------------------------> BlockedRecv --- a message ---+|
-//!     |                   |  Call delivered (or taken by Recv)                      ||
-//!     |                   +---------------------------> BlockedReply -- Reply ----+ ||
-//!     |                   |  Wait on a zero word                                   | ||
-//!     |                   +---------------------------> BlockedWait -- Signal ---+ | ||
-//!     |                   |  fault                                               | | ||
-//!     |                   +---------------------------> Inactive (forever)       | | ||
-//!     +----------------------------------------------------------------------------+-+-++
-//! ```
+//! | State | Entered by | Left by |
+//! |---|---|---|
+//! | `Ready` | boot, wake-up, preemption, slice end, `Yield` | `schedule` picks it |
+//! | `Running` | `schedule`, fast-path hand-off | blocking, preemption, slice end, fault |
+//! | `BlockedSend(ep)` | `Send`, `Call` or a fault, no receiver | a receiver takes the message |
+//! | `BlockedRecv(ep)` | `Recv`, `ReplyRecv`, no sender | a message arrives |
+//! | `BlockedReply` | its `Call` was taken | the reply |
+//! | `BlockedWait(n)` | `Wait` on a zero word | a `Signal` or IRQ |
+//! | `Inactive` | a fault | never |
+//!
+//! A woken thread is `Ready`, except a taken `Call`, which goes on to `BlockedReply`,
+//! and a taken fault message, whose thread becomes `Inactive`.
+//!
+//! Results come back in the caller's registers: `x0` = 0 or an error code, then a
+//! received message in `x1..=x6` (see [`ipc`]), or for calls that return no message an
+//! empty `MessageInfo` in `x1` and in `x6` the notification word (`Wait`, `Poll`) or 0.
+//! `DebugWrite` prints whole lines tagged `[name] `, which no component can make look
+//! like the kernel's own `[kernel] ` lines.
 //!
 //! A Call that a receiver takes leaves the caller in `BlockedReply` and makes it the
 //! receiver's *reply target*: one implicit reply slot per thread, as in seL4 before MCS.
@@ -91,7 +96,6 @@ mod tests;
 use crate::address::Pa;
 use crate::{Platform, SPSR_EL0T, UserContext};
 use bootinfo::{BootInfo, MAX_CPUS, MAX_ENDPOINTS, MAX_IRQS, MAX_NOTIFICATIONS, MAX_THREADS, MAX_VSPACES};
-use console::DebugLine;
 use endpoint::{EndpointObject, PendingSend};
 use ipc::MessageInfo;
 use notification::NotificationObject;
@@ -151,7 +155,9 @@ struct Thread<'a> {
     ipc_buffer: Pa,
     /// Index of its address space.
     vspace: u32,
+    /// Scheduling priority: higher runs first.
     priority: u8,
+    /// The CPU it is pinned to.
     cpu: u8,
     state: ThreadState,
     /// The caller this thread owes a reply, if any.
@@ -162,21 +168,12 @@ struct Thread<'a> {
     fault_endpoint: u32,
     /// Badge on fault messages.
     fault_badge: u64,
-    /// `DebugWrite` bytes of an unfinished line.
-    debug_line: DebugLine,
 }
 
 impl Thread<'_> {
     /// An unused slot (past the last boot-info thread).
     const UNUSED: Thread<'static> = Thread {
-        context: UserContext {
-            x: [0; 31],
-            sp_el0: 0,
-            elr: 0,
-            spsr: SPSR_EL0T,
-            tpidr_el0: 0,
-            tpidrro_el0: 0,
-        },
+        context: UserContext { x: [0; 31], sp_el0: 0, elr: 0, spsr: SPSR_EL0T, tpidr_el0: 0, tpidrro_el0: 0 },
         name: "",
         caps: &[],
         ipc_buffer: Pa(0),
@@ -188,7 +185,6 @@ impl Thread<'_> {
         pending: PendingSend::NONE,
         fault_endpoint: bootinfo::NONE,
         fault_badge: 0,
-        debug_line: DebugLine::EMPTY,
     };
 }
 
@@ -222,7 +218,12 @@ fn require(condition: bool) -> Result<(), BootError> {
 }
 
 /// Checks that every capability names an existing object of its kind.
-fn validate_caps(caps: &[bootinfo::Cap], endpoints: usize, notifications: usize, irqs: usize) -> Result<(), BootError> {
+fn validate_caps(
+    caps: &[bootinfo::Cap],
+    endpoints: usize,
+    notifications: usize,
+    irqs: usize,
+) -> Result<(), BootError> {
     use bootinfo::cap_kind;
     caps.iter().try_for_each(|cap| {
         let object = cap.object as usize;

@@ -1,0 +1,59 @@
+//! bench-runner: times kernel paths in retired instructions (PMU event counter 0, counting
+//! EL0 and EL2, which the kernel sets up for systems that enable `pmu-for-components`) and
+//! prints one `bench <name> <instructions>` line per figure for `cargo xtask bench`.
+//!
+//! Under `-icount shift=0,sleep=off` QEMU counts every CPU's instructions in one global
+//! count, so figures that involve the other CPU are system-wide and labelled so.
+#![no_std]
+#![no_main]
+
+include!(env!("HYP_CAPS"));
+component_rt::entry!(main);
+
+/// Iterations per figure; the figure is the mean.
+const ITERATIONS: u64 = 1000;
+
+fn instructions() -> u64 {
+    let count: u64;
+    // SAFETY: reads PMEVCNTR0_EL0, which the kernel lets EL0 read in benchmark systems;
+    // no memory is touched.
+    unsafe { core::arch::asm!("isb", "mrs {}, pmevcntr0_el0", out(reg) count, options(nomem, nostack)) };
+    count
+}
+
+/// Mean instructions of `operation` over [`ITERATIONS`], minus the cost of reading the counter.
+fn measure(mut operation: impl FnMut()) -> u64 {
+    operation();
+    let empty_start = instructions();
+    let empty = instructions() - empty_start;
+    let start = instructions();
+    for _ in 0..ITERATIONS {
+        operation();
+    }
+    let total = instructions() - start;
+    total.saturating_sub(empty) / ITERATIONS
+}
+
+fn report(name: &str, value: u64) {
+    log::info!("bench {name} {value}");
+}
+
+fn main() -> ! {
+    let short = ipc::Message::new(ipc::Label(1)).with_words(&[1, 2]);
+    let long = ipc::Message::new(ipc::Label(1)).with_words(&[7; 16]);
+    report("null-syscall", measure(|| {
+        let _ = IDLE.poll();
+    }));
+    report("ipc-call-fastpath", measure(|| {
+        let _ = ECHO.call(&short);
+    }));
+    report("ipc-call-long-message", measure(|| {
+        let _ = ECHO.call(&long);
+    }));
+    report("signal-cross-cpu-round-trip-system-wide", measure(|| {
+        PEER.signal().expect("signal PEER");
+        MINE.wait().expect("wait on MINE");
+    }));
+    let _ = CONTROL.shutdown(0);
+    unreachable!("shutdown powers the machine off")
+}

@@ -1,0 +1,174 @@
+//! The EL2 exception vectors and the return to EL0.
+//!
+//! While a thread runs, SP_EL2 points at its [`UserContext`], so an exception from EL0
+//! stores the thread's registers straight into it with no scratch register, then loads
+//! this CPU's kernel stack from [`PerCpu`](super::boot::PerCpu) (TPIDR_EL2) and calls the
+//! Rust handler, which returns the context to resume. [`exit_to_user`] loads that context
+//! and returns to EL0 with SP_EL2 pointing at it again.
+//!
+//! Exceptions taken at EL2 itself are kernel bugs: they reset SP to the top of the kernel
+//! stack (which also copes with a stack overflow into the guard page) and panic.
+
+use core::arch::global_asm;
+use core::mem::offset_of;
+use kernel::UserContext;
+
+/// What a vector slot that cannot happen in a correct kernel reports (its index).
+pub const KERNEL_EXCEPTION_KINDS: [&str; 12] = [
+    "synchronous (EL2, SP_EL0)",
+    "IRQ (EL2, SP_EL0)",
+    "FIQ (EL2, SP_EL0)",
+    "SError (EL2, SP_EL0)",
+    "synchronous (EL2)",
+    "IRQ (EL2)",
+    "FIQ (EL2)",
+    "SError (EL2)",
+    "synchronous (AArch32 EL0)",
+    "IRQ (AArch32 EL0)",
+    "FIQ (AArch32 EL0)",
+    "SError (AArch32 EL0)",
+];
+
+global_asm!(
+    r#"
+    .macro KERNEL_EXCEPTION kind
+    mrs     x0, tpidr_el2
+    ldr     x1, [x0, #{stack_top}]
+    mov     sp, x1
+    mov     x0, #\kind
+    b       {kernel_exception}
+    .endm
+
+    // Saves the interrupted thread's registers into the UserContext at SP, leaves x0 =
+    // this CPU's PerCpu and SP = its kernel stack top.
+    .macro SAVE_USER_CONTEXT
+    stp     x0, x1, [sp, #16 * 0]
+    stp     x2, x3, [sp, #16 * 1]
+    stp     x4, x5, [sp, #16 * 2]
+    stp     x6, x7, [sp, #16 * 3]
+    stp     x8, x9, [sp, #16 * 4]
+    stp     x10, x11, [sp, #16 * 5]
+    stp     x12, x13, [sp, #16 * 6]
+    stp     x14, x15, [sp, #16 * 7]
+    stp     x16, x17, [sp, #16 * 8]
+    stp     x18, x19, [sp, #16 * 9]
+    stp     x20, x21, [sp, #16 * 10]
+    stp     x22, x23, [sp, #16 * 11]
+    stp     x24, x25, [sp, #16 * 12]
+    stp     x26, x27, [sp, #16 * 13]
+    stp     x28, x29, [sp, #16 * 14]
+    mrs     x0, sp_el0
+    stp     x30, x0, [sp, #{sp_el0} - 8]
+    mrs     x0, elr_el2
+    mrs     x1, spsr_el2
+    stp     x0, x1, [sp, #{elr}]
+    mrs     x0, tpidr_el0
+    mrs     x1, tpidrro_el0
+    stp     x0, x1, [sp, #{tpidr_el0}]
+    mrs     x0, tpidr_el2
+    ldr     x1, [x0, #{stack_top}]
+    mov     sp, x1
+    .endm
+
+    .section .text.vectors, "ax"
+    .balign 2048
+    .global exception_vectors
+exception_vectors:
+    .org exception_vectors + 0x000
+    KERNEL_EXCEPTION 0
+    .org exception_vectors + 0x080
+    KERNEL_EXCEPTION 1
+    .org exception_vectors + 0x100
+    KERNEL_EXCEPTION 2
+    .org exception_vectors + 0x180
+    KERNEL_EXCEPTION 3
+    .org exception_vectors + 0x200
+    KERNEL_EXCEPTION 4
+    .org exception_vectors + 0x280
+    KERNEL_EXCEPTION 5
+    .org exception_vectors + 0x300
+    KERNEL_EXCEPTION 6
+    .org exception_vectors + 0x380
+    KERNEL_EXCEPTION 7
+
+    // Lower EL, AArch64: the components.
+    .org exception_vectors + 0x400
+    SAVE_USER_CONTEXT
+    bl      {lower_sync}
+    b       exit_to_user
+    .org exception_vectors + 0x480
+    SAVE_USER_CONTEXT
+    bl      {lower_irq}
+    b       exit_to_user
+    .org exception_vectors + 0x500
+    SAVE_USER_CONTEXT
+    bl      {lower_irq}
+    b       exit_to_user
+    .org exception_vectors + 0x580
+    SAVE_USER_CONTEXT
+    bl      {lower_serror}
+    b       exit_to_user
+
+    // Lower EL, AArch32: no thread ever runs in AArch32.
+    .org exception_vectors + 0x600
+    KERNEL_EXCEPTION 8
+    .org exception_vectors + 0x680
+    KERNEL_EXCEPTION 9
+    .org exception_vectors + 0x700
+    KERNEL_EXCEPTION 10
+    .org exception_vectors + 0x780
+    KERNEL_EXCEPTION 11
+    .org exception_vectors + 0x800
+
+    // x0: the UserContext to resume at EL0.
+    .global exit_to_user
+exit_to_user:
+    mov     sp, x0
+    ldp     x0, x1, [sp, #{elr}]
+    msr     elr_el2, x0
+    msr     spsr_el2, x1
+    ldp     x0, x1, [sp, #{tpidr_el0}]
+    msr     tpidr_el0, x0
+    msr     tpidrro_el0, x1
+    ldp     x30, x0, [sp, #{sp_el0} - 8]
+    msr     sp_el0, x0
+    ldp     x0, x1, [sp, #16 * 0]
+    ldp     x2, x3, [sp, #16 * 1]
+    ldp     x4, x5, [sp, #16 * 2]
+    ldp     x6, x7, [sp, #16 * 3]
+    ldp     x8, x9, [sp, #16 * 4]
+    ldp     x10, x11, [sp, #16 * 5]
+    ldp     x12, x13, [sp, #16 * 6]
+    ldp     x14, x15, [sp, #16 * 7]
+    ldp     x16, x17, [sp, #16 * 8]
+    ldp     x18, x19, [sp, #16 * 9]
+    ldp     x20, x21, [sp, #16 * 10]
+    ldp     x22, x23, [sp, #16 * 11]
+    ldp     x24, x25, [sp, #16 * 12]
+    ldp     x26, x27, [sp, #16 * 13]
+    ldp     x28, x29, [sp, #16 * 14]
+    eret
+    "#,
+    stack_top = const super::boot::PER_CPU_STACK_TOP,
+    sp_el0 = const offset_of!(UserContext, sp_el0),
+    elr = const offset_of!(UserContext, elr),
+    tpidr_el0 = const offset_of!(UserContext, tpidr_el0),
+    kernel_exception = sym crate::kernel_exception,
+    lower_sync = sym crate::lower_sync,
+    lower_irq = sym crate::lower_irq,
+    lower_serror = sym crate::lower_serror,
+);
+
+// The assembly relies on this layout: x0..x30 first, SP_EL0 right after x30, ELR then
+// SPSR, TPIDR_EL0 then TPIDRRO_EL0.
+const _: () = {
+    assert!(offset_of!(UserContext, x) == 0);
+    assert!(offset_of!(UserContext, sp_el0) == 31 * 8);
+    assert!(offset_of!(UserContext, spsr) == offset_of!(UserContext, elr) + 8);
+    assert!(offset_of!(UserContext, tpidrro_el0) == offset_of!(UserContext, tpidr_el0) + 8);
+};
+
+unsafe extern "C" {
+    /// Resumes the thread whose saved registers `context` holds, at EL0.
+    pub fn exit_to_user(context: *mut UserContext) -> !;
+}

@@ -1,0 +1,289 @@
+//! Endpoints: message transfer, `Send`/`Call`, `Recv`, `Reply`, and fault messages.
+
+use super::console::kernel_line;
+use super::queue::{Link, Queue};
+use super::{Kernel, ThreadState, return_empty};
+use crate::Platform;
+use crate::address::Pa;
+use ipc::{Error, IpcBuffer, Label, MessageInfo, REGISTER_WORDS, fault};
+
+/// Which kind of thread an endpoint's queue holds (an empty queue holds either).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waiters {
+    Senders,
+    Receivers,
+}
+
+/// An endpoint: blocked senders or blocked receivers, first come first served.
+pub(super) struct EndpointObject {
+    queue: Queue,
+    waiters: Waiters,
+}
+
+impl EndpointObject {
+    /// An endpoint nobody waits on.
+    pub(super) const EMPTY: Self = Self { queue: Queue::EMPTY, waiters: Waiters::Receivers };
+
+    /// The receiver that the next message goes to, if one waits.
+    pub(super) fn first_receiver(&self) -> Option<usize> {
+        if self.waiters == Waiters::Receivers { self.queue.front() } else { None }
+    }
+
+    /// Dequeues the first thread if the queue holds `waiters`.
+    fn pop(&mut self, links: &mut super::Links, waiters: Waiters) -> Option<usize> {
+        if self.waiters == waiters { self.queue.pop_front(links) } else { None }
+    }
+
+    /// Whether a sender waits.
+    pub(super) fn has_senders(&self) -> bool {
+        self.waiters == Waiters::Senders && !self.queue.is_empty()
+    }
+
+    /// The queued threads, first to last, and whether they are senders.
+    #[cfg(test)]
+    pub(super) fn queued<'q>(&self, links: &'q super::Links) -> (bool, impl Iterator<Item = usize> + 'q) {
+        (self.waiters == Waiters::Senders, self.queue.iter(links))
+    }
+}
+
+/// What happens to a sender once its message is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SendKind {
+    /// `Send` (and `Reply`): the sender carries on.
+    Send,
+    /// `Call`: the sender waits for the receiver's reply.
+    Call,
+    /// A fault message, words ESR, FAR, PC and the thread index: the sender stays stopped.
+    Fault {
+        /// ESR_EL2 of the fault.
+        esr: u64,
+        /// FAR_EL2 of the fault.
+        far: u64,
+    },
+}
+
+/// A message in flight: where its words are, its header and its badge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct PendingSend {
+    /// Sender's fate, and for faults the words.
+    pub(super) kind: SendKind,
+    /// Label and length (validated).
+    pub(super) info: MessageInfo,
+    /// Badge of the capability it was sent through.
+    pub(super) badge: u64,
+}
+
+impl PendingSend {
+    /// Placeholder of threads that are not sending.
+    pub(super) const NONE: Self =
+        Self { kind: SendKind::Send, info: MessageInfo::new(Label(0), 0).unwrap(), badge: 0 };
+}
+
+/// Copies message words `REGISTER_WORDS..length` between IPC buffers.
+fn copy_buffer_words(platform: &impl Platform, from: Pa, to: Pa, length: usize) {
+    let source = platform.phys_to_virt(from.0).cast::<IpcBuffer>();
+    let destination = platform.phys_to_virt(to.0).cast::<IpcBuffer>();
+    // SAFETY: boot-info gives every thread its own IPC buffer page and `phys_to_virt` maps
+    // it for the kernel; `length <= MAX_WORDS`, the size of `words`. Neither thread runs
+    // while the kernel holds the big lock and works on them (the sender is the caller or
+    // blocked, the receiver blocked), so nothing else accesses these words now. `copy`
+    // stays correct even if a faulty manifest gave both threads the same page.
+    unsafe {
+        core::ptr::copy(
+            (&raw const (*source).words).cast::<u64>().add(REGISTER_WORDS),
+            (&raw mut (*destination).words).cast::<u64>().add(REGISTER_WORDS),
+            length - REGISTER_WORDS,
+        );
+    }
+}
+
+impl Kernel<'_> {
+    /// Writes `message` from `sender` into `receiver`: `x0` = 0, `x1` = info, words 0-3 in
+    /// `x2..=x5` (zero past the length), words 4 and up in its IPC buffer, `x6` = badge.
+    pub(super) fn transfer(
+        &mut self,
+        platform: &impl Platform,
+        sender: usize,
+        receiver: usize,
+        message: PendingSend,
+    ) {
+        let from = &self.threads[sender];
+        let words = match message.kind {
+            SendKind::Fault { esr, far } => [esr, far, from.context.elr, sender as u64],
+            SendKind::Send | SendKind::Call => {
+                [from.context.x[2], from.context.x[3], from.context.x[4], from.context.x[5]]
+            }
+        };
+        let length = message.info.length();
+        if length > REGISTER_WORDS {
+            copy_buffer_words(platform, from.ipc_buffer, self.threads[receiver].ipc_buffer, length);
+        }
+        let context = &mut self.threads[receiver].context;
+        context.x[0] = 0;
+        context.x[1] = message.info.raw();
+        for (index, word) in words.into_iter().enumerate() {
+            context.x[2 + index] = if index < length { word } else { 0 };
+        }
+        context.x[6] = message.badge;
+    }
+
+    /// Queues the current thread of `cpu` on `endpoint`.
+    fn block_on(&mut self, cpu: usize, thread: usize, endpoint: usize, waiters: Waiters) {
+        let object = &mut self.endpoints[endpoint];
+        object.waiters = waiters;
+        object.queue.push_back(&mut self.links, thread);
+        self.threads[thread].state = match waiters {
+            Waiters::Senders => ThreadState::BlockedSend(endpoint as u32),
+            Waiters::Receivers => ThreadState::BlockedRecv(endpoint as u32),
+        };
+        self.cpus[cpu].request_reschedule();
+    }
+
+    /// `sender`, the current thread of `cpu` (or, for a fault message, the thread that just
+    /// stopped there), sends `message` on `endpoint`: to the first waiting receiver, or it
+    /// queues until a receiver comes.
+    pub(super) fn send(
+        &mut self,
+        cpu: usize,
+        sender: usize,
+        endpoint: usize,
+        message: PendingSend,
+        platform: &impl Platform,
+    ) {
+        let Some(receiver) = self.endpoints[endpoint].pop(&mut self.links, Waiters::Receivers) else {
+            self.block_on(cpu, sender, endpoint, Waiters::Senders);
+            self.threads[sender].pending = message;
+            return;
+        };
+        self.transfer(platform, sender, receiver, message);
+        match message.kind {
+            SendKind::Send => return_empty(&mut self.threads[sender].context, 0),
+            SendKind::Call => {
+                self.threads[sender].state = ThreadState::BlockedReply;
+                self.threads[receiver].reply_target = Link::to(sender);
+                self.cpus[cpu].request_reschedule();
+            }
+            SendKind::Fault { .. } => {}
+        }
+        self.wake(cpu, receiver);
+    }
+
+    /// `receiver`, the current thread of `cpu`, takes the first queued message of
+    /// `endpoint`, or queues until one comes. Forgets any reply it still owed.
+    pub(super) fn receive(&mut self, cpu: usize, receiver: usize, endpoint: usize, platform: &impl Platform) {
+        self.threads[receiver].reply_target = Link::NONE;
+        let Some(sender) = self.endpoints[endpoint].pop(&mut self.links, Waiters::Senders) else {
+            self.block_on(cpu, receiver, endpoint, Waiters::Receivers);
+            return;
+        };
+        let message = self.threads[sender].pending;
+        self.transfer(platform, sender, receiver, message);
+        match message.kind {
+            SendKind::Send => {
+                return_empty(&mut self.threads[sender].context, 0);
+                self.wake(cpu, sender);
+            }
+            SendKind::Call => {
+                self.threads[sender].state = ThreadState::BlockedReply;
+                self.threads[receiver].reply_target = Link::to(sender);
+            }
+            SendKind::Fault { .. } => self.threads[sender].state = ThreadState::Inactive,
+        }
+    }
+
+    /// `replier`, the current thread of `cpu`, answers its reply target with `info` and
+    /// the words in its registers and IPC buffer.
+    pub(super) fn reply(
+        &mut self,
+        cpu: usize,
+        replier: usize,
+        info: MessageInfo,
+        platform: &impl Platform,
+    ) -> Result<(), Error> {
+        let target = self.threads[replier].reply_target.take().ok_or(Error::NoReplyTarget)?;
+        debug_assert_eq!(self.threads[target].state, ThreadState::BlockedReply);
+        self.transfer(platform, replier, target, PendingSend { kind: SendKind::Send, info, badge: 0 });
+        self.wake(cpu, target);
+        Ok(())
+    }
+
+    /// Fast-path `Call`: hands `message` from `caller`, the current thread of `cpu`, to
+    /// the first receiver of `endpoint` and runs it, if that is what the slow path and
+    /// the scheduler would do. Returns whether it did.
+    pub(super) fn fast_call(
+        &mut self,
+        cpu: usize,
+        caller: usize,
+        endpoint: usize,
+        message: PendingSend,
+        platform: &impl Platform,
+    ) -> bool {
+        let Some(receiver) = self.endpoints[endpoint].first_receiver() else { return false };
+        let target = &self.threads[receiver];
+        if usize::from(target.cpu) != cpu || !self.cpus[cpu].outranks_ready(target.priority) {
+            return false;
+        }
+        self.endpoints[endpoint].queue.pop_front(&mut self.links);
+        self.transfer(platform, caller, receiver, message);
+        self.threads[caller].state = ThreadState::BlockedReply;
+        self.threads[receiver].reply_target = Link::to(caller);
+        self.switch_to(cpu, receiver);
+        true
+    }
+
+    /// Fast-path `ReplyRecv`: hands the reply of `replier`, the current thread of `cpu`,
+    /// to its reply target and runs it while the replier waits on `endpoint`, if that is
+    /// what the slow path and the scheduler would do. Returns whether it did.
+    pub(super) fn fast_reply_recv(
+        &mut self,
+        cpu: usize,
+        replier: usize,
+        endpoint: usize,
+        info: MessageInfo,
+        platform: &impl Platform,
+    ) -> bool {
+        let Some(caller) = self.threads[replier].reply_target.get() else { return false };
+        let target = &self.threads[caller];
+        if self.endpoints[endpoint].has_senders()
+            || usize::from(target.cpu) != cpu
+            || !self.cpus[cpu].outranks_ready(target.priority)
+        {
+            return false;
+        }
+        self.threads[replier].reply_target = Link::NONE;
+        self.transfer(platform, replier, caller, PendingSend { kind: SendKind::Send, info, badge: 0 });
+        self.block_on(cpu, replier, endpoint, Waiters::Receivers);
+        self.switch_to(cpu, caller);
+        true
+    }
+
+    /// `thread`, the current thread of `cpu`, faulted: it stops for good, the console says
+    /// so, and a fault message goes to its fault endpoint if it has one.
+    pub(super) fn fault(
+        &mut self,
+        cpu: usize,
+        thread: usize,
+        esr: u64,
+        far: u64,
+        platform: &mut impl Platform,
+    ) {
+        let tcb = &mut self.threads[thread];
+        tcb.state = ThreadState::Inactive;
+        tcb.reply_target = Link::NONE;
+        let (name, pc) = (tcb.name, tcb.context.elr);
+        kernel_line(platform, format_args!("thread {name} faulted: esr={esr:#x} far={far:#x} pc={pc:#x}"));
+        self.cpus[cpu].request_reschedule();
+        let endpoint = tcb.fault_endpoint;
+        if endpoint != bootinfo::NONE {
+            let message = PendingSend {
+                kind: SendKind::Fault { esr, far },
+                info: FAULT_INFO,
+                badge: self.threads[thread].fault_badge,
+            };
+            self.send(cpu, thread, endpoint as usize, message, platform);
+        }
+    }
+}
+
+/// Header of fault messages.
+const FAULT_INFO: MessageInfo = MessageInfo::new(fault::COMPONENT_FAULT, 4).unwrap();

@@ -1,0 +1,157 @@
+//! Per-CPU run queues and the choice of the next thread (see the module docs above).
+
+use super::queue::{Link, Links, Queue};
+use super::{Kernel, ThreadId, ThreadState, thread_id};
+
+/// Number of priorities (priority is a `u8`).
+const PRIORITIES: usize = 256;
+
+/// Scheduler state of one CPU.
+pub(super) struct Cpu {
+    /// The thread running (or last chosen to run) on this CPU; not in a run queue.
+    current: Link,
+    /// Set when the choice of thread may have changed since the last `schedule`.
+    reschedule: bool,
+    /// The current thread's time slice ended or it yielded: it goes to the back of its queue.
+    slice_ended: bool,
+    /// Bit `p` is set when `run_queues[p]` is not empty.
+    ready: [u64; PRIORITIES / 64],
+    /// Ready threads per priority.
+    run_queues: [Queue; PRIORITIES],
+}
+
+impl Cpu {
+    /// A CPU with nothing to run.
+    pub(super) const IDLE: Self = Self {
+        current: Link::NONE,
+        reschedule: false,
+        slice_ended: false,
+        ready: [0; PRIORITIES / 64],
+        run_queues: [Queue::EMPTY; PRIORITIES],
+    };
+
+    /// The current thread, if any.
+    pub(super) const fn current(&self) -> Option<usize> {
+        self.current.get()
+    }
+
+    /// Makes the next `schedule` choose again.
+    pub(super) fn request_reschedule(&mut self) {
+        self.reschedule = true;
+    }
+
+    /// Whether the next `schedule` will choose again.
+    pub(super) const fn reschedule_pending(&self) -> bool {
+        self.reschedule
+    }
+
+    /// The highest priority with a ready thread.
+    fn highest_ready(&self) -> Option<u8> {
+        let word = self.ready.iter().rposition(|&bits| bits != 0)?;
+        Some((word * 64 + 63 - self.ready[word].leading_zeros() as usize) as u8)
+    }
+
+    /// Whether a thread of `priority` runs before every ready thread.
+    pub(super) fn outranks_ready(&self, priority: u8) -> bool {
+        self.highest_ready().is_none_or(|highest| priority > highest)
+    }
+
+    fn queue(&mut self, priority: u8) -> &mut Queue {
+        self.ready[usize::from(priority) / 64] |= 1 << (priority % 64);
+        &mut self.run_queues[usize::from(priority)]
+    }
+
+    fn pop_highest(&mut self, links: &mut Links) -> Option<usize> {
+        let priority = self.highest_ready()?;
+        let queue = &mut self.run_queues[usize::from(priority)];
+        let thread = queue.pop_front(links);
+        if queue.is_empty() {
+            self.ready[usize::from(priority) / 64] &= !(1 << (priority % 64));
+        }
+        thread
+    }
+
+    /// The ready threads of `priority`, first to last.
+    #[cfg(test)]
+    pub(super) fn run_queue<'q>(&self, links: &'q Links, priority: u8) -> impl Iterator<Item = usize> + 'q {
+        self.run_queues[usize::from(priority)].iter(links)
+    }
+}
+
+impl Kernel<'_> {
+    /// Puts `thread` at the back of its priority's run queue on its CPU.
+    pub(super) fn enqueue_ready_back(&mut self, thread: usize) {
+        let Self { threads, links, cpus, .. } = self;
+        let tcb = &mut threads[thread];
+        tcb.state = ThreadState::Ready;
+        cpus[usize::from(tcb.cpu)].queue(tcb.priority).push_back(links, thread);
+    }
+
+    /// Makes the blocked `thread` ready. If it should run before its CPU's current thread,
+    /// that CPU reschedules, and is kicked at the end of this kernel entry unless it is
+    /// `local_cpu` (which reschedules on its way out anyway).
+    pub(super) fn wake(&mut self, local_cpu: usize, thread: usize) {
+        self.enqueue_ready_back(thread);
+        let tcb = &self.threads[thread];
+        let cpu = usize::from(tcb.cpu);
+        let preempts = self.cpus[cpu].current().is_none_or(|current| {
+            let current = &self.threads[current];
+            current.state != ThreadState::Running || tcb.priority > current.priority
+        });
+        if preempts {
+            self.cpus[cpu].request_reschedule();
+            if cpu != local_cpu {
+                self.pending_kicks |= 1 << cpu;
+            }
+        }
+    }
+
+    /// Fast-path hand-off: `thread`, blocked and in no queue, becomes `cpu`'s current
+    /// thread in place of the one that just blocked.
+    pub(super) fn switch_to(&mut self, cpu: usize, thread: usize) {
+        self.threads[thread].state = ThreadState::Running;
+        self.cpus[cpu].current = Link::to(thread);
+    }
+
+    /// The time slice of `cpu`'s current thread ended (also used by `Yield`): the next
+    /// [`Kernel::schedule`] puts it at the back of its priority's queue.
+    pub fn timer_tick(&mut self, cpu: usize) {
+        let state = &mut self.cpus[cpu];
+        if state.current().is_some() {
+            state.slice_ended = true;
+            state.reschedule = true;
+        }
+    }
+
+    /// Chooses the thread to run next on `cpu` (`None`: idle until an interrupt). The
+    /// current thread keeps running unless it blocked, its slice ended, or a thread of
+    /// higher priority is ready; a preempted thread goes back to the front of its queue.
+    pub fn schedule(&mut self, cpu: usize) -> Option<ThreadId> {
+        let Self { threads, links, cpus, .. } = self;
+        let state = &mut cpus[cpu];
+        if !state.reschedule {
+            return state.current().map(thread_id);
+        }
+        state.reschedule = false;
+        let slice_ended = core::mem::take(&mut state.slice_ended);
+        if let Some(current) = state.current()
+            && threads[current].state == ThreadState::Running
+        {
+            let priority = threads[current].priority;
+            if slice_ended {
+                state.queue(priority).push_back(links, current);
+            } else if state.highest_ready().is_some_and(|highest| highest > priority) {
+                state.queue(priority).push_front(links, current);
+            } else {
+                return Some(thread_id(current));
+            }
+            threads[current].state = ThreadState::Ready;
+        }
+        let next = state.pop_highest(links);
+        if let Some(next) = next {
+            threads[next].state = ThreadState::Running;
+        }
+        state.current = next.map_or(Link::NONE, Link::to);
+        next.map(thread_id)
+    }
+}

@@ -1,0 +1,181 @@
+//! System-call decoding: the IPC fast path, then the slow path that defines the semantics.
+
+use super::cap::object_with_right;
+use super::console::component_lines;
+use super::endpoint::{PendingSend, SendKind};
+use super::{Kernel, return_empty};
+use crate::Platform;
+use bootinfo::cap_kind;
+use ipc::{
+    Error, IpcBuffer, MAX_DEBUG_BYTES, MessageInfo, Syscall, endpoint_rights, invocation, notification_rights,
+};
+
+/// Decodes a message header register.
+fn message_info(raw: u64) -> Result<MessageInfo, Error> {
+    MessageInfo::from_raw(raw).ok_or(Error::InvalidArgument)
+}
+
+impl Kernel<'_> {
+    /// Completes a `Call` or `ReplyRecv` of `caller` (the current thread of `cpu`) by a
+    /// direct hand-off when the module docs' conditions hold; returns whether it did.
+    /// Anything unusual, errors included, is left to the slow path.
+    pub(super) fn fast_path(&mut self, cpu: usize, caller: usize, platform: &impl Platform) -> bool {
+        if self.cpus[cpu].reschedule_pending() {
+            return false;
+        }
+        let context = &self.threads[caller].context;
+        let (cap_index, raw_info) = (context.x[0], context.x[1]);
+        let (syscall, right) = match Syscall::from_u64(context.x[7]) {
+            Some(Syscall::Call) => (Syscall::Call, endpoint_rights::CALL),
+            Some(Syscall::ReplyRecv) => (Syscall::ReplyRecv, endpoint_rights::RECV),
+            _ => return false,
+        };
+        let Ok(cap) = self.lookup(caller, cap_index) else { return false };
+        let Ok(endpoint) = object_with_right(cap, cap_kind::ENDPOINT, right) else { return false };
+        let Some(info) = MessageInfo::from_raw(raw_info) else { return false };
+        if syscall == Syscall::Call {
+            let message = PendingSend { kind: SendKind::Call, info, badge: cap.badge };
+            self.fast_call(cpu, caller, endpoint, message, platform)
+        } else {
+            self.fast_reply_recv(cpu, caller, endpoint, info, platform)
+        }
+    }
+
+    /// Runs the system call of `caller` (the current thread of `cpu`): on success the
+    /// operation sets its results or blocks the caller; an error only sets `x0`.
+    pub(super) fn slow_path(&mut self, cpu: usize, caller: usize, platform: &mut impl Platform) {
+        let result = match Syscall::from_u64(self.threads[caller].context.x[7]) {
+            Some(syscall) => self.dispatch(cpu, caller, syscall, platform),
+            None => Err(Error::IllegalOperation),
+        };
+        if let Err(error) = result {
+            self.threads[caller].context.x[0] = error as u64;
+        }
+        self.flush_kicks(platform);
+    }
+
+    fn dispatch(
+        &mut self,
+        cpu: usize,
+        caller: usize,
+        syscall: Syscall,
+        platform: &mut impl Platform,
+    ) -> Result<(), Error> {
+        let context = &self.threads[caller].context;
+        let (cap_index, raw_info) = (context.x[0], context.x[1]);
+        match syscall {
+            Syscall::Call => {
+                let cap = self.lookup(caller, cap_index)?;
+                if cap.kind != cap_kind::ENDPOINT {
+                    return self.invoke(caller, cap, message_info(raw_info)?, platform);
+                }
+                let endpoint = object_with_right(cap, cap_kind::ENDPOINT, endpoint_rights::CALL)?;
+                let message =
+                    PendingSend { kind: SendKind::Call, info: message_info(raw_info)?, badge: cap.badge };
+                self.send(cpu, caller, endpoint, message, platform);
+            }
+            Syscall::Send => {
+                let cap = self.lookup(caller, cap_index)?;
+                let endpoint = object_with_right(cap, cap_kind::ENDPOINT, endpoint_rights::SEND)?;
+                let message =
+                    PendingSend { kind: SendKind::Send, info: message_info(raw_info)?, badge: cap.badge };
+                self.send(cpu, caller, endpoint, message, platform);
+            }
+            Syscall::Recv => {
+                let cap = self.lookup(caller, cap_index)?;
+                let endpoint = object_with_right(cap, cap_kind::ENDPOINT, endpoint_rights::RECV)?;
+                self.receive(cpu, caller, endpoint, platform);
+            }
+            Syscall::Reply => {
+                self.reply(cpu, caller, message_info(raw_info)?, platform)?;
+                return_empty(&mut self.threads[caller].context, 0);
+            }
+            Syscall::ReplyRecv => {
+                let cap = self.lookup(caller, cap_index)?;
+                let endpoint = object_with_right(cap, cap_kind::ENDPOINT, endpoint_rights::RECV)?;
+                let info = message_info(raw_info)?;
+                // With nobody to answer, ReplyRecv is a plain Recv.
+                if self.threads[caller].reply_target.get().is_some() {
+                    self.reply(cpu, caller, info, platform)?;
+                }
+                self.receive(cpu, caller, endpoint, platform);
+            }
+            Syscall::Signal => {
+                let cap = self.lookup(caller, cap_index)?;
+                let notification =
+                    object_with_right(cap, cap_kind::NOTIFICATION, notification_rights::SIGNAL)?;
+                self.signal(cpu, notification, cap.badge);
+                return_empty(&mut self.threads[caller].context, 0);
+            }
+            Syscall::Wait => {
+                let cap = self.lookup(caller, cap_index)?;
+                let notification = object_with_right(cap, cap_kind::NOTIFICATION, notification_rights::WAIT)?;
+                self.wait(cpu, caller, notification);
+            }
+            Syscall::Poll => {
+                let cap = self.lookup(caller, cap_index)?;
+                let notification = object_with_right(cap, cap_kind::NOTIFICATION, notification_rights::WAIT)?;
+                self.poll(caller, notification);
+            }
+            Syscall::Yield => {
+                // Yielding ends the time slice early.
+                self.timer_tick(cpu);
+                return_empty(&mut self.threads[caller].context, 0);
+            }
+            Syscall::DebugWrite => self.debug_write(caller, raw_info, platform)?,
+        }
+        Ok(())
+    }
+
+    /// `Call` on a capability other than an endpoint: an invocation chosen by the label.
+    fn invoke(
+        &mut self,
+        caller: usize,
+        cap: bootinfo::Cap,
+        info: MessageInfo,
+        platform: &mut impl Platform,
+    ) -> Result<(), Error> {
+        match (cap.kind, info.label()) {
+            (cap_kind::IRQ_HANDLER, invocation::IRQ_ACK) => {
+                platform.irq_ack(self.irqs[cap.object as usize].intid)
+            }
+            (cap_kind::CONTROL, invocation::CONTROL_SHUTDOWN) => {
+                if info.length() < 1 {
+                    return Err(Error::InvalidArgument);
+                }
+                // The status is a 32-bit word by the protocol; higher bits are ignored.
+                let status = self.threads[caller].context.x[2] as u32;
+                platform.shutdown(self.nonce, status);
+            }
+            (cap_kind::IRQ_HANDLER | cap_kind::CONTROL, _) => return Err(Error::IllegalOperation),
+            // Notifications have no invocations.
+            _ => return Err(Error::WrongObjectType),
+        }
+        return_empty(&mut self.threads[caller].context, 0);
+        Ok(())
+    }
+
+    /// `DebugWrite` of `count` bytes from the IPC buffer's `debug` field.
+    fn debug_write(&mut self, thread: usize, count: u64, platform: &mut impl Platform) -> Result<(), Error> {
+        let length = usize::try_from(count)
+            .ok()
+            .filter(|&length| length <= MAX_DEBUG_BYTES)
+            .ok_or(Error::InvalidArgument)?;
+        let mut bytes = [0; MAX_DEBUG_BYTES];
+        let buffer = platform.phys_to_virt(self.threads[thread].ipc_buffer.0).cast::<IpcBuffer>();
+        // SAFETY: boot-info gives the thread its own IPC buffer page and `phys_to_virt` maps
+        // it for the kernel; `length` is at most the size of `debug`. The thread is in this
+        // system call, so nothing else writes the page now.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                (&raw const (*buffer).debug).cast::<u8>(),
+                bytes.as_mut_ptr(),
+                length,
+            );
+        }
+        let tcb = &mut self.threads[thread];
+        component_lines(tcb.name, &mut bytes[..length], platform);
+        return_empty(&mut tcb.context, 0);
+        Ok(())
+    }
+}

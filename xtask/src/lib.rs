@@ -1,0 +1,13 @@
+//! xtask's library: the system manifest and everything generated from it. The `xtask`
+//! binary (build, run, test, bench) drives these modules; tests in `tests/` use them
+//! directly.
+//!
+//! ```ignore
+//! let system = manifest::load(Path::new("images/demo/system.toml"))?;
+//! let caps = codegen::caps_source(&system, &system.components[0]);
+//! let layout = layout::build(&system, kernel_end, &[("pinger", elf_bytes)], nonce)?;
+//! ```
+
+pub mod codegen;
+pub mod layout;
+pub mod manifest;

@@ -1,0 +1,40 @@
+//! Generated capability constants: the output for the fixture equals the files beside it,
+//! which this test crate also includes as a component would, so that they must compile,
+//! pass clippy and hold the right values.
+
+use ipc::CapIdx;
+use std::path::Path;
+use xtask::{codegen, manifest};
+
+mod pinger {
+    include!("fixtures/demo/pinger-caps.rs");
+}
+
+mod ponger {
+    include!("fixtures/demo/ponger-caps.rs");
+}
+
+#[test]
+fn generated_source_matches_the_included_files() {
+    let system = manifest::load(Path::new("tests/fixtures/demo/system.toml")).unwrap();
+    for component in &system.components {
+        let path = format!("tests/fixtures/demo/{}-caps.rs", component.name);
+        let expected = std::fs::read_to_string(&path).unwrap();
+        let generated = codegen::caps_source(&system, component);
+        assert_eq!(generated, expected, "{path} differs from the generated source:\n{generated}");
+    }
+}
+
+#[test]
+fn constants_name_the_manifests_slots_and_addresses() {
+    assert_eq!(pinger::PONG.index(), CapIdx(0));
+    assert_eq!(pinger::CONTROL.index(), CapIdx(1));
+    assert_eq!((pinger::SHARED, pinger::SHARED_SIZE), (0x4000_0000, 0x1_0000));
+    assert_eq!((pinger::HEAP_BASE, pinger::HEAP_SIZE), (0x2000_0000, 0x1_0000));
+    let slots =
+        [ponger::PING.index(), ponger::FAULTS.index(), ponger::RTC_EVENTS.index(), ponger::RTC_IRQ.index()];
+    assert_eq!(slots, [CapIdx(0), CapIdx(1), CapIdx(2), CapIdx(3)]);
+    assert_eq!((ponger::RTC_MMIO, ponger::RTC_MMIO_SIZE), (0x5000_0000, 0x1000));
+    assert_eq!((ponger::SHARED_VIEW, ponger::SHARED_VIEW_SIZE), (0x4000_0000, 0x1_0000));
+    assert_eq!((ponger::HEAP_BASE, ponger::HEAP_SIZE), (0x2000_0000, 0));
+}
