@@ -42,6 +42,10 @@ pub const MAX_NOTIFICATIONS: usize = 128;
 pub const MAX_IRQS: usize = 64;
 /// Most address spaces; ASIDs are 1..=MAX_VSPACES.
 pub const MAX_VSPACES: usize = 64;
+/// Most VMs in one system; VMIDs are 1..=MAX_VMS.
+pub const MAX_VMS: usize = 8;
+/// Most vCPUs in one system (all VMs together).
+pub const MAX_VCPUS: usize = 32;
 
 /// Physical address where the blob is loaded, given the end of the kernel image.
 pub const fn blob_address(kernel_end: u64) -> u64 {
@@ -112,6 +116,11 @@ pub struct Header {
     pub irqs: Table,
     /// [`Range`] records: physical memory the kernel zeroes before anything runs.
     pub zero_ranges: Table,
+    /// [`Vm`] records.
+    pub vms: Table,
+    /// [`Vcpu`] records of every VM, grouped per VM (a VCPU capability's `object`
+    /// indexes this table).
+    pub vcpus: Table,
 }
 
 /// System-wide options ([`Header::flags`]).
@@ -221,6 +230,8 @@ pub mod cap_kind {
     pub const IRQ_HANDLER: u8 = 3;
     /// System control (result line and power off); `object` is unused.
     pub const CONTROL: u8 = 4;
+    /// A guest vCPU: `object` indexes the vCPUs (all VMs).
+    pub const VCPU: u8 = 5;
 }
 
 /// One capability slot.
@@ -267,6 +278,78 @@ pub struct Range {
     pub size: u64,
 }
 
+/// A virtual machine: guest RAM behind stage-2 translation, its vCPUs and where its
+/// traps go.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Vm {
+    /// Name from the manifest.
+    pub name: StrRef,
+    /// Its [`Vcpu`] records: a slice of the vCPU table.
+    pub vcpus: Table,
+    /// Its [`Route`] records: guest-physical ranges whose faults go to an endpoint.
+    pub routes: Table,
+    /// Its stage-2 [`Mapping`] records (`va` holds the IPA): RAM and passed-through
+    /// devices. Everything else faults to the routes or the unclaimed policy.
+    pub stage2: Table,
+    /// Virtual machine identifier (1..=MAX_VMS).
+    pub vmid: u16,
+    /// 1: an access nobody claims gets a data abort; 0: reads as zero, writes ignored.
+    pub unclaimed_abort: u8,
+    /// Padding.
+    pub _reserved: [u8; 5],
+    /// Endpoint for HVC, SMC and trapped system registers (the VMM's).
+    pub fault_endpoint: u32,
+    /// Padding.
+    pub _reserved2: u32,
+    /// Badge on those messages.
+    pub fault_badge: u64,
+    /// Guest-physical base of RAM.
+    pub ram_ipa: u64,
+    /// Size of RAM in bytes.
+    pub ram_size: u64,
+}
+
+/// A vCPU: a thread that runs guest code at EL1 instead of a component at EL0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Vcpu {
+    /// Index of its [`Vm`].
+    pub vm: u32,
+    /// Index within its VM (0 is the boot vCPU).
+    pub index: u16,
+    /// Scheduling priority.
+    pub priority: u8,
+    /// Physical CPU it is pinned to.
+    pub cpu: u8,
+    /// Its VMPIDR_EL2 value, equal to its device-tree `reg` (affinity fields).
+    pub mpidr: u64,
+    /// 1 if it starts running at boot (the boot vCPU), 0 if it waits for PSCI CPU_ON.
+    pub start_running: u8,
+    /// Padding.
+    pub _reserved: [u8; 7],
+    /// Initial PC (guest-physical; the MMU is off at entry).
+    pub entry: u64,
+    /// Initial x0 (the device tree's address for the boot vCPU).
+    pub x0: u64,
+}
+
+/// A guest-physical range whose MMIO faults become messages to an endpoint.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Route {
+    /// Guest-physical base.
+    pub ipa: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Endpoint receiving the faults.
+    pub endpoint: u32,
+    /// Padding.
+    pub _reserved: u32,
+    /// Badge on those messages.
+    pub badge: u64,
+}
+
 /// Why a blob was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParseError {
@@ -307,8 +390,12 @@ impl<'a> BootInfo<'a> {
 
     fn table<T: FromBytes + Immutable + KnownLayout>(&self, table: Table) -> Result<&'a [T], ParseError> {
         let start = table.offset as usize;
-        let len = (table.count as usize).checked_mul(core::mem::size_of::<T>()).ok_or(ParseError::Truncated)?;
-        let bytes = self.bytes.get(start..start.checked_add(len).ok_or(ParseError::Truncated)?).ok_or(ParseError::Truncated)?;
+        let len =
+            (table.count as usize).checked_mul(core::mem::size_of::<T>()).ok_or(ParseError::Truncated)?;
+        let bytes = self
+            .bytes
+            .get(start..start.checked_add(len).ok_or(ParseError::Truncated)?)
+            .ok_or(ParseError::Truncated)?;
         <[T]>::ref_from_bytes(bytes).map_err(|_| ParseError::Misaligned)
     }
 
@@ -350,6 +437,22 @@ impl<'a> BootInfo<'a> {
     /// The ranges to zero at boot.
     pub fn zero_ranges(&self) -> Result<&'a [Range], ParseError> {
         self.table(self.header.zero_ranges)
+    }
+    /// The VM records.
+    pub fn vms(&self) -> Result<&'a [Vm], ParseError> {
+        self.table(self.header.vms)
+    }
+    /// Every vCPU record (all VMs).
+    pub fn all_vcpus(&self) -> Result<&'a [Vcpu], ParseError> {
+        self.table(self.header.vcpus)
+    }
+    /// The vCPU records in `table` (a VM's `vcpus`).
+    pub fn vcpus(&self, table: Table) -> Result<&'a [Vcpu], ParseError> {
+        self.table(table)
+    }
+    /// The route records in `table` (a VM's `routes`).
+    pub fn routes(&self, table: Table) -> Result<&'a [Route], ParseError> {
+        self.table(table)
     }
 }
 

@@ -1,6 +1,9 @@
 //! Builds a blob: add strings and records, then [`Builder::finish`].
 
-use crate::{Cap, Endpoint, Header, Irq, MAGIC, Mapping, Notification, Range, StrRef, Table, Tcb, VSpace};
+use crate::{
+    Cap, Endpoint, Header, Irq, MAGIC, Mapping, Notification, Range, Route, StrRef, Table, Tcb, VSpace, Vcpu,
+    Vm,
+};
 use alloc::vec::Vec;
 use zerocopy::IntoBytes;
 
@@ -19,6 +22,9 @@ pub struct Builder {
     caps: Vec<Cap>,
     irqs: Vec<Irq>,
     zero_ranges: Vec<Range>,
+    vms: Vec<Vm>,
+    vcpus: Vec<Vcpu>,
+    routes: Vec<Route>,
 }
 
 fn index(len: usize) -> u32 {
@@ -74,6 +80,23 @@ impl Builder {
         index(self.irqs.len() - 1)
     }
 
+    /// Adds a VM with its vCPUs (their `vm` field is filled in), routes and stage-2
+    /// mappings (`va` = IPA); returns its index. The first vCPU's global index is
+    /// `vcpu_base`: a VCPU capability names vCPU `vcpu_base + index`.
+    pub fn vm(&mut self, mut vm: Vm, vcpus: &[Vcpu], routes: &[Route], stage2: &[Mapping]) -> (u32, u32) {
+        let vm_index = index(self.vms.len());
+        let vcpu_base = index(self.vcpus.len());
+        // Until `finish`, each `offset` holds the index of the first record.
+        vm.vcpus = Table { offset: vcpu_base, count: index(vcpus.len()) };
+        vm.routes = Table { offset: index(self.routes.len()), count: index(routes.len()) };
+        vm.stage2 = Table { offset: index(self.mappings.len()), count: index(stage2.len()) };
+        self.vcpus.extend(vcpus.iter().map(|vcpu| Vcpu { vm: vm_index, ..*vcpu }));
+        self.routes.extend_from_slice(routes);
+        self.mappings.extend_from_slice(stage2);
+        self.vms.push(vm);
+        (vm_index, vcpu_base)
+    }
+
     /// Adds a physical range the kernel zeroes at boot.
     pub fn zero_range(&mut self, range: Range) {
         self.zero_ranges.push(range);
@@ -91,16 +114,26 @@ impl Builder {
             table
         }
 
-        let record = |table: Table, size: usize, first: u32| index(table.offset as usize + first as usize * size);
+        let record =
+            |table: Table, size: usize, first: u32| index(table.offset as usize + first as usize * size);
         let header = &mut self.header;
         header.mappings = place(&mut out, &self.mappings);
         header.caps = place(&mut out, &self.caps);
         for vspace in &mut self.vspaces {
-            vspace.mappings.offset = record(header.mappings, core::mem::size_of::<Mapping>(), vspace.mappings.offset);
+            vspace.mappings.offset =
+                record(header.mappings, core::mem::size_of::<Mapping>(), vspace.mappings.offset);
         }
         for tcb in &mut self.tcbs {
             tcb.caps.offset = record(header.caps, core::mem::size_of::<Cap>(), tcb.caps.offset);
         }
+        header.vcpus = place(&mut out, &self.vcpus);
+        let routes = place(&mut out, &self.routes);
+        for vm in &mut self.vms {
+            vm.vcpus.offset = record(header.vcpus, core::mem::size_of::<Vcpu>(), vm.vcpus.offset);
+            vm.routes.offset = record(routes, core::mem::size_of::<Route>(), vm.routes.offset);
+            vm.stage2.offset = record(header.mappings, core::mem::size_of::<Mapping>(), vm.stage2.offset);
+        }
+        header.vms = place(&mut out, &self.vms);
         header.vspaces = place(&mut out, &self.vspaces);
         header.tcbs = place(&mut out, &self.tcbs);
         header.endpoints = place(&mut out, &self.endpoints);
@@ -157,6 +190,37 @@ mod tests {
         assert_eq!(mappings[1].pa, 0x4100_0000);
         assert_eq!(info.endpoints().unwrap().len(), 1);
         assert!(info.irqs().unwrap().is_empty());
+    }
+
+    #[test]
+    fn round_trips_vms_with_vcpus_routes_and_stage2() {
+        let mut builder = Builder::new();
+        let name = builder.string("guest");
+        builder
+            .vspace(1, &[Mapping { va: 0x40_0000, pa: 0x4100_0000, size: 0x1000, flags: 5, _reserved: 0 }]);
+        let ram = Mapping { va: 0x4000_0000, pa: 0x5000_0000, size: 0x100_0000, flags: 7, _reserved: 0 };
+        let route = Route { ipa: 0x0800_0000, size: 0x1_0000, endpoint: 2, _reserved: 0, badge: 9 };
+        let vcpus =
+            [Vcpu { index: 0, start_running: 1, ..Vcpu::default() }, Vcpu { index: 1, ..Vcpu::default() }];
+        let vm = Vm { name, vmid: 1, ram_ipa: 0x4000_0000, ram_size: 0x100_0000, ..Vm::default() };
+        assert_eq!(builder.vm(vm, &vcpus, &[route], &[ram]), (0, 0));
+        let vm2 = Vm { name, vmid: 2, ..Vm::default() };
+        assert_eq!(builder.vm(vm2, &vcpus[..1], &[], &[]), (1, 2));
+        let blob = builder.finish();
+        let words = aligned(&blob);
+        let info = BootInfo::parse(&words.as_bytes()[..blob.len()]).unwrap();
+
+        let vms = info.vms().unwrap();
+        assert_eq!(vms.len(), 2);
+        assert_eq!(info.string(vms[0].name).unwrap(), "guest");
+        let first = info.vcpus(vms[0].vcpus).unwrap();
+        assert_eq!((first.len(), first[1].index, first[1].vm), (2, 1, 0));
+        assert_eq!(info.vcpus(vms[1].vcpus).unwrap()[0].vm, 1);
+        assert_eq!(info.all_vcpus().unwrap().len(), 3);
+        assert_eq!(info.routes(vms[0].routes).unwrap()[0].badge, 9);
+        assert_eq!(info.mappings(vms[0].stage2).unwrap()[0].pa, 0x5000_0000);
+        // Component mappings and stage-2 mappings share the table without mixing.
+        assert_eq!(info.mappings(info.vspaces().unwrap()[0].mappings).unwrap()[0].pa, 0x4100_0000);
     }
 
     #[test]

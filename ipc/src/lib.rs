@@ -20,6 +20,7 @@
 mod message;
 #[cfg(target_os = "none")]
 mod syscall;
+pub mod vcpu;
 
 pub use message::*;
 #[cfg(target_os = "none")]

@@ -1,8 +1,8 @@
 //! EL0 system-call wrappers: one `svc #0` per call, methods named after the syscall.
 
 use crate::{
-    Badge, Cap, Control, Endpoint, Error, IpcBuffer, IrqHandler, Label, MAX_DEBUG_BYTES,
-    Message, MessageInfo, Notification, REGISTER_WORDS, Result, Syscall, invocation, layout,
+    Badge, Cap, Control, Endpoint, Error, IpcBuffer, IrqHandler, Label, MAX_DEBUG_BYTES, Message,
+    MessageInfo, Notification, REGISTER_WORDS, Result, Syscall, invocation, layout,
 };
 use core::arch::asm;
 
@@ -99,19 +99,22 @@ pub fn reply(message: &Message) -> Result<()> {
 impl Cap<Notification> {
     /// `Signal`: OR this capability's badge into the notification word.
     pub fn signal(self) -> Result<()> {
-        let out = svc(Syscall::Signal, Frame { cap: u64::from(self.index().0), info: 0, words: [0; 4], badge: 0 });
+        let out =
+            svc(Syscall::Signal, Frame { cap: u64::from(self.index().0), info: 0, words: [0; 4], badge: 0 });
         Error::from_code(out.cap).map_or(Ok(()), Err)
     }
 
     /// `Wait`: block until the word is non-zero, then take and clear it.
     pub fn wait(self) -> Result<Badge> {
-        let out = svc(Syscall::Wait, Frame { cap: u64::from(self.index().0), info: 0, words: [0; 4], badge: 0 });
+        let out =
+            svc(Syscall::Wait, Frame { cap: u64::from(self.index().0), info: 0, words: [0; 4], badge: 0 });
         Error::from_code(out.cap).map_or(Ok(Badge(out.badge)), Err)
     }
 
     /// `Poll`: take and clear the word without blocking (`Badge(0)` when nothing was signalled).
     pub fn poll(self) -> Result<Badge> {
-        let out = svc(Syscall::Poll, Frame { cap: u64::from(self.index().0), info: 0, words: [0; 4], badge: 0 });
+        let out =
+            svc(Syscall::Poll, Frame { cap: u64::from(self.index().0), info: 0, words: [0; 4], badge: 0 });
         Error::from_code(out.cap).map_or(Ok(Badge(out.badge)), Err)
     }
 }

@@ -24,15 +24,18 @@ pub struct Ram {
 }
 
 impl Ram {
+    /// Zeroed RAM at [`RAM_BASE`].
     pub fn new() -> Self {
         Self { bytes: vec![0; RAM_SIZE as usize] }
     }
 
+    /// Stores `data` at `ipa` (inside RAM), as the guest would.
     pub fn write(&mut self, ipa: u64, data: &[u8]) {
         let start = (ipa - RAM_BASE) as usize;
         self.bytes[start..start + data.len()].copy_from_slice(data);
     }
 
+    /// Stores a little-endian doubleword.
     pub fn write_u64(&mut self, ipa: u64, value: u64) {
         self.write(ipa, &value.to_le_bytes());
     }
@@ -72,6 +75,7 @@ pub struct RecordingVgic {
 }
 
 impl RecordingVgic {
+    /// The messages since the last call.
     pub fn take(&mut self) -> Vec<Message> {
         std::mem::take(&mut self.messages)
     }
@@ -128,7 +132,8 @@ impl Vgic for RecordingVgic {
     }
 }
 
-/// Commands encoded from the GICv3 specification's field positions.
+/// Commands encoded from the GICv3 specification's field positions, one function per
+/// command, with the command's fields as arguments (`vcpu`, `from`, `to`: RDbase).
 pub mod cmd {
     /// An ITT address inside RAM; the ITS never reads it.
     const ITT: u64 = super::RAM_BASE + 0x8_0000;
@@ -224,10 +229,12 @@ impl<const D: usize, const E: usize, const C: usize> Harness<D, E, C> {
         harness
     }
 
+    /// A 64-bit register read.
     pub fn read64(&self, offset: u64) -> u64 {
         self.its.read(offset, Width::Doubleword)
     }
 
+    /// A 64-bit register write.
     pub fn write64(&mut self, offset: u64, value: u64) -> Progress {
         self.its.write(offset, Width::Doubleword, value)
     }
@@ -256,10 +263,12 @@ impl<const D: usize, const E: usize, const C: usize> Harness<D, E, C> {
         self.vgic.take()
     }
 
+    /// [`Its::process`] with the harness's vgic-server and RAM.
     pub fn process(&mut self, budget: usize) -> Progress {
         self.its.process(&mut self.vgic, &self.ram, budget)
     }
 
+    /// [`Its::msi`] with the harness's vgic-server.
     pub fn msi(&mut self, device: u32, event: u32) -> Result<(), crate::MsiDropped> {
         self.its.msi(&mut self.vgic, device, event)
     }

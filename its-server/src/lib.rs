@@ -3,12 +3,11 @@
 //!
 //! ```ignore
 //! let mut its = Its::<DEVICES, EVENTS, COLLECTIONS>::new(config)?;
-//! // An MMIO fault from a vCPU:
-//! let progress = its.write(offset, width, value);            // or its.read(offset, width)
+//! // An MMIO fault from a vCPU (or `its.read(offset, width)`):
+//! let mut progress = its.write(offset, width, value);
 //! // Commands run in bounded batches; CREADR lags until they are done.
-//! let mut progress = progress;
 //! while progress == Progress::MoreWork {
-//!     progress = its.process(&mut vgic, &memory, BATCH);     // between other messages
+//!     progress = its.process(&mut vgic, &memory, BATCH); // between other messages
 //! }
 //! // An MSI from a device (DeviceID from the sender's badge):
 //! let _ = its.msi(&mut vgic, device_id, event_id);
@@ -93,7 +92,7 @@
 //!   MAPC maps it. DISCARD, CLEAR and INV do not need a mapped collection.
 //! - GITS_CTLR.Quiescent reads 1 whenever the ITS is disabled and no MAPD teardown is
 //!   in progress: a disabled ITS runs no commands, so none is in progress. GITS_CBASER
-//!   and GITS_BASER<n> writes are ignored unless the ITS is quiescent. A CBASER write
+//!   and `GITS_BASER<n>` writes are ignored unless the ITS is quiescent. A CBASER write
 //!   resets both CREADR and CWRITER to 0.
 //! - A vCPU's own write to GITS_TRANSLATER carries no DeviceID, so it is ignored and
 //!   logged; devices signal through [`Its::msi`].

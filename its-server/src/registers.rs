@@ -26,7 +26,7 @@ pub mod offset {
     pub const CWRITER: u64 = 0x0088;
     /// GITS_CREADR (64-bit, read-only).
     pub const CREADR: u64 = 0x0090;
-    /// GITS_BASER0 (64-bit); GITS_BASER<n> is at `BASER + 8 * n`, n = 0..=7.
+    /// GITS_BASER0 (64-bit); `GITS_BASER<n>` is at `BASER + 8 * n`, n = 0..=7.
     pub const BASER: u64 = 0x0100;
     /// GITS_PIDR4, the first of the 32-bit read-only ID registers (PIDR4-7, PIDR0-3,
     /// CIDR0-3) that run to the end of the control frame.
@@ -85,6 +85,10 @@ const BASER_INDIRECT: u64 = 1 << 62;
 /// With 64 KiB pages, bits [47:16] hold address bits [47:16] and bits [15:12] hold
 /// address bits [51:48].
 const BASER_ADDRESS: u64 = 0x0000_ffff_ffff_f000;
+/// Address bits [47:16] of a 64 KiB-page table, where they are in BASER.
+const BASER_ADDRESS_LOW: u64 = 0x0000_ffff_ffff_0000;
+/// Where BASER keeps address bits [51:48] of a 64 KiB-page table.
+const BASER_ADDRESS_HIGH_SHIFT: u32 = 12;
 const BASER_WRITABLE: u64 =
     VALID | BASER_INDIRECT | INNER_CACHE | OUTER_CACHE | BASER_ADDRESS | SHAREABILITY | SIZE;
 const BASER_TYPE_SHIFT: u32 = 56;
@@ -96,6 +100,11 @@ const TABLE_PAGE_SIZE: u64 = 64 << 10;
 /// a level-1 entry of a two-level table (fixed by the architecture).
 const TABLE_ENTRY_SIZE: u64 = 8;
 const L1_ENTRY_VALID: u64 = 1 << 63;
+
+/// Guest-physical base address of the table a `GITS_BASER<n>` value describes.
+const fn table_base(baser: u64) -> u64 {
+    (baser & BASER_ADDRESS_LOW) | (baser >> BASER_ADDRESS_HIGH_SHIFT & 0xf) << 48
+}
 
 /// The two tables this ITS asks the guest for, in GITS_BASER0 and GITS_BASER1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,7 +157,7 @@ impl Registers {
 
     /// Moves CREADR past one command, wrapping at the end of the queue.
     pub(crate) fn advance_creadr(&mut self) {
-        self.creadr = self.creadr + COMMAND_SIZE;
+        self.creadr = (self.creadr + COMMAND_SIZE) % self.queue_size();
     }
 
     fn baser(&self, table: Table) -> u64 {
@@ -181,8 +190,7 @@ impl Registers {
         if l1_index >= table_bytes / TABLE_ENTRY_SIZE {
             return Err(TableError::TooSmall);
         }
-        let base = (baser & 0x0000_ffff_ffff_0000) | (baser >> 12 & 0xf) << 48;
-        let l1_address = base + l1_index * TABLE_ENTRY_SIZE;
+        let l1_address = table_base(baser) + l1_index * TABLE_ENTRY_SIZE;
         let mut entry = [0; TABLE_ENTRY_SIZE as usize];
         memory.read(l1_address, &mut entry).map_err(|_| TableError::OutsideRam(l1_address))?;
         if u64::from_le_bytes(entry) & L1_ENTRY_VALID == 0 {
@@ -195,7 +203,7 @@ impl Registers {
 /// Why a guest table has no entry for an ID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TableError {
-    /// The table's GITS_BASER<n>.Valid is 0.
+    /// The table's `GITS_BASER<n>`.Valid is 0.
     Invalid,
     /// The ID is beyond the table's size.
     TooSmall,

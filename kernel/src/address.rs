@@ -22,7 +22,7 @@ pub const LINEAR_MAP_SIZE: u64 = 4 << 30;
 impl Pa {
     /// Whether the address is page aligned.
     pub const fn is_page_aligned(self) -> bool {
-        self.0 % PAGE_SIZE == 0
+        self.0.is_multiple_of(PAGE_SIZE)
     }
 
     /// Where the kernel sees this physical address through its linear map.
@@ -34,7 +34,7 @@ impl Pa {
 impl Va {
     /// Whether the address is page aligned.
     pub const fn is_page_aligned(self) -> bool {
-        self.0 % PAGE_SIZE == 0
+        self.0.is_multiple_of(PAGE_SIZE)
     }
 
     /// The physical address behind a kernel linear-map address.

@@ -8,7 +8,14 @@
 //! 3. replace the boot tables with the final kernel map, then build one stage-1 table
 //!    per vspace, all from frames taken upward from `free_base`;
 //! 4. create the `Kernel`, route the IRQ handlers' SPIs, start the other CPUs by PSCI;
-//! 5. every CPU: redistributor, CPU interface, tick, then the scheduler.
+//! 5. every CPU: redistributor, CPU interface, tick, PMU, then the scheduler.
+//!
+//! Every kernel entry (`kernel_entry`) takes the big lock, runs one `Kernel` operation,
+//! asks `Kernel::schedule` for the next thread, releases the lock and returns that
+//! thread's context to the exception return in `arch::vectors`. A CPU with nothing to run
+//! stops its tick and waits in `wfi` with IRQs still masked (a pending interrupt ends
+//! `wfi` anyway), so the kernel never takes an exception from itself; the next thread
+//! starts with a full time slice.
 //!
 //! Physical memory (QEMU `virt` with 1 GiB at 0x4000_0000):
 //!
@@ -43,9 +50,9 @@ mod el2 {
     use crate::arch::console::{self, kprintln};
     use crate::arch::memory::{self, BootFrames, KernelImage, RAM_START};
     use crate::arch::vectors::{KERNEL_EXCEPTION_KINDS, exit_to_user};
-    use crate::arch::{gic, psci, timer};
+    use crate::arch::{SpinLock, gic, pmu, psci, timer};
     use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, Readable};
-    use bootinfo::{BootInfo, Header, MAX_CPUS, MAX_VSPACES, ParseError};
+    use bootinfo::{BootInfo, Header, MAX_CPUS, MAX_VSPACES, ParseError, header_flags};
     use core::fmt;
     use kernel::address::{KERNEL_BASE, LINEAR_MAP_SIZE, Pa, Va};
     use kernel::pagetable::{LeafAttributes, MapError, PageTable};
@@ -54,7 +61,7 @@ mod el2 {
 
     /// The big kernel lock: every kernel object, and the machine state the kernel's
     /// operations need. Lock order: this lock first, then `arch::console::CONSOLE`.
-    static KERNEL: spin::Mutex<Option<System>> = spin::Mutex::new(None);
+    static KERNEL: SpinLock<Option<System>> = SpinLock::new(None);
 
     /// What the big kernel lock protects.
     struct System {
@@ -73,6 +80,8 @@ mod el2 {
         vspace_ttbr0: [u64; MAX_VSPACES],
         /// Length of a time slice in counter ticks.
         timeslice_ticks: u64,
+        /// Whether components may read the PMU's instruction counter (benchmarks).
+        pmu_for_components: bool,
     }
 
     impl Platform for Machine {
@@ -266,7 +275,9 @@ mod el2 {
                     return Err(failed(MapError::BadAddress));
                 }
                 let attributes = LeafAttributes::from_map_flags(mapping.flags).map_err(failed)?;
-                table.map(frames, Va(mapping.va), Pa(mapping.pa), mapping.size, attributes).map_err(failed)?;
+                table
+                    .map(frames, Va(mapping.va), Pa(mapping.pa), mapping.size, attributes)
+                    .map_err(failed)?;
             }
             ttbr0[index] = table.root().0 | u64::from(vspace.asid) << 48;
         }
@@ -293,7 +304,9 @@ mod el2 {
             }
             // SAFETY: the range is RAM in the linear map outside the kernel image, the
             // blob and the table frames (checked above), and nothing runs on it yet.
-            unsafe { core::ptr::write_bytes(Pa(range.base).to_kernel_va().0 as *mut u8, 0, range.size as usize) };
+            unsafe {
+                core::ptr::write_bytes(Pa(range.base).to_kernel_va().0 as *mut u8, 0, range.size as usize)
+            };
         }
         for (index, tcb) in boot.tcbs()?.iter().enumerate() {
             if !layout.is_component_ram(tcb.ipc_buffer, kernel::address::PAGE_SIZE) {
@@ -318,10 +331,11 @@ mod el2 {
             }
         }
         let timeslice_ticks = timer::ticks(header.timeslice_us);
-        let machine = Machine { cpu_count, affinity, vspace_ttbr0, timeslice_ticks };
+        let pmu_for_components = header.flags & header_flags::PMU_FOR_COMPONENTS != 0;
+        let machine = Machine { cpu_count, affinity, vspace_ttbr0, timeslice_ticks, pmu_for_components };
         *KERNEL.lock() = Some(System { kernel, machine });
 
-        init_local_interrupts(timeslice_ticks);
+        init_local(timeslice_ticks, pmu_for_components);
         let entry = Va(secondary_entry as *const () as u64).kernel_to_pa().0;
         for (cpu, &mpidr) in affinity.iter().enumerate().take(cpu_count).skip(1) {
             psci::cpu_on(mpidr, entry, cpu as u64).map_err(|error| BootFailure::CpuOn { cpu, error })?;
@@ -329,15 +343,16 @@ mod el2 {
         Ok(())
     }
 
-    /// This CPU's redistributor, CPU interface and tick.
-    fn init_local_interrupts(timeslice_ticks: u64) {
+    /// This CPU's redistributor, CPU interface, tick and PMU.
+    fn init_local(timeslice_ticks: u64, pmu_for_components: bool) {
         let redistributor = gic::redistributor_of(gic::current_affinity());
         redistributor.expect("CPU 0 started this CPU by its redistributor's affinity").init();
         gic::init_cpu_interface();
         timer::arm(timeslice_ticks);
+        pmu::init(pmu_for_components);
     }
 
-    /// Rust entry of the boot CPU (from `arch::boot`, on its kernel stack).
+    /// Rust entry of the boot CPU (from `arch::boot`, on the boot stack).
     pub extern "C" fn primary_main() -> ! {
         if let Err(failure) = boot() {
             kprintln!("boot failed: {failure}");
@@ -348,12 +363,17 @@ mod el2 {
 
     /// Rust entry of the other CPUs, once CPU 0 has published the kernel.
     pub extern "C" fn secondary_main(cpu: usize) -> ! {
-        let timeslice_ticks = system(&mut KERNEL.lock()).machine.timeslice_ticks;
-        init_local_interrupts(timeslice_ticks);
+        let (timeslice_ticks, pmu_for_components) = {
+            let mut guard = KERNEL.lock();
+            let machine = &system(&mut guard).machine;
+            (machine.timeslice_ticks, machine.pmu_for_components)
+        };
+        init_local(timeslice_ticks, pmu_for_components);
         enter_scheduler(&PER_CPU[cpu])
     }
 
-    fn system<'a>(guard: &'a mut KernelGuard) -> &'a mut System {
+    /// The kernel state behind the lock (present once any CPU can enter the kernel).
+    fn system(guard: &mut KernelGuard) -> &mut System {
         guard.as_mut().expect("no CPU takes an exception or schedules before the kernel exists")
     }
 
@@ -397,11 +417,14 @@ mod el2 {
     }
 
     /// Waits with the lock released until an interrupt makes a thread runnable on `cpu`;
-    /// returns what [`System::resume`] does, with the lock released.
+    /// returns what [`System::resume`] does, with the lock released. The tick stops while
+    /// the CPU idles (there is no slice to end), and the thread found gets a full slice.
     #[cold]
     #[inline(never)]
     fn idle(cpu: usize, mut guard: KernelGuard) -> (*mut UserContext, u64) {
         loop {
+            // Inside the loop: a tick acknowledged below re-arms the timer.
+            timer::stop();
             drop(guard);
             // IRQs stay masked: a pending interrupt ends `wfi` all the same, and the loop
             // acknowledges it, so the kernel never takes an exception from itself.
@@ -410,6 +433,7 @@ mod el2 {
             let system = system(&mut guard);
             acknowledge_interrupts(system, cpu);
             if let Some(thread) = system.kernel.schedule(cpu) {
+                timer::arm(system.machine.timeslice_ticks);
                 return system.resume(thread);
             }
         }

@@ -213,7 +213,9 @@ fn for_each_leaf(
     while offset < size {
         let (leaf_va, leaf_pa, remaining) = (va.0 + offset, pa.0 + offset, size - offset);
         let level = (FIRST_BLOCK_LEVEL..PAGE_LEVEL)
-            .find(|&level| (leaf_va | leaf_pa) % entry_size(level) == 0 && remaining >= entry_size(level))
+            .find(|&level| {
+                (leaf_va | leaf_pa).is_multiple_of(entry_size(level)) && remaining >= entry_size(level)
+            })
             .unwrap_or(PAGE_LEVEL);
         step(leaf_va, leaf_pa, level)?;
         offset += entry_size(level);
@@ -249,7 +251,7 @@ impl PageTable {
         size: u64,
         attributes: LeafAttributes,
     ) -> Result<(), MapError> {
-        if !va.is_page_aligned() || !pa.is_page_aligned() || size % PAGE_SIZE != 0 {
+        if !va.is_page_aligned() || !pa.is_page_aligned() || !size.is_multiple_of(PAGE_SIZE) {
             return Err(MapError::Unaligned);
         }
         if size == 0 {
@@ -263,7 +265,9 @@ impl PageTable {
         }
         // Walk once without writing so an overlap leaves the table as it was.
         for_each_leaf(va, pa, size, |leaf_va, _, level| self.check_free(memory, leaf_va, level))?;
-        for_each_leaf(va, pa, size, |leaf_va, leaf_pa, level| self.map_leaf(memory, leaf_va, leaf_pa, level, attributes))
+        for_each_leaf(va, pa, size, |leaf_va, leaf_pa, level| {
+            self.map_leaf(memory, leaf_va, leaf_pa, level, attributes)
+        })
     }
 
     /// Fails if a leaf at `level` for `va` would cover anything already mapped.
@@ -305,7 +309,8 @@ impl PageTable {
         if *slot & bits::VALID != 0 {
             return Err(MapError::Overlap);
         }
-        let type_bits = if leaf_level == PAGE_LEVEL { attributes.page_bits() } else { attributes.block_bits() };
+        let type_bits =
+            if leaf_level == PAGE_LEVEL { attributes.page_bits() } else { attributes.block_bits() };
         *slot = (pa & bits::ADDRESS) | type_bits;
         Ok(())
     }
@@ -444,7 +449,7 @@ mod tests {
         assert_eq!(map(0x0000_ffff_ffff_f000, 0, 0x2000), Err(MapError::BadAddress), "leaves the lower half");
         assert_eq!(map(0xffff_ffff_ffff_f000, 0, 0x2000), Err(MapError::BadAddress), "wraps");
         assert_eq!(map(0x1000, 0xffff_ffff_f000, 0x2000), Err(MapError::BadAddress), "PA past 48 bits");
-        assert_eq!(map(0x1000, u64::MAX & !0xfff, 0x2000), Err(MapError::BadAddress), "PA wraps");
+        assert_eq!(map(0x1000, !0xfff, 0x2000), Err(MapError::BadAddress), "PA wraps");
     }
 
     #[test]

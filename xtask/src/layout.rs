@@ -255,6 +255,9 @@ fn blob(system: &System, images: &[Image], placement: &Placement, nonce: u64) ->
     builder.header.free_base = placement.free_base;
     builder.header.cpu_count = system.cpus;
     builder.header.timeslice_us = system.timeslice_us;
+    if system.pmu_for_components {
+        builder.header.flags |= bootinfo::header_flags::PMU_FOR_COMPONENTS;
+    }
     builder.header.name = builder.string(&system.name);
     for (index, (component, image)) in system.components.iter().zip(images).enumerate() {
         let mut mappings: Vec<Mapping> = image

@@ -128,7 +128,9 @@ pub fn build(name: &str, checks: Checks) -> Result<Built> {
     let out_dir = std::fs::canonicalize(".")?.join("target").join("systems").join(name);
     let components = build_components(&system, &out_dir, checks)?;
 
-    cargo(&["build", "--release", "--target", TARGET, "-p", "kernel"], &[])?;
+    // An explicit target directory: a CARGO_TARGET_DIR in the environment must not leave
+    // an old kernel at the path read below.
+    cargo(&["build", "--release", "--target", TARGET, "--target-dir", "target", "-p", "kernel"], &[])?;
     let kernel_elf = PathBuf::from("target").join(TARGET).join("release").join("kernel");
     let kernel = KernelImage::parse(&std::fs::read(&kernel_elf).context("reading the kernel ELF")?)?;
 

@@ -465,6 +465,7 @@ fn random_command(random: &mut Random) -> [u64; 4] {
 fn random_commands_never_panic_and_always_advance_creadr() {
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
     let mut harness = Harness::new();
+    let mut seen = std::collections::HashSet::new();
     for _ in 0..2000 {
         let count = 1 + random.below(40) as usize;
         let commands: Vec<_> = (0..count).map(|_| random_command(&mut random)).collect();
@@ -481,13 +482,16 @@ fn random_commands_never_panic_and_always_advance_creadr() {
         }
         assert_eq!(harness.read64(offset::CREADR), harness.read64(offset::CWRITER));
         // The vgic-server's view of which LPIs exist matches the ITS's.
-        for vintid in 8190..8230 {
+        for vintid in (8190..8230).chain(harness.vgic.lpis.keys().copied()) {
             assert_eq!(
                 harness.its.translation.lpi_in_use(vintid),
                 harness.vgic.lpis.contains_key(&vintid),
                 "LPI {vintid}"
             );
         }
-        harness.vgic.take();
+        for message in harness.vgic.take() {
+            seen.insert(core::mem::discriminant(&message));
+        }
     }
+    assert_eq!(seen.len(), 9, "the commands reached every kind of vgic-server message");
 }

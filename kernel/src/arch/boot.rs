@@ -96,7 +96,9 @@ impl PerCpu {
             self.ttbr0.store(ttbr0, Ordering::Relaxed);
             // SAFETY: TTBR0_EL2 only translates EL0 addresses once the CPU runs from the
             // linear map; every vspace table is complete before any thread runs.
-            unsafe { core::arch::asm!("msr ttbr0_el2, {}", in(reg) ttbr0, options(nostack, preserves_flags)) };
+            unsafe {
+                core::arch::asm!("msr ttbr0_el2, {}", in(reg) ttbr0, options(nostack, preserves_flags))
+            };
         }
     }
 }
@@ -118,8 +120,7 @@ const HCR: u64 = (1 << 34) | (1 << 31) | (1 << 27);
 const TCR: u64 = 16 // T0SZ
     | 0b01 << 8 // IRGN0: write-back read/write-allocate
     | 0b01 << 10 // ORGN0
-    | 0b11 << 12 // SH0: inner shareable
-    | 0b00 << 14 // TG0: 4 KiB
+    | 0b11 << 12 // SH0: inner shareable; TG0 (bits 15:14) = 0b00: 4 KiB
     | 16 << 16 // T1SZ
     | 0b01 << 24 // IRGN1
     | 0b01 << 26 // ORGN1
@@ -158,9 +159,11 @@ const CNTHCTL: u64 = 1 | 1 << 1 | 1 << 10 | 1 << 11;
 /// Boot-table entry for physical 0..1 GiB: device memory, kernel only, never executed.
 /// Not global, like every boot-table entry: the same table serves as the TTBR0_EL2
 /// identity map, and its entries must not hit for components' ASIDs later.
-const BOOT_DEVICE_BLOCK: u64 = LeafAttributes::kernel(MemoryType::Device, true, false).not_global().block_bits();
+const BOOT_DEVICE_BLOCK: u64 =
+    LeafAttributes::kernel(MemoryType::Device, true, false).not_global().block_bits();
 /// Boot-table entry for RAM: normal memory, kernel read/write/execute.
-const BOOT_NORMAL_BLOCK: u64 = LeafAttributes::kernel(MemoryType::Normal, true, true).not_global().block_bits();
+const BOOT_NORMAL_BLOCK: u64 =
+    LeafAttributes::kernel(MemoryType::Normal, true, true).not_global().block_bits();
 
 global_asm!(
     r#"

@@ -5,6 +5,7 @@
 //! `Platform::console_write` (kernel lock held) and boot or panic messages (kernel lock
 //! not held) cannot deadlock.
 
+use super::SpinLock;
 use super::mmio::Registers;
 use core::fmt::{self, Write};
 use kernel::address::Pa;
@@ -79,7 +80,7 @@ impl Write for Console {
 }
 
 /// The console lock: serializes lines from different CPUs (see the lock order above).
-pub static CONSOLE: spin::Mutex<Console> = spin::Mutex::new(Console { uart: Pl011::new(), at_line_start: true });
+pub static CONSOLE: SpinLock<Console> = SpinLock::new(Console { uart: Pl011::new(), at_line_start: true });
 
 /// Prints one `[kernel] ` line.
 pub fn print_line(args: fmt::Arguments) {

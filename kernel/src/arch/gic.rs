@@ -252,13 +252,17 @@ pub fn acknowledge() -> u32 {
 /// Drops the running priority after [`acknowledge`] (EOImode 1: it stays active).
 pub fn drop_priority(intid: u32) {
     // SAFETY: completes an interrupt this CPU acknowledged.
-    unsafe { asm!("msr icc_eoir1_el1, {intid}", intid = in(reg) u64::from(intid), options(nostack, preserves_flags)) };
+    unsafe {
+        asm!("msr icc_eoir1_el1, {intid}", intid = in(reg) u64::from(intid), options(nostack, preserves_flags))
+    };
 }
 
 /// Deactivates an interrupt this CPU acknowledged and dropped.
 pub fn deactivate_local(intid: u32) {
     // SAFETY: deactivates an interrupt this CPU acknowledged.
-    unsafe { asm!("msr icc_dir_el1, {intid}", intid = in(reg) u64::from(intid), options(nostack, preserves_flags)) };
+    unsafe {
+        asm!("msr icc_dir_el1, {intid}", intid = in(reg) u64::from(intid), options(nostack, preserves_flags))
+    };
 }
 
 /// Sends software-generated interrupt `sgi` to the CPU with MPIDR affinity `affinity`.
@@ -271,5 +275,7 @@ pub fn send_sgi(affinity: u64, sgi: u32) {
         | ((affinity >> 8) & 0xff) << 16 // Aff1
         | 1 << (aff0 % 16);
     // SAFETY: raises an SGI; the target only re-runs its scheduler.
-    unsafe { asm!("msr icc_sgi1r_el1, {value}", "isb", value = in(reg) value, options(nostack, preserves_flags)) };
+    unsafe {
+        asm!("msr icc_sgi1r_el1, {value}", "isb", value = in(reg) value, options(nostack, preserves_flags))
+    };
 }

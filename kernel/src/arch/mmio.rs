@@ -30,7 +30,10 @@ impl Registers {
 
     fn register<T>(self, offset: usize) -> *mut T {
         let width = core::mem::size_of::<T>();
-        assert!(offset % width == 0 && offset + width <= self.size, "register {offset:#x} out of range");
+        assert!(
+            offset.is_multiple_of(width) && offset + width <= self.size,
+            "register {offset:#x} out of range"
+        );
         (self.base + offset) as *mut T
     }
 

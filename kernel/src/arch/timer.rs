@@ -13,3 +13,8 @@ pub fn arm(ticks: u64) {
     CNTP_TVAL_EL0.set(ticks);
     CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
 }
+
+/// Stops the timer (an idle CPU has no time slice to end).
+pub fn stop() {
+    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::CLEAR);
+}

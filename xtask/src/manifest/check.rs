@@ -374,6 +374,7 @@ impl Checker<'_> {
             memory: memory.unwrap_or(0),
             timeslice_us,
             timeout_seconds,
+            pmu_for_components: table.pmu_for_components.unwrap_or(false),
             endpoints: endpoints.collect(),
             notifications: notifications.collect(),
             regions,

@@ -57,6 +57,8 @@ pub struct System {
     pub timeslice_us: u32,
     /// QEMU timeout when the system runs as a test.
     pub timeout_seconds: u64,
+    /// Benchmark systems: components may read the instruction counter (PMU counter 0).
+    pub pmu_for_components: bool,
     /// Endpoints, in manifest order (their index is their boot-info index).
     pub endpoints: Vec<Endpoint>,
     /// Notifications, in manifest order.

@@ -39,6 +39,7 @@ pub(super) struct SystemTable {
     pub memory: Spanned<Size>,
     pub timeslice_us: Option<Int>,
     pub timeout_seconds: Option<Int>,
+    pub pmu_for_components: Option<bool>,
 }
 
 /// `[[endpoint]]` and `[[notification]]`: objects with nothing but a name.

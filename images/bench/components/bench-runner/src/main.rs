@@ -41,19 +41,31 @@ fn report(name: &str, value: u64) {
 fn main() -> ! {
     let short = ipc::Message::new(ipc::Label(1)).with_words(&[1, 2]);
     let long = ipc::Message::new(ipc::Label(1)).with_words(&[7; 16]);
-    report("null-syscall", measure(|| {
-        let _ = IDLE.poll();
-    }));
-    report("ipc-call-fastpath", measure(|| {
-        let _ = ECHO.call(&short);
-    }));
-    report("ipc-call-long-message", measure(|| {
-        let _ = ECHO.call(&long);
-    }));
-    report("signal-cross-cpu-round-trip-system-wide", measure(|| {
-        PEER.signal().expect("signal PEER");
-        MINE.wait().expect("wait on MINE");
-    }));
+    report(
+        "null-syscall",
+        measure(|| {
+            let _ = IDLE.poll();
+        }),
+    );
+    report(
+        "ipc-call-fastpath",
+        measure(|| {
+            let _ = ECHO.call(&short);
+        }),
+    );
+    report(
+        "ipc-call-long-message",
+        measure(|| {
+            let _ = ECHO.call(&long);
+        }),
+    );
+    report(
+        "signal-cross-cpu-round-trip-system-wide",
+        measure(|| {
+            PEER.signal().expect("signal PEER");
+            MINE.wait().expect("wait on MINE");
+        }),
+    );
     let _ = CONTROL.shutdown(0);
     unreachable!("shutdown powers the machine off")
 }

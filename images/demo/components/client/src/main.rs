@@ -34,7 +34,12 @@ fn main() -> ! {
             }
         }
     }
-    log::info!("{} calls, {} failures, server saw badge {}", ROUNDS * ipc::MAX_WORDS as u64, failures, badge_seen);
+    log::info!(
+        "{} calls, {} failures, server saw badge {}",
+        ROUNDS * ipc::MAX_WORDS as u64,
+        failures,
+        badge_seen
+    );
     let report = ipc::Message::new(ipc::Label(0)).with_words(&[failures, badge_seen]);
     // The supervisor never replies: this thread's work is done and it stays blocked.
     let _ = DONE.call(&report);

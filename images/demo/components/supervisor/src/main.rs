@@ -16,7 +16,13 @@ fn main() -> ! {
         let [failures, server_badge] = [report.body()[0], report.body()[1]];
         // The echo server is reached through a cap with the client's own badge.
         let ok = failures == 0 && server_badge == badge.0;
-        log::info!("client {} reported {} failures, echo badge {}: {}", badge.0, failures, server_badge, if ok { "ok" } else { "FAILED" });
+        log::info!(
+            "client {} reported {} failures, echo badge {}: {}",
+            badge.0,
+            failures,
+            server_badge,
+            if ok { "ok" } else { "FAILED" }
+        );
         failed |= !ok;
         seen |= 1 << badge.0;
     }

@@ -10,7 +10,11 @@ fn main() -> ! {
     let message = ipc::Message::new(ipc::Label(0));
     let checks: [(&str, ipc::Result<()>, ipc::Error); 5] = [
         // Slot 40 was never granted: this component's table is shorter.
-        ("unheld slot", ipc::Cap::<ipc::Endpoint>::from_index(40).send(&message), ipc::Error::InvalidCapability),
+        (
+            "unheld slot",
+            ipc::Cap::<ipc::Endpoint>::from_index(40).send(&message),
+            ipc::Error::InvalidCapability,
+        ),
         // RECV_ONLY may receive but not send or call.
         ("send without right", RECV_ONLY.send(&message), ipc::Error::NoRights),
         ("call without right", RECV_ONLY.call(&message).map(|_| ()), ipc::Error::NoRights),

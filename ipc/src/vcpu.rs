@@ -1,0 +1,159 @@
+//! The vCPU fault protocol: what the kernel sends, on a guest vCPU's behalf, to the
+//! endpoint that handles a trap, and what the handler's reply means.
+//!
+//! A trapped guest access becomes one `Call` from the vCPU: the vCPU waits while the
+//! server works, and the server's reply (`ReplyRecv`) resumes it. For an MMIO read the
+//! kernel writes the reply's value into the guest register (sign- or zero-extended as the
+//! instruction asks) and advances the PC; for a write it advances the PC; for HVC the
+//! return address already points past the instruction; a trapped SMC is advanced past.
+//! The badge of the message is the badge of the route (or of the VM's fault endpoint) in
+//! the manifest; the vCPU index is in the message.
+//!
+//! ```ignore
+//! let (message, badge) = FAULTS.recv()?;
+//! match ipc::vcpu::Fault::decode(&message) {
+//!     Some(ipc::vcpu::Fault::Mmio(access)) if !access.write => reply(Reply::Resume([value, 0, 0, 0])),
+//!     ...
+//! }
+//! ```
+
+use crate::{Label, Message};
+
+/// Label of an MMIO fault. Words: [`MmioAccess::encode`].
+pub const MMIO: Label = Label(0x100);
+/// Label of an HVC. Words: x0..=x7, vCPU index.
+pub const HVC: Label = Label(0x101);
+/// Label of a trapped SMC. Words: x0..=x7, vCPU index.
+pub const SMC: Label = Label(0x102);
+/// Label of a trapped system-register access. Words: [`SysRegAccess::encode`].
+pub const SYSREG: Label = Label(0x103);
+
+/// Reply label: resume the vCPU. Words: the read value (MMIO, system register), or the new
+/// x0..=x3 (HVC, SMC).
+pub const RESUME: Label = Label(0);
+/// Reply label: inject a synchronous external data abort at the faulting address.
+pub const INJECT_DATA_ABORT: Label = Label(1);
+/// Reply label: inject an undefined-instruction exception.
+pub const INJECT_UNDEFINED: Label = Label(2);
+
+/// One decoded guest MMIO access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmioAccess {
+    /// Guest-physical address.
+    pub ipa: u64,
+    /// Access size in bytes: 1, 2, 4 or 8.
+    pub size: u8,
+    /// A store (value valid) rather than a load.
+    pub write: bool,
+    /// The value stored (zero for loads).
+    pub value: u64,
+    /// Index of the vCPU in its VM.
+    pub vcpu: u16,
+}
+
+impl MmioAccess {
+    /// Message words: `[ipa, size | write << 8 | vcpu << 16, value]`.
+    pub fn encode(&self) -> Message {
+        let flags = u64::from(self.size) | u64::from(self.write) << 8 | u64::from(self.vcpu) << 16;
+        Message::new(MMIO).with_words(&[self.ipa, flags, self.value])
+    }
+
+    /// Decodes an [`MMIO`] message; `None` if it is malformed.
+    pub fn decode(message: &Message) -> Option<Self> {
+        let [ipa, flags, value] = message.body().try_into().ok()?;
+        let size = (flags & 0xff) as u8;
+        if message.label() != MMIO || !matches!(size, 1 | 2 | 4 | 8) {
+            return None;
+        }
+        Some(Self { ipa, size, write: flags & (1 << 8) != 0, value, vcpu: (flags >> 16) as u16 })
+    }
+}
+
+/// A trapped MSR/MRS (ESR_EL2 EC 0x18), identified by its encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SysRegAccess {
+    /// `op0 << 14 | op1 << 11 | CRn << 7 | CRm << 3 | op2`, as in the MRS instruction.
+    pub encoding: u16,
+    /// MSR (value valid) rather than MRS.
+    pub write: bool,
+    /// The value written.
+    pub value: u64,
+    /// Index of the vCPU in its VM.
+    pub vcpu: u16,
+}
+
+impl SysRegAccess {
+    /// Message words: `[encoding | write << 16 | vcpu << 32, value]`.
+    pub fn encode(&self) -> Message {
+        let id = u64::from(self.encoding) | u64::from(self.write) << 16 | u64::from(self.vcpu) << 32;
+        Message::new(SYSREG).with_words(&[id, self.value])
+    }
+
+    /// Decodes a [`SYSREG`] message.
+    pub fn decode(message: &Message) -> Option<Self> {
+        let [id, value] = message.body().try_into().ok()?;
+        if message.label() != SYSREG {
+            return None;
+        }
+        Some(Self { encoding: id as u16, write: id & (1 << 16) != 0, value, vcpu: (id >> 32) as u16 })
+    }
+}
+
+/// A hypervisor or secure monitor call: the guest's x0..=x7.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// x0..=x7 at the call.
+    pub x: [u64; 8],
+    /// Index of the vCPU in its VM.
+    pub vcpu: u16,
+}
+
+impl Call {
+    /// Message words: x0..=x7, vCPU, under `label` ([`HVC`] or [`SMC`]).
+    pub fn encode(&self, label: Label) -> Message {
+        let mut words = [0u64; 9];
+        words[..8].copy_from_slice(&self.x);
+        words[8] = u64::from(self.vcpu);
+        Message::new(label).with_words(&words)
+    }
+
+    /// Decodes an [`HVC`] or [`SMC`] message.
+    pub fn decode(message: &Message) -> Option<Self> {
+        let body: &[u64; 9] = message.body().try_into().ok()?;
+        if message.label() != HVC && message.label() != SMC {
+            return None;
+        }
+        let mut x = [0; 8];
+        x.copy_from_slice(&body[..8]);
+        Some(Self { x, vcpu: body[8] as u16 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mmio_access_round_trips() {
+        let access = MmioAccess { ipa: 0x0800_0004, size: 4, write: true, value: 0xdead, vcpu: 3 };
+        assert_eq!(MmioAccess::decode(&access.encode()), Some(access));
+    }
+
+    #[test]
+    fn mmio_access_rejects_bad_sizes_and_labels() {
+        let mut message = MmioAccess { ipa: 0, size: 4, write: false, value: 0, vcpu: 0 }.encode();
+        message.words[1] = 3;
+        assert_eq!(MmioAccess::decode(&message), None);
+        let other = Message::new(HVC).with_words(&[0, 4, 0]);
+        assert_eq!(MmioAccess::decode(&other), None);
+    }
+
+    #[test]
+    fn sysreg_and_calls_round_trip() {
+        let access = SysRegAccess { encoding: 0xc5e2, write: false, value: 0, vcpu: 1 };
+        assert_eq!(SysRegAccess::decode(&access.encode()), Some(access));
+        let call = Call { x: [0x8400_0000, 1, 2, 3, 4, 5, 6, 7], vcpu: 2 };
+        assert_eq!(Call::decode(&call.encode(SMC)), Some(call));
+        assert_eq!(Call::decode(&call.encode(MMIO)), None);
+    }
+}
