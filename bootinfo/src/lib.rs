@@ -232,6 +232,8 @@ pub mod cap_kind {
     pub const CONTROL: u8 = 4;
     /// A guest vCPU: `object` indexes the vCPUs (all VMs).
     pub const VCPU: u8 = 5;
+    /// The console: raw output (a guest's UART bytes, as written); `object` is unused.
+    pub const CONSOLE: u8 = 6;
 }
 
 /// One capability slot.

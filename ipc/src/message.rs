@@ -154,6 +154,12 @@ pub enum IrqHandler {}
 /// Object type of the system-control capability (report a result and power off).
 #[derive(Debug)]
 pub enum Control {}
+/// Object type of a guest vCPU capability.
+#[derive(Debug)]
+pub enum Vcpu {}
+/// Object type of the raw console capability.
+#[derive(Debug)]
+pub enum Console {}
 
 /// A typed capability: an index into the caller's table that says what it names.
 #[derive(Debug)]
@@ -206,6 +212,12 @@ pub mod invocation {
     pub const IRQ_ACK: Label = Label(1);
     /// `Control`: print the result line (word 0: status, 0 = pass) and power off.
     pub const CONTROL_SHUTDOWN: Label = Label(1);
+    /// `Vcpu`: start a stopped vCPU (PSCI CPU_ON). Words: entry PC (guest-physical),
+    /// x0 (context id). Its EL1 state is reset to the architected entry state (MMU off).
+    pub const VCPU_START: Label = Label(1);
+    /// `Console`: write the `IpcBuffer::debug` bytes (count in word 0) to the console
+    /// exactly as given (a guest's UART output).
+    pub const CONSOLE_WRITE: Label = Label(1);
 }
 
 /// Labels of the fault messages the kernel sends to a thread's fault endpoint.

@@ -35,6 +35,8 @@ pub const RESUME: Label = Label(0);
 pub const INJECT_DATA_ABORT: Label = Label(1);
 /// Reply label: inject an undefined-instruction exception.
 pub const INJECT_UNDEFINED: Label = Label(2);
+/// Reply label: do not resume; the vCPU stops until a `VCPU_START` (PSCI CPU_OFF).
+pub const STOP: Label = Label(3);
 
 /// One decoded guest MMIO access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
