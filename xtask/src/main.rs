@@ -115,7 +115,11 @@ fn run_cli() -> Result<()> {
 const BENCH_ROWS: &[(&str, &str)] = &[
     ("null-syscall", "null syscall round trip from EL0 (Poll)"),
     ("ipc-call-fastpath", "IPC Call+ReplyRecv round trip, same CPU, 2 words (fast path)"),
-    ("ipc-call-long-message", "IPC Call+ReplyRecv round trip, same CPU, 16 words (slow path)"),
+    ("ipc-call-long-message", "IPC Call+ReplyRecv round trip, same CPU, 16 words (fast path, IPC buffer)"),
+    (
+        "ipc-call-cross-cpu-system-wide",
+        "IPC Call+ReplyRecv round trip to the other CPU (slow path, system-wide)",
+    ),
     (
         "signal-cross-cpu-round-trip-system-wide",
         "Signal + Wait round trip to a thread on the other CPU (system-wide)",

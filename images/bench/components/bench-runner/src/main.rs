@@ -41,31 +41,32 @@ fn report(name: &str, value: u64) {
 fn main() -> ! {
     let short = ipc::Message::new(ipc::Label(1)).with_words(&[1, 2]);
     let long = ipc::Message::new(ipc::Label(1)).with_words(&[7; 16]);
-    report(
-        "null-syscall",
-        measure(|| {
-            let _ = IDLE.poll();
-        }),
-    );
-    report(
-        "ipc-call-fastpath",
-        measure(|| {
-            let _ = ECHO.call(&short);
-        }),
-    );
-    report(
-        "ipc-call-long-message",
-        measure(|| {
-            let _ = ECHO.call(&long);
-        }),
-    );
-    report(
-        "signal-cross-cpu-round-trip-system-wide",
-        measure(|| {
-            PEER.signal().expect("signal PEER");
-            MINE.wait().expect("wait on MINE");
-        }),
-    );
+    let mut null_syscall = || {
+        let _ = IDLE.poll();
+    };
+    let mut call_same_cpu = || {
+        let _ = ECHO.call(&short);
+    };
+    let mut call_long = || {
+        let _ = ECHO.call(&long);
+    };
+    let mut call_other_cpu = || {
+        let _ = REMOTE_ECHO.call(&short);
+    };
+    let mut signal_round_trip = || {
+        PEER.signal().expect("signal PEER");
+        MINE.wait().expect("wait on MINE");
+    };
+    let figures: [(&str, &mut dyn FnMut()); 5] = [
+        ("null-syscall", &mut null_syscall),
+        ("ipc-call-fastpath", &mut call_same_cpu),
+        ("ipc-call-long-message", &mut call_long),
+        ("ipc-call-cross-cpu-system-wide", &mut call_other_cpu),
+        ("signal-cross-cpu-round-trip-system-wide", &mut signal_round_trip),
+    ];
+    for (name, operation) in figures {
+        report(name, measure(operation));
+    }
     let _ = CONTROL.shutdown(0);
     unreachable!("shutdown powers the machine off")
 }
