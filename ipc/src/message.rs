@@ -5,7 +5,8 @@ use core::marker::PhantomData;
 /// Number of message words passed in registers (`x2..=x5`).
 pub const REGISTER_WORDS: usize = 4;
 /// Largest message, in 64-bit words; words past [`REGISTER_WORDS`] live in the IPC buffer.
-pub const MAX_WORDS: usize = 64;
+/// Kept small because a [`Message`] holds them inline and is moved by value.
+pub const MAX_WORDS: usize = 16;
 /// Largest string one [`Syscall::DebugWrite`] prints, in bytes.
 pub const MAX_DEBUG_BYTES: usize = 256;
 
@@ -37,6 +38,7 @@ pub enum Syscall {
 
 impl Syscall {
     /// Decodes a syscall number, or `None` for an unknown one.
+    #[inline]
     pub fn from_u64(number: u64) -> Option<Self> {
         Some(match number {
             0 => Self::Call,
@@ -74,6 +76,7 @@ pub enum Error {
 
 impl Error {
     /// Decodes a non-zero error code; unknown codes map to [`Error::IllegalOperation`].
+    #[inline]
     pub fn from_code(code: u64) -> Option<Self> {
         Some(match code {
             0 => return None,
@@ -102,6 +105,7 @@ pub struct MessageInfo(u64);
 
 impl MessageInfo {
     /// A header for `length` words with `label`; `None` if `length` exceeds [`MAX_WORDS`].
+    #[inline]
     pub const fn new(label: Label, length: usize) -> Option<Self> {
         if length > MAX_WORDS {
             return None;
@@ -110,6 +114,7 @@ impl MessageInfo {
     }
 
     /// Reinterprets a raw register value, rejecting lengths over [`MAX_WORDS`].
+    #[inline]
     pub const fn from_raw(raw: u64) -> Option<Self> {
         let length = (raw & 0x7f) as usize;
         if length > MAX_WORDS || raw & 0xffff_ff80 != 0 {
@@ -119,16 +124,19 @@ impl MessageInfo {
     }
 
     /// The raw register value.
+    #[inline]
     pub const fn raw(self) -> u64 {
         self.0
     }
 
     /// The label.
+    #[inline]
     pub const fn label(self) -> Label {
         Label((self.0 >> 32) as u32)
     }
 
     /// The number of message words.
+    #[inline]
     pub const fn length(self) -> usize {
         (self.0 & 0x7f) as usize
     }
@@ -169,6 +177,7 @@ pub struct Cap<T> {
 }
 
 impl<T> Clone for Cap<T> {
+    #[inline]
     fn clone(&self) -> Self {
         *self
     }
@@ -177,11 +186,13 @@ impl<T> Copy for Cap<T> {}
 
 impl<T> Cap<T> {
     /// Names slot `index`; the manifest's generated constants are the only callers.
+    #[inline]
     pub const fn from_index(index: u32) -> Self {
         Self { index: CapIdx(index), object: PhantomData }
     }
 
     /// The slot index.
+    #[inline]
     pub const fn index(self) -> CapIdx {
         self.index
     }
@@ -239,11 +250,13 @@ pub struct Message {
 
 impl Message {
     /// An empty message with `label`.
+    #[inline]
     pub const fn new(label: Label) -> Self {
         Self { info: MessageInfo((label.0 as u64) << 32), words: [0; MAX_WORDS] }
     }
 
     /// This message with `words` as its body; panics if more than [`MAX_WORDS`].
+    #[inline]
     pub fn with_words(mut self, words: &[u64]) -> Self {
         self.words[..words.len()].copy_from_slice(words);
         self.info = MessageInfo::new(self.info.label(), words.len()).expect("message too long");
@@ -251,11 +264,13 @@ impl Message {
     }
 
     /// The meaningful words.
+    #[inline]
     pub fn body(&self) -> &[u64] {
         &self.words[..self.info.length()]
     }
 
     /// The label.
+    #[inline]
     pub fn label(&self) -> Label {
         self.info.label()
     }
@@ -278,16 +293,16 @@ mod tests {
 
     #[test]
     fn message_info_round_trips_label_and_length() {
-        let info = MessageInfo::new(Label(0xdead_beef), 17).unwrap();
+        let info = MessageInfo::new(Label(0xdead_beef), MAX_WORDS).unwrap();
         assert_eq!(info.label(), Label(0xdead_beef));
-        assert_eq!(info.length(), 17);
+        assert_eq!(info.length(), MAX_WORDS);
         assert_eq!(MessageInfo::from_raw(info.raw()), Some(info));
     }
 
     #[test]
     fn message_info_rejects_oversized_length_and_reserved_bits() {
         assert_eq!(MessageInfo::new(Label(0), MAX_WORDS + 1), None);
-        assert_eq!(MessageInfo::from_raw(65), None);
+        assert_eq!(MessageInfo::from_raw(MAX_WORDS as u64 + 1), None);
         assert_eq!(MessageInfo::from_raw(1 << 8), None);
     }
 

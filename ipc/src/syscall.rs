@@ -1,8 +1,8 @@
 //! EL0 system-call wrappers: one `svc #0` per call, methods named after the syscall.
 
 use crate::{
-    Badge, Cap, Control, Endpoint, Error, IpcBuffer, IrqHandler, Label, MAX_DEBUG_BYTES, Message,
-    MessageInfo, Notification, REGISTER_WORDS, Result, Syscall, invocation, layout,
+    Badge, Cap, Console, Control, Endpoint, Error, IpcBuffer, IrqHandler, Label, MAX_DEBUG_BYTES, Message,
+    MessageInfo, Notification, REGISTER_WORDS, Result, Syscall, Vcpu, invocation, layout,
 };
 use core::arch::asm;
 
@@ -14,6 +14,7 @@ struct Frame {
     badge: u64,
 }
 
+#[inline]
 fn svc(syscall: Syscall, frame: Frame) -> Frame {
     let mut out = frame;
     // SAFETY: `svc #0` enters the kernel, which reads and writes only x0-x7 per the ABI in
@@ -35,12 +36,14 @@ fn svc(syscall: Syscall, frame: Frame) -> Frame {
     out
 }
 
+#[inline]
 fn ipc_buffer() -> *mut IpcBuffer {
     layout::IPC_BUFFER_VA as *mut IpcBuffer
 }
 
 /// Puts `message` in registers and the IPC buffer, runs `syscall` on `cap`, and returns
 /// the received message with its badge.
+#[inline]
 fn message_syscall(syscall: Syscall, cap: u32, message: &Message) -> Result<(Message, Badge)> {
     let length = message.info.length();
     if length > REGISTER_WORDS {
@@ -71,33 +74,39 @@ fn message_syscall(syscall: Syscall, cap: u32, message: &Message) -> Result<(Mes
 
 impl Cap<Endpoint> {
     /// `Call`: send `message` and wait for the reply.
+    #[inline]
     pub fn call(self, message: &Message) -> Result<Message> {
         message_syscall(Syscall::Call, self.index().0, message).map(|(reply, _)| reply)
     }
 
     /// `Send`: send `message`, blocking until a receiver takes it.
+    #[inline]
     pub fn send(self, message: &Message) -> Result<()> {
         message_syscall(Syscall::Send, self.index().0, message).map(|_| ())
     }
 
     /// `Recv`: wait for a message; returns it with the sender's badge.
+    #[inline]
     pub fn recv(self) -> Result<(Message, Badge)> {
         message_syscall(Syscall::Recv, self.index().0, &Message::new(Label(0)))
     }
 
     /// `ReplyRecv`: reply to the last caller with `reply`, then wait for the next message.
+    #[inline]
     pub fn reply_recv(self, reply: &Message) -> Result<(Message, Badge)> {
         message_syscall(Syscall::ReplyRecv, self.index().0, reply)
     }
 }
 
 /// `Reply`: answer the last caller without blocking.
+#[inline]
 pub fn reply(message: &Message) -> Result<()> {
     message_syscall(Syscall::Reply, 0, message).map(|_| ())
 }
 
 impl Cap<Notification> {
     /// `Signal`: OR this capability's badge into the notification word.
+    #[inline]
     pub fn signal(self) -> Result<()> {
         let out =
             svc(Syscall::Signal, Frame { cap: u64::from(self.index().0), info: 0, words: [0; 4], badge: 0 });
@@ -105,6 +114,7 @@ impl Cap<Notification> {
     }
 
     /// `Wait`: block until the word is non-zero, then take and clear it.
+    #[inline]
     pub fn wait(self) -> Result<Badge> {
         let out =
             svc(Syscall::Wait, Frame { cap: u64::from(self.index().0), info: 0, words: [0; 4], badge: 0 });
@@ -112,6 +122,7 @@ impl Cap<Notification> {
     }
 
     /// `Poll`: take and clear the word without blocking (`Badge(0)` when nothing was signalled).
+    #[inline]
     pub fn poll(self) -> Result<Badge> {
         let out =
             svc(Syscall::Poll, Frame { cap: u64::from(self.index().0), info: 0, words: [0; 4], badge: 0 });
@@ -121,6 +132,7 @@ impl Cap<Notification> {
 
 impl Cap<IrqHandler> {
     /// Invocation `IRQ_ACK`: the interrupt is handled, deliver the next one.
+    #[inline]
     pub fn ack(self) -> Result<()> {
         message_syscall(Syscall::Call, self.index().0, &Message::new(invocation::IRQ_ACK)).map(|_| ())
     }
@@ -129,18 +141,46 @@ impl Cap<IrqHandler> {
 impl Cap<Control> {
     /// Invocation `CONTROL_SHUTDOWN`: the kernel prints its result line with `status`
     /// (0 = pass) and powers the machine off. Does not return on success.
+    #[inline]
     pub fn shutdown(self, status: u32) -> Result<()> {
         let message = Message::new(invocation::CONTROL_SHUTDOWN).with_words(&[u64::from(status)]);
         message_syscall(Syscall::Call, self.index().0, &message).map(|_| ())
     }
 }
 
+impl Cap<Vcpu> {
+    /// Invocation `VCPU_START`: start this stopped vCPU at guest-physical `entry` with
+    /// `x0 = context` (PSCI CPU_ON).
+    #[inline]
+    pub fn start(self, entry: u64, context: u64) -> Result<()> {
+        let message = Message::new(invocation::VCPU_START).with_words(&[entry, context]);
+        message_syscall(Syscall::Call, self.index().0, &message).map(|_| ())
+    }
+}
+
+impl Cap<Console> {
+    /// Invocation `CONSOLE_WRITE`: put `bytes` on the console exactly as given (longer
+    /// strings go in pieces of [`MAX_DEBUG_BYTES`]).
+    #[inline]
+    pub fn write(self, bytes: &[u8]) -> Result<()> {
+        for chunk in bytes.chunks(MAX_DEBUG_BYTES) {
+            // SAFETY: see `message_syscall`; the buffer is ours while we are not in a syscall.
+            unsafe { (&mut (*ipc_buffer()).debug)[..chunk.len()].copy_from_slice(chunk) };
+            let message = Message::new(invocation::CONSOLE_WRITE).with_words(&[chunk.len() as u64]);
+            message_syscall(Syscall::Call, self.index().0, &message)?;
+        }
+        Ok(())
+    }
+}
+
 /// `Yield`: let other threads of the same priority run.
+#[inline]
 pub fn yield_now() {
     svc(Syscall::Yield, Frame { cap: 0, info: 0, words: [0; 4], badge: 0 });
 }
 
 /// `DebugWrite`: print `bytes` on the kernel console (longer strings are cut into pieces).
+#[inline]
 pub fn debug_write(bytes: &[u8]) {
     for chunk in bytes.chunks(MAX_DEBUG_BYTES) {
         // SAFETY: see `message_syscall`; the buffer is ours while we are not in a syscall.
