@@ -418,36 +418,20 @@ fn msis_translate_with_the_servers_own_state_only() {
     assert_eq!(harness.vgic.take(), [LpiSetPending { vintid: 8192 }]);
 }
 
-/// A fixed-seed xorshift generator: the fuzz loop is reproducible without a dependency.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
-
 /// A command that is often valid: a real command number with fields near the quotas,
 /// or (one time in eight) 32 random bytes.
-fn random_command(random: &mut Random) -> [u64; 4] {
-    if random.below(8) == 0 {
-        return [random.next(), random.next(), random.next(), random.next()];
+fn random_command(random: &mut fastrand::Rng) -> [u64; 4] {
+    if random.u64(..8) == 0 {
+        return [random.u64(..), random.u64(..), random.u64(..), random.u64(..)];
     }
-    let device = random.below(6) as u32;
-    let event = random.below(20) as u32;
-    let icid = random.below(6) as u16;
-    let vcpu = random.below(3);
-    let vintid = if random.below(16) == 0 { random.next() as u32 } else { 8190 + random.below(40) as u32 };
-    match random.below(12) {
-        0 => cmd::mapd(device, 1 + random.below(6) as u8, random.below(4) != 0),
-        1 => cmd::mapc(icid, vcpu, random.below(4) != 0),
+    let device = random.u64(..6) as u32;
+    let event = random.u64(..20) as u32;
+    let icid = random.u64(..6) as u16;
+    let vcpu = random.u64(..3);
+    let vintid = if random.u64(..16) == 0 { random.u64(..) as u32 } else { 8190 + random.u64(..40) as u32 };
+    match random.u64(..12) {
+        0 => cmd::mapd(device, 1 + random.u64(..6) as u8, random.u64(..4) != 0),
+        1 => cmd::mapc(icid, vcpu, random.u64(..4) != 0),
         2 => cmd::mapti(device, event, vintid, icid),
         3 => cmd::mapi(device, event, icid),
         4 => cmd::movi(device, event, icid),
@@ -457,27 +441,27 @@ fn random_command(random: &mut Random) -> [u64; 4] {
         8 => cmd::inv(device, event),
         9 => cmd::invall(icid),
         10 => cmd::sync(vcpu),
-        _ => cmd::movall(vcpu, random.below(3)),
+        _ => cmd::movall(vcpu, random.u64(..3)),
     }
 }
 
 #[test]
 fn random_commands_never_panic_and_always_advance_creadr() {
-    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    let mut random = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
     let mut harness = Harness::new();
     let mut seen = std::collections::HashSet::new();
     for _ in 0..2000 {
-        let count = 1 + random.below(40) as usize;
+        let count = 1 + random.u64(..40) as usize;
         let commands: Vec<_> = (0..count).map(|_| random_command(&mut random)).collect();
         let _ = harness.queue(&commands);
         // Small budgets: a batch always moves, and the queue drains in bounded calls
         // (a command plus, for a MAPD, one step per event and one to finish).
         let mut calls = 0;
-        while harness.process(1 + random.below(4) as usize) == Progress::MoreWork {
+        while harness.process(1 + random.u64(..4) as usize) == Progress::MoreWork {
             calls += 1;
             assert!(calls <= count * (16 + 2), "the queue does not drain");
-            if random.below(4) == 0 {
-                let _ = harness.msi(random.below(6) as u32, random.below(20) as u32);
+            if random.u64(..4) == 0 {
+                let _ = harness.msi(random.u64(..6) as u32, random.u64(..20) as u32);
             }
         }
         assert_eq!(harness.read64(offset::CREADR), harness.read64(offset::CWRITER));

@@ -198,26 +198,10 @@ fn handle_syscall_hands_over_before_schedule_runs() {
     assert_eq!(harness.schedule(0), Some(1));
 }
 
-/// A small deterministic generator (xorshift64).
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
-
 /// Two CPUs (four threads on CPU 0, two on CPU 1) at a few priorities, two endpoints and
 /// a notification that an IRQ also signals; every thread holds every capability (slots 0-2) and some report
 /// faults to endpoint 1.
-fn random_system(random: &mut Random) -> System {
+fn random_system(random: &mut fastrand::Rng) -> System {
     let mut system = System::new(2, 2, 1);
     for index in 0..6u64 {
         let caps = [
@@ -225,7 +209,7 @@ fn random_system(random: &mut Random) -> System {
             endpoint_cap(1, ALL_ENDPOINT_RIGHTS, index + 100),
             notification_cap(0, ALL_NOTIFICATION_RIGHTS, 1 << index),
         ];
-        let priority = [5, 10, 20][random.below(3) as usize];
+        let priority = [5, 10, 20][random.u64(..3) as usize];
         let mut spec = thread("t", priority, u8::from(index >= 4), &caps);
         if index % 3 == 0 {
             spec.tcb.fault_endpoint = 1;
@@ -242,12 +226,12 @@ fn random_system_calls_agree_with_and_without_the_fast_path() {
     let mut fast_paths = 0;
     let mut steps = 0;
     for seed in 1..=400u64 {
-        let mut random = Random(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut random = fastrand::Rng::with_seed(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let system = random_system(&mut random);
         let mut twins = Twins::new(&system);
         for step in 0..300u64 {
             let busy: Vec<usize> = (0..2).filter(|&cpu| twins.fast.current(cpu).is_some()).collect();
-            let roll = random.below(100);
+            let roll = random.u64(..100);
             if busy.is_empty() || roll < 3 {
                 twins.both(|harness| {
                     harness.kernel.handle_irq(40, &mut harness.platform);
@@ -260,7 +244,7 @@ fn random_system_calls_agree_with_and_without_the_fast_path() {
                 }
                 continue;
             }
-            let cpu = busy[random.below(busy.len() as u64) as usize];
+            let cpu = busy[random.u64(..busy.len() as u64) as usize];
             if roll < 6 {
                 twins.both(|harness| harness.kernel.timer_tick(cpu));
                 twins.check(&format!("seed {seed} step {step}: tick"));
@@ -274,20 +258,20 @@ fn random_system_calls_agree_with_and_without_the_fast_path() {
                 twins.check(&format!("seed {seed} step {step}: fault"));
                 continue;
             }
-            let syscall = match random.below(12) {
+            let syscall = match random.u64(..12) {
                 0..=3 => Syscall::Call,
                 4..=7 => Syscall::ReplyRecv,
                 8 => Syscall::Send,
                 9 => Syscall::Recv,
                 10 => Syscall::Reply,
                 _ => {
-                    [Syscall::Signal, Syscall::Wait, Syscall::Poll, Syscall::Yield][random.below(4) as usize]
+                    [Syscall::Signal, Syscall::Wait, Syscall::Poll, Syscall::Yield][random.u64(..4) as usize]
                 }
             };
-            let cap = if random.below(10) == 0 { 3 } else { random.below(3) as u32 };
-            let length = random.below(9) as usize;
-            let words: Vec<u64> = (0..length).map(|_| random.next()).collect();
-            let label = random.below(4) as u32;
+            let cap = if random.u64(..10) == 0 { 3 } else { random.u64(..3) as u32 };
+            let length = random.u64(..9) as usize;
+            let words: Vec<u64> = (0..length).map(|_| random.u64(..)).collect();
+            let label = random.u64(..4) as u32;
             twins.message(cpu, syscall, cap, label, &words);
             steps += 1;
         }
