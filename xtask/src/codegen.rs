@@ -28,7 +28,7 @@ pub fn caps_source(system: &System, component: &Component) -> String {
         component.crate_name
     ));
     line("// Included at the component's crate root with `include!(env!(\"HYP_CAPS\"));`.".to_owned());
-    for (slot, cap) in component.caps.iter().enumerate() {
+    for (slot, cap) in system.slots(component) {
         let (object_type, what) = match cap.object {
             CapObject::Endpoint { rights, .. } => {
                 let rights = rights_text(rights, &[(RECV, "recv"), (SEND, "send"), (CALL, "call")]);
@@ -40,13 +40,23 @@ pub fn caps_source(system: &System, component: &Component) -> String {
             }
             CapObject::Irq { .. } => ("IrqHandler", "an IRQ handler".to_owned()),
             CapObject::Control => ("Control", "system control (result line and power off)".to_owned()),
+            CapObject::Vcpu { index, .. } => ("Vcpu", format!("vCPU {index} of a VM")),
+            CapObject::Vcpus { .. } => ("Vcpu", "every vCPU of a VM, indexed by vCPU".to_owned()),
+            CapObject::Console => ("Console", "the console (raw output)".to_owned()),
         };
+        let constant = constant_name(&cap.name);
+        let cap_type = format!("::ipc::Cap<::ipc::{object_type}>");
         line(String::new());
-        line(format!("/// Capability slot {slot}: {what}."));
-        line(format!(
-            "pub const {}: ::ipc::Cap<::ipc::{object_type}> = ::ipc::Cap::from_index({slot});",
-            constant_name(&cap.name)
-        ));
+        if let CapObject::Vcpus { .. } = cap.object {
+            let count = system.slot_count(cap.object);
+            let caps: Vec<String> =
+                (slot..slot + count).map(|slot| format!("::ipc::Cap::from_index({slot})")).collect();
+            line(format!("/// Capability slots {slot}..{}: {what}.", slot + count));
+            line(format!("pub const {constant}: [{cap_type}; {count}] = [{}];", caps.join(", ")));
+        } else {
+            line(format!("/// Capability slot {slot}: {what}."));
+            line(format!("pub const {constant}: {cap_type} = ::ipc::Cap::from_index({slot});"));
+        }
     }
     for map in &component.maps {
         let region = &system.regions[map.region];

@@ -4,16 +4,23 @@
 //! `bootinfo::blob_address(kernel_end)`; each component's loadable ELF segments (page
 //! aligned, bytes the final image carries); then zeroed memory: each component's stack,
 //! IPC buffer page and heap, then each RAM memory region. The kernel zeroes that memory
-//! at boot (one `zero_ranges` record covers it), so the image does not carry it. Above
-//! it, from `free_base`, the kernel allocates its page tables; at least
+//! at boot (one `zero_ranges` record covers it), so the image does not carry it. Then,
+//! from the next 2 MiB boundary, each VM's guest RAM, contiguous and 2 MiB aligned: the
+//! image carries the pages that hold its guest image, initrd and device tree
+//! ([`crate::guest::prepare`]), and `zero_ranges` records cover the rest of it. Above
+//! that, from `free_base`, the kernel allocates its page tables; at least
 //! [`KERNEL_FREE_RESERVE`] must remain there.
 //!
 //! ```ignore
-//! let layout = layout::build(&system, kernel_end, &[("pinger", elf_bytes)], nonce)?;
+//! let layout = layout::build(&system, kernel_end, &[("pinger", elf_bytes)], &guests, nonce)?;
 //! // one PT_LOAD for layout.blob at layout.blob_pa, one per layout.segments entry
 //! ```
 
-use crate::manifest::{CapObject, KERNEL_FREE_RESERVE, PAGE_SIZE, RAM_BASE, System, Trigger, hex, size_text};
+use crate::guest::{self, GuestRam};
+use crate::manifest::{
+    CapObject, KERNEL_FREE_RESERVE, PAGE_SIZE, RAM_BASE, System, Trigger, Unclaimed, VM_RAM_ALIGN, hex,
+    size_text,
+};
 use anyhow::{Context, bail, ensure};
 use bootinfo::map_flags::{DEVICE, EXECUTE, READ, WRITE};
 use bootinfo::writer::Builder;
@@ -37,23 +44,31 @@ pub struct Layout {
     pub blob_pa: u64,
     /// The boot-info blob.
     pub blob: Vec<u8>,
-    /// Component image segments, placed after the blob.
+    /// Component image segments, placed after the blob, then the non-zero pages of each
+    /// VM's guest RAM.
     pub segments: Vec<Segment>,
     /// First physical byte above everything placed: the kernel's allocator starts here.
     pub free_base: u64,
 }
 
+/// The files of one VM's guest.
+pub struct GuestFiles {
+    /// The image, in the VM's `image-format`.
+    pub image: Vec<u8>,
+    /// The initrd, if the VM has one.
+    pub initrd: Option<Vec<u8>>,
+}
+
 /// Lays out `system` after a kernel image ending at `kernel_end_pa`, given the ELF of
-/// each component by name, and builds its boot-info blob carrying `nonce`.
-pub fn build<N: AsRef<str>, E: AsRef<[u8]>>(
+/// each component and the guest files of each VM by name, and builds its boot-info blob
+/// carrying `nonce`.
+pub fn build<N: AsRef<str>, E: AsRef<[u8]>, G: AsRef<str>>(
     system: &System,
     kernel_end_pa: u64,
     components: &[(N, E)],
+    guests: &[(G, GuestFiles)],
     nonce: u64,
 ) -> anyhow::Result<Layout> {
-    if let Some(vm) = system.vms.first() {
-        bail!("{}: vm \"{}\": VMs are not supported yet", system.path.display(), vm.name);
-    }
     let ram = RAM_BASE..RAM_BASE + system.memory;
     ensure!(
         ram.start < kernel_end_pa && kernel_end_pa <= ram.end,
@@ -69,6 +84,10 @@ pub fn build<N: AsRef<str>, E: AsRef<[u8]>>(
             system.path.display()
         );
     }
+    for (name, _) in guests {
+        let name = name.as_ref();
+        ensure!(system.vms.iter().any(|vm| vm.name == name), "no vm \"{name}\" in {}", system.path.display());
+    }
     let images = system
         .components
         .iter()
@@ -80,32 +99,58 @@ pub fn build<N: AsRef<str>, E: AsRef<[u8]>>(
             Image::parse(elf.1.as_ref()).with_context(|| format!("component \"{}\"", component.name))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let guest_rams = system
+        .vms
+        .iter()
+        .map(|vm| {
+            let context = || format!("{}: vm \"{}\"", system.path.display(), vm.name);
+            let (_, files) = guests
+                .iter()
+                .find(|(name, _)| name.as_ref() == vm.name)
+                .with_context(|| format!("{}: no guest image was given for it", context()))?;
+            guest::prepare(vm, &files.image, files.initrd.as_deref()).with_context(context)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     let blob_pa = bootinfo::blob_address(kernel_end_pa);
     // The blob's size depends on the number of records and the names only, so a blob
     // built for any placement tells where the placement after it starts.
-    let blob_size = blob(system, &images, &Placement::new(system, &images, blob_pa), nonce).len() as u64;
+    let blob_size =
+        blob(system, &images, &guest_rams, &Placement::new(system, &images, blob_pa), nonce).len() as u64;
     let placement = Placement::new(system, &images, (blob_pa + blob_size).next_multiple_of(PAGE_SIZE));
     let free = placement.free_base..ram.end;
     if free.start > ram.end || free.end - free.start < KERNEL_FREE_RESERVE {
+        let needed = (placement.free_base + KERNEL_FREE_RESERVE - RAM_BASE).next_multiple_of(1 << 20);
+        let vms = match system.vms.len() {
+            0 => String::new(),
+            _ => format!(" (VM RAM from {})", hex(placement.vm_ram.first().copied().unwrap_or_default())),
+        };
         bail!(
-            "{}: system \"{}\": RAM {} is too small: the kernel, boot-info, images and allocations end at {}, \
-             and the kernel needs {} free above that",
+            "{}: system \"{}\": RAM {} is too small: the kernel, boot-info, images and allocations{vms} end at {}, \
+             and the kernel needs {} free above that: set memory to at least {}",
             system.path.display(),
             system.name,
             range_text(&ram),
             hex(placement.free_base),
-            size_text(KERNEL_FREE_RESERVE)
+            size_text(KERNEL_FREE_RESERVE),
+            size_text(needed)
         );
     }
-    let blob = blob(system, &images, &placement, nonce);
+    let blob = blob(system, &images, &guest_rams, &placement, nonce);
     debug_assert_eq!(blob.len() as u64, blob_size);
-    let segments = images
+    let component_segments = images
         .into_iter()
         .zip(&placement.segments)
         .flat_map(|(image, pas)| image.segments.into_iter().zip(pas))
-        .map(|(segment, &pa)| Segment { pa, data: segment.data })
-        .collect();
+        .map(|(segment, &pa)| Segment { pa, data: segment.data });
+    let guest_segments =
+        system.vms.iter().zip(guest_rams).zip(&placement.vm_ram).flat_map(|((vm, guest), &ram_pa)| {
+            guest
+                .contents
+                .into_iter()
+                .map(move |(ipa, data)| Segment { pa: ram_pa + (ipa - vm.ram_base), data })
+        });
+    let segments = component_segments.chain(guest_segments).collect();
     Ok(Layout { blob_pa, blob, segments, free_base: placement.free_base })
 }
 
@@ -206,6 +251,8 @@ struct Placement {
     regions: Vec<u64>,
     /// The zeroed allocations (stacks, IPC buffers, heaps, RAM regions), contiguous.
     zeroed: Range<u64>,
+    /// Per VM, the physical base of its guest RAM.
+    vm_ram: Vec<u64>,
     free_base: u64,
 }
 
@@ -213,40 +260,42 @@ impl Placement {
     /// Places everything from the page-aligned address `start` upwards.
     fn new(system: &System, images: &[Image], start: u64) -> Placement {
         let mut cursor = start;
-        let mut allocate = |size: u64| {
-            let pa = cursor;
-            cursor += size;
+        let mut allocate = |size: u64, align: u64| {
+            let pa = cursor.next_multiple_of(align);
+            cursor = pa + size;
             pa
         };
         let segments = images
             .iter()
-            .map(|image| image.segments.iter().map(|segment| allocate(segment.size())).collect())
+            .map(|image| image.segments.iter().map(|segment| allocate(segment.size(), PAGE_SIZE)).collect())
             .collect();
-        let zeroed_start = allocate(0);
-        let stacks = system.components.iter().map(|component| allocate(component.stack_size)).collect();
-        let ipc_buffers = system.components.iter().map(|_| allocate(PAGE_SIZE)).collect();
-        let heaps = system.components.iter().map(|component| allocate(component.heap_size)).collect();
+        let zeroed_start = allocate(0, PAGE_SIZE);
+        let stacks =
+            system.components.iter().map(|component| allocate(component.stack_size, PAGE_SIZE)).collect();
+        let ipc_buffers = system.components.iter().map(|_| allocate(PAGE_SIZE, PAGE_SIZE)).collect();
+        let heaps =
+            system.components.iter().map(|component| allocate(component.heap_size, PAGE_SIZE)).collect();
         let regions = system
             .regions
             .iter()
-            .map(|region| region.phys_addr.unwrap_or_else(|| allocate(region.size)))
+            .map(|region| region.phys_addr.unwrap_or_else(|| allocate(region.size, PAGE_SIZE)))
             .collect();
-        let free_base = allocate(0);
-        Placement {
-            segments,
-            stacks,
-            ipc_buffers,
-            heaps,
-            regions,
-            zeroed: zeroed_start..free_base,
-            free_base,
-        }
+        let zeroed = zeroed_start..allocate(0, PAGE_SIZE);
+        let vm_ram = system.vms.iter().map(|vm| allocate(vm.memory, VM_RAM_ALIGN)).collect();
+        let free_base = allocate(0, PAGE_SIZE);
+        Placement { segments, stacks, ipc_buffers, heaps, regions, zeroed, vm_ram, free_base }
     }
 }
 
 /// The boot-info blob of `system` placed as `placement` says.
-fn blob(system: &System, images: &[Image], placement: &Placement, nonce: u64) -> Vec<u8> {
-    use bootinfo::{Cap, Endpoint, Irq, Mapping, Notification, Range, Tcb, cap_kind};
+fn blob(
+    system: &System,
+    images: &[Image],
+    guests: &[GuestRam],
+    placement: &Placement,
+    nonce: u64,
+) -> Vec<u8> {
+    use bootinfo::{Cap, Endpoint, Irq, Mapping, Notification, Range, Route, Tcb, Vcpu, Vm, cap_kind};
     let mapping = |va: u64, pa: u64, size: u64, flags: u32| Mapping { va, pa, size, flags, _reserved: 0 };
     let mut builder = Builder::new();
     builder.header.nonce = nonce;
@@ -259,6 +308,16 @@ fn blob(system: &System, images: &[Image], placement: &Placement, nonce: u64) ->
         builder.header.flags |= bootinfo::header_flags::PMU_FOR_COMPONENTS;
     }
     builder.header.name = builder.string(&system.name);
+    // VCPU caps name vCPUs by their index among every VM's, in VM order.
+    let first_vcpu: Vec<usize> = system
+        .vms
+        .iter()
+        .scan(0, |next, vm| {
+            let first = *next;
+            *next += vm.cpus.len();
+            Some(first)
+        })
+        .collect();
     for (index, (component, image)) in system.components.iter().zip(images).enumerate() {
         let mut mappings: Vec<Mapping> = image
             .segments
@@ -287,14 +346,30 @@ fn blob(system: &System, images: &[Image], placement: &Placement, nonce: u64) ->
         let caps: Vec<Cap> = component
             .caps
             .iter()
-            .map(|cap| {
-                let (kind, object, rights) = match cap.object {
-                    CapObject::Endpoint { index, rights } => (cap_kind::ENDPOINT, index, rights),
-                    CapObject::Notification { index, rights } => (cap_kind::NOTIFICATION, index, rights),
-                    CapObject::Irq { index } => (cap_kind::IRQ_HANDLER, index, 0),
-                    CapObject::Control => (cap_kind::CONTROL, 0, 0),
+            .flat_map(|cap| {
+                let (kind, objects, rights) = match cap.object {
+                    CapObject::Endpoint { index, rights } => (cap_kind::ENDPOINT, index..index + 1, rights),
+                    CapObject::Notification { index, rights } => {
+                        (cap_kind::NOTIFICATION, index..index + 1, rights)
+                    }
+                    CapObject::Irq { index } => (cap_kind::IRQ_HANDLER, index..index + 1, 0),
+                    CapObject::Control => (cap_kind::CONTROL, 0..1, 0),
+                    CapObject::Vcpu { vm, index } => {
+                        let vcpu = first_vcpu[vm] + index;
+                        (cap_kind::VCPU, vcpu..vcpu + 1, 0)
+                    }
+                    CapObject::Vcpus { vm } => {
+                        (cap_kind::VCPU, first_vcpu[vm]..first_vcpu[vm] + system.vms[vm].cpus.len(), 0)
+                    }
+                    CapObject::Console => (cap_kind::CONSOLE, 0..1, 0),
                 };
-                Cap { kind, rights, _reserved: [0; 2], object: index_u32(object), badge: cap.badge }
+                objects.map(move |object| Cap {
+                    kind,
+                    rights,
+                    _reserved: [0; 2],
+                    object: index_u32(object),
+                    badge: cap.badge,
+                })
             })
             .collect();
         let tcb = Tcb {
@@ -329,9 +404,63 @@ fn blob(system: &System, images: &[Image], placement: &Placement, nonce: u64) ->
             _reserved: [0; 6],
         });
     }
+    for (index, ((vm, guest), &ram_pa)) in system.vms.iter().zip(guests).zip(&placement.vm_ram).enumerate() {
+        let vcpus: Vec<Vcpu> = vm
+            .cpus
+            .iter()
+            .enumerate()
+            .map(|(index, &cpu)| {
+                let boot = index == 0;
+                Vcpu {
+                    index: u16::try_from(index).expect("the manifest limits vCPUs to bootinfo::MAX_VCPUS"),
+                    priority: vm.priority,
+                    cpu: u8::try_from(cpu).expect("the manifest limits CPUs to bootinfo::MAX_CPUS"),
+                    mpidr: guest::mpidr(index),
+                    start_running: u8::from(boot),
+                    entry: if boot { guest.entry } else { 0 },
+                    x0: if boot { guest.dtb } else { 0 },
+                    ..Vcpu::default()
+                }
+            })
+            .collect();
+        let routes: Vec<Route> = vm
+            .routes
+            .iter()
+            .map(|route| Route {
+                ipa: route.base,
+                size: route.size,
+                endpoint: index_u32(route.endpoint),
+                _reserved: 0,
+                badge: route.badge,
+            })
+            .collect();
+        let ram = mapping(vm.ram_base, ram_pa, vm.memory, READ | WRITE | EXECUTE);
+        let record = Vm {
+            name: builder.string(&vm.name),
+            vmid: u16::try_from(index + 1).expect("the manifest limits VMs to bootinfo::MAX_VMS"),
+            unclaimed_abort: u8::from(vm.unclaimed == Unclaimed::Abort),
+            fault_endpoint: index_u32(vm.fault_endpoint),
+            fault_badge: vm.fault_badge,
+            ram_ipa: vm.ram_base,
+            ram_size: vm.memory,
+            ..Vm::default()
+        };
+        builder.vm(record, &vcpus, &routes, &[ram]);
+    }
     if !placement.zeroed.is_empty() {
         let zeroed = &placement.zeroed;
         builder.zero_range(Range { base: zeroed.start, size: zeroed.end - zeroed.start });
+    }
+    // Guest RAM is zero except for the pages the image carries.
+    for ((vm, guest), &ram_pa) in system.vms.iter().zip(guests).zip(&placement.vm_ram) {
+        let mut cursor = vm.ram_base;
+        let ends = guest.contents.iter().map(|(ipa, data)| (*ipa, *ipa + data.len() as u64));
+        for (start, end) in ends.chain([(vm.ram().end, vm.ram().end)]) {
+            if cursor < start {
+                builder.zero_range(Range { base: ram_pa + (cursor - vm.ram_base), size: start - cursor });
+            }
+            cursor = end;
+        }
     }
     builder.finish()
 }

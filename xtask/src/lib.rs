@@ -5,9 +5,11 @@
 //! ```ignore
 //! let system = manifest::load(Path::new("images/demo/system.toml"))?;
 //! let caps = codegen::caps_source(&system, &system.components[0]);
-//! let layout = layout::build(&system, kernel_end, &[("pinger", elf_bytes)], nonce)?;
+//! let layout = layout::build(&system, kernel_end, &[("pinger", elf_bytes)], &guests, nonce)?;
 //! ```
 
 pub mod codegen;
+pub mod devicetree;
+pub mod guest;
 pub mod layout;
 pub mod manifest;

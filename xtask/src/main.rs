@@ -5,6 +5,7 @@
 //! ```text
 //! cargo xtask run            # the default system, `demo`
 //! cargo xtask run demo --gdb # wait for gdb-multiarch on :1234
+//! cargo xtask run vm --kernel Image --initrd rootfs.cpio --append console=ttyAMA0 --vcpus 4
 //! cargo xtask test
 //! ```
 
@@ -16,8 +17,10 @@ mod toolchain;
 // The manifest and what is generated from it live in the library, which tests/ also use.
 use xtask::{codegen, layout, manifest};
 
-use anyhow::{Result, bail};
-use clap::{Parser, Subcommand};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use manifest::GuestOverride;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The system `cargo xtask run` boots when none is named.
@@ -43,12 +46,16 @@ enum Commands {
         /// Kill QEMU after this many seconds (default: run until the system powers off).
         #[arg(long)]
         timeout: Option<u64>,
+        #[command(flatten)]
+        guest: GuestArgs,
     },
     /// Build a system image without running it; prints its path.
     Build {
         /// System name (a directory under images/).
         #[arg(default_value = DEFAULT_SYSTEM)]
         system: String,
+        #[command(flatten)]
+        guest: GuestArgs,
     },
     /// Boot the benchmark system under deterministic -icount and print its figures.
     Bench,
@@ -59,6 +66,37 @@ enum Commands {
     },
 }
 
+/// Options that replace the guest of the system's only VM.
+#[derive(Args)]
+struct GuestArgs {
+    /// Guest image in place of the manifest's: an ELF, a Linux arm64 Image or a raw binary
+    /// (told apart by their contents).
+    #[arg(long, value_name = "FILE")]
+    kernel: Option<PathBuf>,
+    /// Initrd in place of the manifest's.
+    #[arg(long, value_name = "FILE")]
+    initrd: Option<PathBuf>,
+    /// Guest command line (the device tree's bootargs) in place of the manifest's.
+    #[arg(long, value_name = "ARGS")]
+    append: Option<String>,
+    /// Number of vCPUs, pinned round-robin over the physical CPUs.
+    #[arg(long, value_name = "N")]
+    vcpus: Option<usize>,
+}
+
+impl GuestArgs {
+    /// The override, with paths made absolute against `cwd` (xtask then moves to the
+    /// workspace root).
+    fn resolve(self, cwd: &Path) -> GuestOverride {
+        GuestOverride {
+            kernel: self.kernel.map(|path| cwd.join(path)),
+            initrd: self.initrd.map(|path| cwd.join(path)),
+            append: self.append,
+            vcpus: self.vcpus,
+        }
+    }
+}
+
 fn main() {
     if let Err(error) = run_cli() {
         eprintln!("xtask: error: {error:#}");
@@ -67,13 +105,15 @@ fn main() {
 }
 
 fn run_cli() -> Result<()> {
+    let command = Cli::parse().command;
+    let cwd = std::env::current_dir().context("reading the current directory")?;
     let root = system::workspace_root()?;
     std::env::set_current_dir(&root)?;
-    match Cli::parse().command {
-        Commands::Run { system, gdb, timeout } => {
+    match command {
+        Commands::Run { system, gdb, timeout, guest } => {
             toolchain::ensure_rust_target()?;
             toolchain::ensure_qemu()?;
-            let built = system::build(&system, system::Checks::None)?;
+            let built = system::build(&system, system::Checks::None, &guest.resolve(&cwd))?;
             let mut extra_args = Vec::new();
             if gdb {
                 eprintln!(
@@ -92,9 +132,9 @@ fn run_cli() -> Result<()> {
             }
             Ok(())
         }
-        Commands::Build { system } => {
+        Commands::Build { system, guest } => {
             toolchain::ensure_rust_target()?;
-            let built = system::build(&system, system::Checks::None)?;
+            let built = system::build(&system, system::Checks::None, &guest.resolve(&cwd))?;
             println!("{}", built.image.display());
             Ok(())
         }
@@ -128,7 +168,7 @@ const BENCH_ROWS: &[(&str, &str)] = &[
 
 /// `cargo xtask bench`: one deterministic run, one table.
 fn bench() -> Result<()> {
-    let built = system::build("bench", system::Checks::None)?;
+    let built = system::build("bench", system::Checks::None, &GuestOverride::default())?;
     // Instruction counting: exact and repeatable, and virtual time never follows the host.
     let icount = vec!["-icount".to_string(), "shift=0,sleep=off".to_string()];
     let outcome = qemu::run(&built.run_config(
@@ -172,17 +212,18 @@ fn test(only: Vec<String>) -> Result<()> {
     let systems = if only.is_empty() { system::all_systems()? } else { only };
     for name in systems {
         eprintln!("xtask: system {name}");
-        let result = system::build(&name, system::Checks::Clippy).and_then(|built| {
-            let outcome = qemu::run(&built.run_config(
-                qemu::Console::Captured,
-                Duration::from_secs(built.timeout_seconds),
-                Vec::new(),
-            ))?;
-            match outcome.failure() {
-                Some(failure) => bail!("{failure}"),
-                None => Ok(()),
-            }
-        });
+        let result =
+            system::build(&name, system::Checks::Clippy, &GuestOverride::default()).and_then(|built| {
+                let outcome = qemu::run(&built.run_config(
+                    qemu::Console::Captured,
+                    Duration::from_secs(built.timeout_seconds),
+                    Vec::new(),
+                ))?;
+                match outcome.failure() {
+                    Some(failure) => bail!("{failure}"),
+                    None => Ok(()),
+                }
+            });
         match result {
             Ok(()) => passed += 1,
             Err(error) => failed.push(format!("system {name}: {error:#}")),

@@ -66,7 +66,8 @@ impl Outcome {
 /// Boots `config.image` and waits for QEMU to exit or the timeout.
 pub fn run(config: &RunConfig) -> Result<Outcome> {
     let mut command = Command::new(QEMU);
-    command.args(["-M", "virt,virtualization=on,gic-version=3", "-cpu", "max"]);
+    // SVE and SME off: the kernel does not switch their state between vCPUs.
+    command.args(["-M", "virt,virtualization=on,gic-version=3", "-cpu", "max,sve=off,sme=off"]);
     command.args(["-smp", &config.cpus.to_string(), "-m", &format!("{}M", config.memory_mib)]);
     // A reset (PSCI SYSTEM_RESET from the kernel) ends the run instead of rebooting.
     command.arg("-no-reboot");

@@ -1,7 +1,9 @@
-//! Builds one system: its components (each with its generated capability constants), the
-//! kernel, the boot-info blob, and the image that joins them.
+//! Builds one system: its components (each with its generated capability constants), its
+//! guests, the kernel, the boot-info blob, and the image that joins them.
 
 use crate::image::{self, KernelImage, LoadSegment};
+use crate::layout::GuestFiles;
+use crate::manifest::{GuestOverride, GuestSource};
 use crate::toolchain::TARGET;
 use crate::{codegen, layout, manifest, qemu};
 use anyhow::{Context, Result, bail};
@@ -114,8 +116,9 @@ pub fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
-/// Builds system `name` from `images/<name>/system.toml`.
-pub fn build(name: &str, checks: Checks) -> Result<Built> {
+/// Builds system `name` from `images/<name>/system.toml`, its VM's guest replaced as
+/// `guest` says.
+pub fn build(name: &str, checks: Checks, guest: &GuestOverride) -> Result<Built> {
     let manifest_path = PathBuf::from("images").join(name).join("system.toml");
     if !manifest_path.is_file() {
         bail!(
@@ -124,9 +127,20 @@ pub fn build(name: &str, checks: Checks) -> Result<Built> {
             all_systems()?.join(", ")
         );
     }
-    let system = manifest::load(&manifest_path)?;
+    let mut system = manifest::load(&manifest_path)?;
+    system.replace_guest(guest)?;
+    if let (Some(kernel), [vm]) = (&guest.kernel, &system.vms[..]) {
+        // The format was guessed from the contents: say which.
+        eprintln!(
+            "xtask: vm \"{}\": {} is loaded as image-format \"{}\"",
+            vm.name,
+            kernel.display(),
+            vm.image_format.name()
+        );
+    }
     let out_dir = std::fs::canonicalize(".")?.join("target").join("systems").join(name);
     let components = build_components(&system, &out_dir, checks)?;
+    let guests = guest_files(&system, &out_dir, checks)?;
 
     // An explicit target directory: a CARGO_TARGET_DIR in the environment must not leave
     // an old kernel at the path read below.
@@ -135,7 +149,7 @@ pub fn build(name: &str, checks: Checks) -> Result<Built> {
     let kernel = KernelImage::parse(&std::fs::read(&kernel_elf).context("reading the kernel ELF")?)?;
 
     let nonce = qemu::new_nonce();
-    let layout = layout::build(&system, kernel.end_pa(), &components, nonce)?;
+    let layout = layout::build(&system, kernel.end_pa(), &components, &guests, nonce)?;
     let mut segments = kernel.segments.clone();
     segments.push(LoadSegment {
         pa: layout.blob_pa,
@@ -226,4 +240,42 @@ fn build_components(
         .iter()
         .map(|component| (component.name.clone(), elves[&component.crate_name].clone()))
         .collect())
+}
+
+/// Reads each VM's guest image and initrd, building the crates that provide images.
+fn guest_files(
+    system: &manifest::System,
+    out_dir: &Path,
+    checks: Checks,
+) -> Result<Vec<(String, GuestFiles)>> {
+    // Guests link with their own scripts: they get a target directory without the
+    // components' RUSTFLAGS, so that neither set of builds invalidates the other.
+    let target_dir = out_dir.join("guests");
+    let target_dir = target_dir.to_str().context("non-UTF-8 target path")?;
+    let read = |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    system
+        .vms
+        .iter()
+        .map(|vm| {
+            let image = match &vm.source {
+                GuestSource::File(path) => read(path)?,
+                GuestSource::Crate(crate_name) => {
+                    let common =
+                        ["--release", "--target", TARGET, "--target-dir", target_dir, "-p", crate_name];
+                    if checks == Checks::Clippy {
+                        let mut args = vec!["clippy"];
+                        args.extend(common);
+                        args.extend(["--", "-D", "warnings"]);
+                        cargo(&args, &[])?;
+                    }
+                    let mut args = vec!["build"];
+                    args.extend(common);
+                    cargo(&args, &[])?;
+                    read(&Path::new(target_dir).join(TARGET).join("release").join(crate_name))?
+                }
+            };
+            let initrd = vm.initrd.as_deref().map(read).transpose()?;
+            Ok((vm.name.clone(), GuestFiles { image, initrd }))
+        })
+        .collect()
 }

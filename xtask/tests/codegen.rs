@@ -1,6 +1,6 @@
-//! Generated capability constants: the output for the fixture equals the files beside it,
-//! which this test crate also includes as a component would, so that they must compile,
-//! pass clippy and hold the right values.
+//! Generated capability constants: the output for the fixtures equals the files beside
+//! them, which this test crate also includes as a component would, so that they must
+//! compile, pass clippy and hold the right values.
 
 use ipc::CapIdx;
 use std::path::Path;
@@ -14,14 +14,24 @@ mod ponger {
     include!("fixtures/demo/ponger-caps.rs");
 }
 
+mod vgic {
+    include!("fixtures/vm/vgic-caps.rs");
+}
+
+mod vmm {
+    include!("fixtures/vm/vmm-caps.rs");
+}
+
 #[test]
 fn generated_source_matches_the_included_files() {
-    let system = manifest::load(Path::new("tests/fixtures/demo/system.toml")).unwrap();
-    for component in &system.components {
-        let path = format!("tests/fixtures/demo/{}-caps.rs", component.name);
-        let expected = std::fs::read_to_string(&path).unwrap();
-        let generated = codegen::caps_source(&system, component);
-        assert_eq!(generated, expected, "{path} differs from the generated source:\n{generated}");
+    for fixture in ["demo", "vm"] {
+        let system = manifest::load(Path::new(&format!("tests/fixtures/{fixture}/system.toml"))).unwrap();
+        for component in &system.components {
+            let path = format!("tests/fixtures/{fixture}/{}-caps.rs", component.name);
+            let expected = std::fs::read_to_string(&path).unwrap();
+            let generated = codegen::caps_source(&system, component);
+            assert_eq!(generated, expected, "{path} differs from the generated source:\n{generated}");
+        }
     }
 }
 
@@ -37,4 +47,20 @@ fn constants_name_the_manifests_slots_and_addresses() {
     assert_eq!((ponger::RTC_MMIO, ponger::RTC_MMIO_SIZE), (0x5000_0000, 0x1000));
     assert_eq!((ponger::SHARED_VIEW, ponger::SHARED_VIEW_SIZE), (0x4000_0000, 0x1_0000));
     assert_eq!((ponger::HEAP_BASE, ponger::HEAP_SIZE), (0x2000_0000, 0));
+}
+
+#[test]
+fn vcpu_and_console_constants_name_consecutive_slots() {
+    assert_eq!(vgic::FAULTS.index(), CapIdx(0));
+    assert_eq!(vgic::VCPUS.map(|cap| cap.index()), [CapIdx(1), CapIdx(2), CapIdx(3)]);
+    assert_eq!((vmm::FAULTS.index(), vmm::BOOT_VCPU.index()), (CapIdx(0), CapIdx(1)));
+    assert_eq!(vmm::GUEST_VCPUS.map(|cap| cap.index()), [CapIdx(2), CapIdx(3), CapIdx(4)]);
+    assert_eq!((vmm::SPARE_VCPU.index(), vmm::CONSOLE.index()), (CapIdx(5), CapIdx(6)));
+    // The types are what the kernel's invocations expect.
+    let _: [ipc::Cap<ipc::Vcpu>; 3] = vmm::GUEST_VCPUS;
+    let _: ipc::Cap<ipc::Console> = vmm::CONSOLE;
+    assert_eq!(
+        (vgic::HEAP_BASE, vgic::HEAP_SIZE, vmm::HEAP_BASE, vmm::HEAP_SIZE),
+        (0x2000_0000, 0, 0x2000_0000, 0)
+    );
 }

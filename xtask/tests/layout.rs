@@ -6,54 +6,12 @@ use bootinfo::{BootInfo, cap_kind, map_flags};
 use ipc::layout::{HEAP_BASE, IMAGE_BASE, IPC_BUFFER_VA, STACK_TOP};
 use std::ops::Range;
 use std::path::Path;
-use xtask::layout::{self, Layout};
+use xtask::layout::{self, GuestFiles, Layout};
 use xtask::manifest::{self, RAM_BASE, System};
 use zerocopy::IntoBytes;
 
-const PF_X: u32 = 1;
-const PF_W: u32 = 2;
-const PF_R: u32 = 4;
-
-/// A loadable segment of a test ELF.
-struct Load<'a> {
-    vaddr: u64,
-    flags: u32,
-    file: &'a [u8],
-    memsz: u64,
-}
-
-/// A minimal little-endian AArch64 ELF64 executable with `loads` as PT_LOAD segments.
-fn elf(entry: u64, loads: &[Load]) -> Vec<u8> {
-    const HEADER: usize = 64;
-    const PROGRAM_HEADER: usize = 56;
-    let mut out = Vec::new();
-    out.extend_from_slice(b"\x7fELF");
-    out.extend_from_slice(&[2, 1, 1, 0]); // 64-bit, little-endian, version 1, System V ABI
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    out.extend_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
-    out.extend_from_slice(&1u32.to_le_bytes());
-    out.extend_from_slice(&entry.to_le_bytes());
-    out.extend_from_slice(&(HEADER as u64).to_le_bytes()); // e_phoff
-    out.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
-    out.extend_from_slice(&0u32.to_le_bytes()); // e_flags
-    for half in [HEADER, PROGRAM_HEADER, loads.len(), 64, 0, 0] {
-        out.extend_from_slice(&(half as u16).to_le_bytes());
-    }
-    let mut offset = (HEADER + PROGRAM_HEADER * loads.len()) as u64;
-    for load in loads {
-        out.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-        out.extend_from_slice(&load.flags.to_le_bytes());
-        for word in [offset, load.vaddr, load.vaddr, load.file.len() as u64, load.memsz, 0x1000] {
-            out.extend_from_slice(&word.to_le_bytes());
-        }
-        offset += load.file.len() as u64;
-    }
-    for load in loads {
-        out.extend_from_slice(load.file);
-    }
-    out
-}
+mod common;
+use common::{Load, PF_R, PF_W, PF_X, elf};
 
 /// A component ELF: code at the image base, data with `.bss` two pages above.
 fn component_elf(code: &[u8]) -> Vec<u8> {
@@ -72,9 +30,12 @@ fn demo() -> System {
 
 const KERNEL_END: u64 = 0x4012_3456;
 
+/// The guest files of a system without VMs.
+const NO_GUESTS: &[(&str, GuestFiles)] = &[];
+
 fn demo_layout(system: &System) -> Layout {
     let elves = [("pinger", component_elf(&[0xaa; 0x1234])), ("ponger", component_elf(&[0xbb; 0x20]))];
-    layout::build(system, KERNEL_END, &elves, 0x5eed).unwrap()
+    layout::build(system, KERNEL_END, &elves, NO_GUESTS, 0x5eed).unwrap()
 }
 
 /// The blob copied to 8-byte-aligned memory, as the kernel sees it.
@@ -237,7 +198,8 @@ fn segments_carry_file_bytes_at_their_page_offset_then_zeros() {
 }
 
 fn build_error(system: &System, elves: &[(&str, Vec<u8>)]) -> String {
-    let error = layout::build(system, KERNEL_END, elves, 0).err().expect("the layout was accepted");
+    let error =
+        layout::build(system, KERNEL_END, elves, NO_GUESTS, 0).err().expect("the layout was accepted");
     format!("{error:#}")
 }
 
@@ -322,18 +284,241 @@ fn ram_must_leave_room_for_the_kernel() {
     assert_eq!(
         build_error(&system, &elves),
         "tests/fixtures/demo/system.toml: system \"demo\": RAM [0x4000_0000, 0x4120_0000) is too small: the kernel, \
-         boot-info, images and allocations end at 0x4023_5000, and the kernel needs 16M free above that"
+         boot-info, images and allocations end at 0x4023_5000, and the kernel needs 16M free above that: set memory to \
+         at least 19M"
+    );
+}
+
+/// The VM fixture: a three-vCPU guest from a crate with an initrd, and a spare VM.
+fn vm_system() -> System {
+    manifest::load(Path::new("tests/fixtures/vm/system.toml")).unwrap()
+}
+
+/// The guest's ELF: code at 0x4008_0000, data and `.bss` from 0x4008_2100.
+fn guest_elf() -> Vec<u8> {
+    elf(
+        0x4008_0000,
+        &[
+            Load { vaddr: 0x4008_0000, flags: PF_R | PF_X, file: &[0xcc; 0x1800], memsz: 0x1800 },
+            Load { vaddr: 0x4008_2100, flags: PF_R | PF_W, file: b"data", memsz: 0x3000 },
+        ],
+    )
+}
+
+const INITRD: &[u8] = b"initial ramdisk\n";
+
+fn vm_guests(guest: Vec<u8>, initrd: &[u8]) -> [(&'static str, GuestFiles); 2] {
+    [
+        ("guest", GuestFiles { image: guest, initrd: Some(initrd.to_vec()) }),
+        ("spare", GuestFiles { image: vec![0, 0, 0, 0x14], initrd: None }),
+    ]
+}
+
+fn vm_layout(system: &System) -> Layout {
+    let elves = [("vgic", component_elf(&[0xaa; 0x100])), ("vmm", component_elf(&[0xbb; 0x100]))];
+    layout::build(system, KERNEL_END, &elves, &vm_guests(guest_elf(), INITRD), 0x5eed).unwrap()
+}
+
+/// `len` bytes at physical `pa` as the image carries them (zeros where it carries nothing).
+fn read(layout: &Layout, pa: u64, len: usize) -> Vec<u8> {
+    (pa..pa + len as u64)
+        .map(|at| {
+            layout
+                .segments
+                .iter()
+                .find(|segment| (segment.pa..segment.pa + segment.data.len() as u64).contains(&at))
+                .map_or(0, |segment| segment.data[(at - segment.pa) as usize])
+        })
+        .collect()
+}
+
+#[test]
+fn guest_ram_is_aligned_placed_after_the_components_and_zeroed_around_its_contents() {
+    let system = vm_system();
+    let layout = vm_layout(&system);
+    let words = aligned(&layout.blob);
+    let info = parse(&words, &layout);
+    let vms = info.vms().unwrap();
+    let zero_ranges = info.zero_ranges().unwrap();
+    let components_zeroed = &zero_ranges[0];
+    let mut previous_end = components_zeroed.base + components_zeroed.size;
+    for (vm, manifest_vm) in vms.iter().zip(&system.vms) {
+        let stage2 = info.mappings(vm.stage2).unwrap();
+        assert_eq!(stage2.len(), 1);
+        let ram = &stage2[0];
+        let rwx = map_flags::READ | map_flags::WRITE | map_flags::EXECUTE;
+        assert_eq!((ram.va, ram.size, ram.flags), (manifest_vm.ram_base, manifest_vm.memory, rwx));
+        assert_eq!((vm.ram_ipa, vm.ram_size), (ram.va, ram.size));
+        // 2 MiB aligned, after everything before it, below free_base.
+        assert_eq!(ram.pa % (2 << 20), 0);
+        assert!(ram.pa >= previous_end);
+        assert!(ram.pa + ram.size <= layout.free_base);
+        previous_end = ram.pa + ram.size;
+
+        // The carried pages and the zeroed gaps tile guest RAM exactly.
+        let host_ram = ram.pa..ram.pa + ram.size;
+        let mut pieces: Vec<(u64, u64)> = layout
+            .segments
+            .iter()
+            .filter(|segment| host_ram.contains(&segment.pa))
+            .map(|segment| (segment.pa, segment.data.len() as u64))
+            .chain(
+                zero_ranges.iter().filter(|range| host_ram.contains(&range.base)).map(|r| (r.base, r.size)),
+            )
+            .collect();
+        pieces.sort();
+        let mut cursor = host_ram.start;
+        for (pa, size) in pieces {
+            assert_eq!(pa, cursor, "gap or overlap in the RAM of vm {}", manifest_vm.name);
+            assert_eq!((pa % 0x1000, size % 0x1000), (0, 0));
+            cursor = pa + size;
+        }
+        assert_eq!(cursor, host_ram.end);
+    }
+    assert!(layout.free_base + manifest::KERNEL_FREE_RESERVE <= RAM_BASE + system.memory);
+}
+
+#[test]
+fn vm_records_describe_the_manifest() {
+    let system = vm_system();
+    let layout = vm_layout(&system);
+    let words = aligned(&layout.blob);
+    let info = parse(&words, &layout);
+    let vms = info.vms().unwrap();
+    assert_eq!(vms.len(), 2);
+    let (guest, spare) = (&vms[0], &vms[1]);
+    assert_eq!(info.string(guest.name).unwrap(), "guest");
+    assert_eq!((guest.vmid, guest.unclaimed_abort, guest.fault_endpoint, guest.fault_badge), (1, 1, 1, 5));
+    assert_eq!((guest.ram_ipa, guest.ram_size), (0x4000_0000, 32 << 20));
+    assert_eq!(info.string(spare.name).unwrap(), "spare");
+    assert_eq!((spare.vmid, spare.unclaimed_abort, spare.fault_endpoint, spare.fault_badge), (2, 0, 1, 0));
+    assert_eq!((spare.ram_ipa, spare.ram_size), (0x8000_0000, 4 << 20));
+
+    let routes: Vec<(u64, u64, u32, u64)> =
+        info.routes(guest.routes).unwrap().iter().map(|r| (r.ipa, r.size, r.endpoint, r.badge)).collect();
+    assert_eq!(
+        routes,
+        [(0x0800_0000, 0x1_0000, 0, 1), (0x080A_0000, 0x6_0000, 0, 2), (0x0900_0000, 0x1000, 1, 3)]
+    );
+    assert!(info.routes(spare.routes).unwrap().is_empty());
+
+    // The boot vCPU starts at the entry with the device tree in x0; the others wait.
+    let vcpus = info.vcpus(guest.vcpus).unwrap();
+    let dtb = vcpus[0].x0;
+    let shape: Vec<_> = vcpus
+        .iter()
+        .map(|v| (v.vm, v.index, v.priority, v.cpu, v.mpidr, v.start_running, v.entry, v.x0))
+        .collect();
+    assert_eq!(
+        shape,
+        [(0, 0, 10, 0, 0, 1, 0x4008_0000, dtb), (0, 1, 10, 1, 1, 0, 0, 0), (0, 2, 10, 0, 2, 0, 0, 0)]
+    );
+    // The device tree sits in the last page of guest RAM.
+    assert_eq!(dtb, 0x4000_0000 + (32 << 20) - 0x1000);
+    let spare_vcpu = &info.vcpus(spare.vcpus).unwrap()[0];
+    assert_eq!((spare_vcpu.vm, spare_vcpu.cpu, spare_vcpu.start_running), (1, 1, 1));
+    assert_eq!((spare_vcpu.entry, spare_vcpu.x0), (0x8008_0000, 0x8000_0000 + (4 << 20) - 0x1000));
+    assert_eq!(info.all_vcpus().unwrap().len(), 4);
+
+    // VCPU caps index every VM's vCPUs together; the console cap has no object.
+    let cap = |kind, rights, object| bootinfo::Cap { kind, rights, _reserved: [0; 2], object, badge: 0 };
+    let recv = ipc::endpoint_rights::RECV;
+    let tcbs = info.tcbs().unwrap();
+    assert_eq!(
+        info.caps(tcbs[0].caps).unwrap(),
+        [
+            cap(cap_kind::ENDPOINT, recv, 0),
+            cap(cap_kind::VCPU, 0, 0),
+            cap(cap_kind::VCPU, 0, 1),
+            cap(cap_kind::VCPU, 0, 2)
+        ]
+    );
+    assert_eq!(
+        info.caps(tcbs[1].caps).unwrap(),
+        [
+            cap(cap_kind::ENDPOINT, recv, 1),
+            cap(cap_kind::VCPU, 0, 0),
+            cap(cap_kind::VCPU, 0, 0),
+            cap(cap_kind::VCPU, 0, 1),
+            cap(cap_kind::VCPU, 0, 2),
+            cap(cap_kind::VCPU, 0, 3),
+            cap(cap_kind::CONSOLE, 0, 0),
+        ]
     );
 }
 
 #[test]
-fn vms_are_not_built_yet() {
-    let text = std::fs::read_to_string("tests/fixtures/demo/system.toml").unwrap()
-        + "[[vm]]\nname = \"guest\"\nvcpus = [0]\nmemory = \"16M\"\nimage = \"guest.bin\"\nimage-format = \"binary\"\n\
-           priority = 0\n";
-    let system = manifest::parse(&text, Path::new("images/demo/system.toml")).unwrap();
+fn guest_ram_carries_the_image_initrd_and_device_tree() {
+    let system = vm_system();
+    let layout = vm_layout(&system);
+    let words = aligned(&layout.blob);
+    let info = parse(&words, &layout);
+    let vm = &info.vms().unwrap()[0];
+    let ram_pa = info.mappings(vm.stage2).unwrap()[0].pa;
+    let pa = |ipa: u64| ram_pa + (ipa - 0x4000_0000);
+    assert_eq!(read(&layout, pa(0x4008_0000), 0x1800), [0xcc; 0x1800]);
+    assert_eq!(read(&layout, pa(0x4008_2100), 8), b"data\0\0\0\0");
+    // `.bss` is not carried: the kernel zeroes it.
+    assert!(read(&layout, pa(0x4008_2104), 0x2ffc).iter().all(|&b| b == 0));
+
+    // The initrd lies right below the device tree, which names it.
+    let dtb_ipa = info.vcpus(vm.vcpus).unwrap()[0].x0;
+    let dtb = read(&layout, pa(dtb_ipa), 0x1000);
+    let tree = fdt::Fdt::new(&dtb).unwrap();
+    let chosen = tree.find_node("/chosen").unwrap();
+    let cell = |name: &str| u64::from_be_bytes(chosen.property(name).unwrap().value.try_into().unwrap());
+    let (start, end) = (cell("linux,initrd-start"), cell("linux,initrd-end"));
+    assert_eq!((start, end), (dtb_ipa - 0x1000, dtb_ipa - 0x1000 + INITRD.len() as u64));
+    assert_eq!(read(&layout, pa(start), INITRD.len()), INITRD);
+    assert_eq!(chosen.property("bootargs").unwrap().as_str(), Some("console=ttyAMA0 earlycon"));
+
+    // The spare VM's raw binary sits 512K into its RAM.
+    let spare = &info.vms().unwrap()[1];
+    let spare_pa = info.mappings(spare.stage2).unwrap()[0].pa;
+    assert_eq!(read(&layout, spare_pa + 0x8_0000, 8), [0, 0, 0, 0x14, 0, 0, 0, 0]);
+}
+
+fn vm_build_error(system: &System, guests: &[(&str, GuestFiles)]) -> String {
+    let elves = [("vgic", component_elf(&[0; 16])), ("vmm", component_elf(&[0; 16]))];
+    let error = layout::build(system, KERNEL_END, &elves, guests, 0).err().expect("the layout was accepted");
+    format!("{error:#}")
+}
+
+#[test]
+fn guests_must_fit_their_ram_and_the_system_its_vms() {
+    let system = vm_system();
+    let big_initrd = vec![7; 32 << 20];
+    let dtb_size = xtask::devicetree::build(&system.vms[0], Some(0..1)).unwrap().len();
     assert_eq!(
-        build_error(&system, &[] as &[(&str, Vec<u8>)]),
-        "images/demo/system.toml: vm \"guest\": VMs are not supported yet"
+        vm_build_error(&system, &vm_guests(guest_elf(), &big_initrd)),
+        format!(
+            "tests/fixtures/vm/system.toml: vm \"guest\": memory 32M is too small: the image occupies [0x4008_0000, \
+             0x4008_5100), and the initrd (32M) and the device tree ({dtb_size} bytes) need [0x3fff_f000, 0x4200_0000) \
+             above it"
+        )
+    );
+    let outside =
+        elf(0x3000_0000, &[Load { vaddr: 0x3000_0000, flags: PF_R | PF_X, file: &[0; 4], memsz: 4 }]);
+    assert_eq!(
+        vm_build_error(&system, &vm_guests(outside, INITRD)),
+        "tests/fixtures/vm/system.toml: vm \"guest\": segment at physical 0x3000_0000 [0x3000_0000, 0x3000_0004) does \
+         not fit in guest RAM [0x4000_0000, 0x4200_0000)"
+    );
+    let [guest, _] = vm_guests(guest_elf(), INITRD);
+    assert_eq!(
+        vm_build_error(&system, &[guest]),
+        "tests/fixtures/vm/system.toml: vm \"spare\": no guest image was given for it"
+    );
+    let mut guests = Vec::from(vm_guests(guest_elf(), INITRD));
+    guests.push(("stray", GuestFiles { image: vec![1], initrd: None }));
+    assert_eq!(vm_build_error(&system, &guests), "no vm \"stray\" in tests/fixtures/vm/system.toml");
+
+    let mut small = vm_system();
+    small.memory = 48 << 20;
+    assert_eq!(
+        vm_build_error(&small, &vm_guests(guest_elf(), INITRD)),
+        "tests/fixtures/vm/system.toml: system \"vm\": RAM [0x4000_0000, 0x4300_0000) is too small: the kernel, \
+             boot-info, images and allocations (VM RAM from 0x4040_0000) end at 0x4280_0000, and the kernel needs 16M \
+         free above that: set memory to at least 56M"
     );
 }

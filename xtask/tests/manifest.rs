@@ -2,10 +2,13 @@
 //! rule of docs/manifest.md rejects a small manifest with its expected message.
 
 use std::path::Path;
-use xtask::manifest::{self, CapObject, Perms, System, Trigger};
+use std::path::PathBuf;
+use xtask::manifest::{
+    self, CapObject, GuestOverride, GuestSource, ImageFormat, Perms, System, Trigger, Unclaimed,
+};
 
 /// Where the inline manifests of these tests pretend to live.
-const PATH: &str = "images/t/system.toml";
+const PATH: &str = "tests/fixtures/t/system.toml";
 
 /// The `[system]` table of the inline manifests (lines 1-4).
 const SYSTEM: &str = "[system]\nname = \"t\"\ncpus = 2\nmemory = \"64M\"\n";
@@ -151,7 +154,7 @@ cpu = 0
 fn unknown_key() {
     assert_eq!(
         errors(&pair_with("priority = 2", "priority = 2\nprio = 3")),
-        "images/t/system.toml:20:1: unknown field `prio`, expected one of `name`, `crate`, `priority`, `cpu`, \
+        "tests/fixtures/t/system.toml:20:1: unknown field `prio`, expected one of `name`, `crate`, `priority`, `cpu`, \
          `stack-size`, `heap-size`, `fault-endpoint`, `fault-badge`, `cap`, `map`"
     );
 }
@@ -160,7 +163,7 @@ fn unknown_key() {
 fn syntax_error() {
     assert_eq!(
         errors(&pair_with("name = \"ping\"", "name = \"ping")),
-        "images/t/system.toml:6:13: invalid basic string"
+        "tests/fixtures/t/system.toml:6:13: invalid basic string"
     );
 }
 
@@ -168,7 +171,7 @@ fn syntax_error() {
 fn wrong_type() {
     assert_eq!(
         errors(&pair_with("cpu = 0", "cpu = \"0\"")),
-        "images/t/system.toml:11:7: invalid type: string \"0\", expected i64"
+        "tests/fixtures/t/system.toml:11:7: invalid type: string \"0\", expected i64"
     );
 }
 
@@ -176,7 +179,7 @@ fn wrong_type() {
 fn unknown_enum_value() {
     assert_eq!(
         errors(&pair_and("  [[component.map]]\n  region = \"r\"\n  perms = \"wx\"\n")),
-        "images/t/system.toml:27:11: unknown variant `wx`, expected one of `r`, `rw`, `rx`"
+        "tests/fixtures/t/system.toml:27:11: unknown variant `wx`, expected one of `r`, `rw`, `rx`"
     );
 }
 
@@ -184,7 +187,7 @@ fn unknown_enum_value() {
 fn missing_field() {
     assert_eq!(
         errors(&pair_with("priority = 1\n", "")),
-        "images/t/system.toml:8:1: missing field `priority`"
+        "tests/fixtures/t/system.toml:8:1: missing field `priority`"
     );
 }
 
@@ -214,28 +217,29 @@ badge = 1
     assert_eq!(
         errors(&text),
         [
-            "images/t/system.toml:14:14: component \"client\": cap \"ping\": field \"endpoint\": no endpoint named \
+            "tests/fixtures/t/system.toml:14:14: component \"client\": cap \"ping\": field \"endpoint\": no endpoint named \
              \"pnig\" (endpoints: ping)",
-            "images/t/system.toml:21:18: component \"server\": field \"fault-endpoint\": no endpoint named \"nope\" \
+            "tests/fixtures/t/system.toml:21:18: component \"server\": field \"fault-endpoint\": no endpoint named \"nope\" \
              (endpoints: ping)",
-            "images/t/system.toml:28:18: component \"server\": cap \"n\": field \"notification\": no notification \
+            "tests/fixtures/t/system.toml:28:18: component \"server\": cap \"n\": field \"notification\": no notification \
              named \"nope\" (there are no notifications)",
-            "images/t/system.toml:32:9: component \"server\": cap \"i\": field \"irq\": no irq named \"nope\" \
+            "tests/fixtures/t/system.toml:32:9: component \"server\": cap \"i\": field \"irq\": no irq named \"nope\" \
              (irqs: rtc)",
-            "images/t/system.toml:34:12: component \"server\": map \"nope\": field \"region\": no memory-region \
+            "tests/fixtures/t/system.toml:34:12: component \"server\": map \"nope\": field \"region\": no memory-region \
              named \"nope\" (there are no memory-regions)",
-            "images/t/system.toml:40:16: irq \"rtc\": field \"notification\": no notification named \"nope\" \
+            "tests/fixtures/t/system.toml:40:16: irq \"rtc\": field \"notification\": no notification named \"nope\" \
              (there are no notifications)",
         ]
         .join("\n")
     );
 }
 
-/// A complete VM named `name` (lines counted by the caller).
+/// A complete VM named `name` (lines counted by the caller) whose traps go to [`PAIR`]'s
+/// server.
 fn vm(name: &str) -> String {
     format!(
-        "[[vm]]\nname = \"{name}\"\nvcpus = [0]\nmemory = \"16M\"\nimage = \"guest.bin\"\n\
-         image-format = \"binary\"\npriority = 0\n"
+        "[[vm]]\nname = \"{name}\"\ncpus = [0]\nmemory = \"16M\"\nimage = \"guest.bin\"\n\
+         image-format = \"binary\"\npriority = 0\nfault-endpoint = \"ping\"\n"
     )
 }
 
@@ -247,10 +251,10 @@ fn duplicate_names() {
     assert_eq!(
         errors(&text),
         [
-            "images/t/system.toml:26:10: component \"server\": cap \"ping\": duplicate cap name (first at line 22)",
-            "images/t/system.toml:29:8: endpoint \"ping\": field \"name\": duplicate name, already used by the \
+            "tests/fixtures/t/system.toml:26:10: component \"server\": cap \"ping\": duplicate cap name (first at line 22)",
+            "tests/fixtures/t/system.toml:29:8: endpoint \"ping\": field \"name\": duplicate name, already used by the \
              endpoint at line 6",
-            "images/t/system.toml:31:8: vm \"client\": field \"name\": duplicate name, already used by the \
+            "tests/fixtures/t/system.toml:31:8: vm \"client\": field \"name\": duplicate name, already used by the \
              component at line 9",
         ]
         .join("\n")
@@ -261,7 +265,7 @@ fn duplicate_names() {
 fn value_out_of_range() {
     assert_eq!(
         errors(&pair_with("priority = 2", "priority = 300")),
-        "images/t/system.toml:19:12: component \"server\": field \"priority\": 300 is out of range 0..=254"
+        "tests/fixtures/t/system.toml:19:12: component \"server\": field \"priority\": 300 is out of range 0..=254"
     );
 }
 
@@ -274,12 +278,12 @@ fn system_fields() {
     assert_eq!(
         errors(&text),
         [
-            "images/t/system.toml:2:8: system: field \"name\": \"other\" must equal the name of the manifest's \
+            "tests/fixtures/t/system.toml:2:8: system: field \"name\": \"other\" must equal the name of the manifest's \
              directory, \"t\"",
-            "images/t/system.toml:3:8: system: field \"cpus\": 9 is out of range 1..=8",
-            "images/t/system.toml:4:16: system: field \"timeslice-us\": 10 is out of range 100..=1000000",
-            "images/t/system.toml:5:19: system: field \"timeout-seconds\": 0 is out of range 1..=3600",
-            "images/t/system.toml:6:10: system: field \"memory\": 1000K is not a multiple of 1M",
+            "tests/fixtures/t/system.toml:3:8: system: field \"cpus\": 9 is out of range 1..=8",
+            "tests/fixtures/t/system.toml:4:16: system: field \"timeslice-us\": 10 is out of range 100..=1000000",
+            "tests/fixtures/t/system.toml:5:19: system: field \"timeout-seconds\": 0 is out of range 1..=3600",
+            "tests/fixtures/t/system.toml:6:10: system: field \"memory\": 1000K is not a multiple of 1M",
         ]
         .join("\n")
     );
@@ -289,7 +293,7 @@ fn system_fields() {
 fn names_are_lower_case_identifiers() {
     assert_eq!(
         errors(&pair_with("name = \"client\"", "name = \"Client\"")),
-        "images/t/system.toml:9:8: component \"Client\": field \"name\": \"Client\" is not a valid name: use at most \
+        "tests/fixtures/t/system.toml:9:8: component \"Client\": field \"name\": \"Client\" is not a valid name: use at most \
          64 lower-case letters, digits, \"-\" and \"_\", starting with a letter"
     );
 }
@@ -299,7 +303,7 @@ fn cpu_out_of_range() {
     let text = pair_with("cpu = 1", "cpu = 2");
     assert_eq!(
         errors(&text),
-        "images/t/system.toml:20:7: component \"server\": field \"cpu\": 2 is out of range 0..=1: the system has 2 CPUs"
+        "tests/fixtures/t/system.toml:20:7: component \"server\": field \"cpu\": 2 is out of range 0..=1: the system has 2 CPUs"
     );
 }
 
@@ -314,11 +318,11 @@ fn bad_sizes() {
     assert_eq!(
         errors(&text),
         [
-            "images/t/system.toml:12:14: component \"client\": field \"stack-size\": must not be zero",
-            "images/t/system.toml:22:14: component \"server\": field \"stack-size\": 6K is not a multiple of 4K",
-            "images/t/system.toml:23:13: component \"server\": field \"heap-size\": \"1.5M\" is not a size: write a \
+            "tests/fixtures/t/system.toml:12:14: component \"client\": field \"stack-size\": must not be zero",
+            "tests/fixtures/t/system.toml:22:14: component \"server\": field \"stack-size\": 6K is not a multiple of 4K",
+            "tests/fixtures/t/system.toml:23:13: component \"server\": field \"heap-size\": \"1.5M\" is not a size: write a \
              byte count or a number with a K, M or G suffix, such as \"16K\"",
-            "images/t/system.toml:30:8: memory-region \"r\": field \"size\": must not be zero",
+            "tests/fixtures/t/system.toml:30:8: memory-region \"r\": field \"size\": must not be zero",
         ]
         .join("\n")
     );
@@ -328,7 +332,7 @@ fn bad_sizes() {
 fn heap_and_stack_must_fit_between_their_bases() {
     assert_eq!(
         errors(&pair_with("cpu = 1", "cpu = 1\nheap-size = \"256M\"")),
-        "images/t/system.toml:21:13: component \"server\": field \"heap-size\": the heap [0x2000_0000, 0x3000_0000) \
+        "tests/fixtures/t/system.toml:21:13: component \"server\": field \"heap-size\": the heap [0x2000_0000, 0x3000_0000) \
          and the stack with its guard page [0x2fff_b000, 0x3000_0000) do not fit between 0x2000_0000 and 0x3000_0000"
     );
 }
@@ -357,17 +361,14 @@ fn device_regions() {
     assert_eq!(
         errors(&text),
         [
-            "images/t/system.toml:46:13: memory-region \"unaligned\": field \"phys-addr\": 0x901_0800 is not a \
+            "tests/fixtures/t/system.toml:46:13: memory-region \"unaligned\": field \"phys-addr\": 0x901_0800 is not a \
              multiple of 4K (page aligned)",
-            "images/t/system.toml:50:13: memory-region \"in-ram\": field \"phys-addr\": device memory [0x4100_0000, \
+            "tests/fixtures/t/system.toml:50:13: memory-region \"in-ram\": field \"phys-addr\": device memory [0x4100_0000, \
              0x4100_1000) overlaps RAM at [0x4000_0000, 0x4400_0000)",
-            "images/t/system.toml:54:13: memory-region \"gic\": field \"phys-addr\": device memory [0x800_0000, \
+            "tests/fixtures/t/system.toml:54:13: memory-region \"gic\": field \"phys-addr\": device memory [0x800_0000, \
              0x801_0000) overlaps the GIC (distributor, ITS and redistributors), which only the kernel maps, at \
              [0x800_0000, 0x900_0000)",
-            "images/t/system.toml:58:13: memory-region \"uart\": field \"phys-addr\": device memory [0x900_0000, \
-             0x900_1000) overlaps the kernel console's PL011 UART, which only the kernel maps, at [0x900_0000, \
-             0x900_1000)",
-            "images/t/system.toml:66:13: memory-region \"second\": field \"phys-addr\": device memory [0xa00_1000, \
+            "tests/fixtures/t/system.toml:66:13: memory-region \"second\": field \"phys-addr\": device memory [0xa00_1000, \
              0xa00_2000) overlaps memory-region \"first\" at [0xa00_0000, 0xa00_2000)",
         ]
         .join("\n")
@@ -382,7 +383,7 @@ fn device_memory_is_never_executable() {
     ));
     assert_eq!(
         errors(&text),
-        "images/t/system.toml:27:11: component \"server\": map \"d\": field \"perms\": device memory cannot be executable"
+        "tests/fixtures/t/system.toml:27:11: component \"server\": map \"d\": field \"perms\": device memory cannot be executable"
     );
 }
 
@@ -405,15 +406,15 @@ fn overlapping_mappings() {
     assert_eq!(
         errors(&text),
         [
-            "images/t/system.toml:33:11: component \"server\": map \"b\": field \"vaddr\": [0x5000_1000, 0x5000_3000) \
+            "tests/fixtures/t/system.toml:33:11: component \"server\": map \"b\": field \"vaddr\": [0x5000_1000, 0x5000_3000) \
              overlaps map \"a\" at [0x5000_0000, 0x5000_2000)",
-            "images/t/system.toml:38:11: component \"server\": map \"on-stack\": field \"vaddr\": [0x2fff_f000, \
+            "tests/fixtures/t/system.toml:38:11: component \"server\": map \"on-stack\": field \"vaddr\": [0x2fff_f000, \
              0x3000_0000) overlaps the stack at [0x2fff_c000, 0x3000_0000)",
-            "images/t/system.toml:43:11: component \"server\": map \"on-ipc-buffer\": field \"vaddr\": [0x3000_1000, \
+            "tests/fixtures/t/system.toml:43:11: component \"server\": map \"on-ipc-buffer\": field \"vaddr\": [0x3000_1000, \
              0x3000_2000) overlaps the IPC buffer at [0x3000_1000, 0x3000_2000)",
-            "images/t/system.toml:48:11: component \"server\": map \"on-image\": field \"vaddr\": [0x50_0000, \
+            "tests/fixtures/t/system.toml:48:11: component \"server\": map \"on-image\": field \"vaddr\": [0x50_0000, \
              0x50_1000) overlaps the image area at [0x40_0000, 0x2000_0000)",
-            "images/t/system.toml:53:11: component \"server\": map \"on-null\": field \"vaddr\": [0x0, 0x1000) \
+            "tests/fixtures/t/system.toml:53:11: component \"server\": map \"on-null\": field \"vaddr\": [0x0, 0x1000) \
              overlaps the unmapped low area (null guard) at [0x0, 0x40_0000)",
         ]
         .join("\n")
@@ -430,11 +431,11 @@ fn generated_constants_must_be_distinct() {
     assert_eq!(
         errors(&text),
         [
-            "images/t/system.toml:26:10: component \"server\": cap \"heap-base\": its constant HEAP_BASE is already \
+            "tests/fixtures/t/system.toml:26:10: component \"server\": cap \"heap-base\": its constant HEAP_BASE is already \
              generated for the heap",
-            "images/t/system.toml:29:12: component \"server\": map \"buf\": its constant BUF_SIZE is already \
+            "tests/fixtures/t/system.toml:29:12: component \"server\": map \"buf\": its constant BUF_SIZE is already \
              generated for cap \"buf-size\"",
-            "images/t/system.toml:35:12: component \"server\": map \"buf\": duplicate map name (first at line 29); \
+            "tests/fixtures/t/system.toml:35:12: component \"server\": map \"buf\": duplicate map name (first at line 29); \
              give one of them a \"name\"",
         ]
         .join("\n")
@@ -445,7 +446,7 @@ fn generated_constants_must_be_distinct() {
 fn calls_must_go_up_in_priority() {
     assert_eq!(
         errors(&pair_with("priority = 2", "priority = 1")),
-        "images/t/system.toml:15:12: component \"client\": cap \"ping\": field \"rights\": calls endpoint \"ping\", \
+        "tests/fixtures/t/system.toml:15:12: component \"client\": cap \"ping\": field \"rights\": calls endpoint \"ping\", \
          received by \"server\" at priority 1, which is not above \"client\"'s 1: a call must go to a higher priority"
     );
 }
@@ -460,9 +461,9 @@ fn sends_need_a_receiver() {
     assert_eq!(
         errors(&text),
         [
-            "images/t/system.toml:12:18: component \"client\": field \"fault-endpoint\": faults go to endpoint \
+            "tests/fixtures/t/system.toml:12:18: component \"client\": field \"fault-endpoint\": faults go to endpoint \
              \"ping\", but no component can receive from it (no cap on it has \"recv\")",
-            "images/t/system.toml:16:12: component \"client\": cap \"ping\": field \"rights\": can send on endpoint \
+            "tests/fixtures/t/system.toml:16:12: component \"client\": cap \"ping\": field \"rights\": can send on endpoint \
              \"ping\", but no component can receive from it (no cap on it has \"recv\")",
         ]
         .join("\n")
@@ -473,7 +474,7 @@ fn sends_need_a_receiver() {
 fn a_component_cannot_handle_its_own_faults() {
     assert_eq!(
         errors(&pair_with("cpu = 1", "cpu = 1\nfault-endpoint = \"ping\"")),
-        "images/t/system.toml:21:18: component \"server\": field \"fault-endpoint\": only \"server\" itself receives \
+        "tests/fixtures/t/system.toml:21:18: component \"server\": field \"fault-endpoint\": only \"server\" itself receives \
          from endpoint \"ping\", and a faulted component cannot handle its own fault"
     );
 }
@@ -482,7 +483,7 @@ fn a_component_cannot_handle_its_own_faults() {
 fn fault_badge_needs_a_fault_endpoint() {
     assert_eq!(
         errors(&pair_with("cpu = 1", "cpu = 1\nfault-badge = 1")),
-        "images/t/system.toml:21:15: component \"server\": field \"fault-badge\": has no effect without \
+        "tests/fixtures/t/system.toml:21:15: component \"server\": field \"fault-badge\": has no effect without \
          \"fault-endpoint\""
     );
 }
@@ -506,7 +507,7 @@ fn signals_need_a_waiter() {
     assert!(parse(&signalled("  rights = [\"wait\"]\n")).is_ok());
     assert_eq!(
         errors(&signalled("  rights = [\"signal\"]\n  badge = 2\n")),
-        "images/t/system.toml:19:12: component \"client\": cap \"events\": field \"rights\": can signal notification \
+        "tests/fixtures/t/system.toml:19:12: component \"client\": cap \"events\": field \"rights\": can signal notification \
          \"events\", but no component waits on it (no cap on it has \"wait\")"
     );
 }
@@ -537,7 +538,7 @@ fn an_irq_needs_a_waiter_and_a_holder() {
             "",
             &format!("[[component]]\nname = \"driver\"\npriority = 3\ncpu = 0\n{HOLD_IRQ}")
         )),
-        "images/t/system.toml:31:16: irq \"rtc\": field \"notification\": signals notification \"irq-events\", but \
+        "tests/fixtures/t/system.toml:31:16: irq \"rtc\": field \"notification\": signals notification \"irq-events\", but \
          no component waits on it (no cap on it has \"wait\")"
     );
     assert_eq!(
@@ -545,7 +546,7 @@ fn an_irq_needs_a_waiter_and_a_holder() {
             "",
             &format!("[[component]]\nname = \"driver\"\npriority = 3\ncpu = 0\n{WAIT_IRQ}")
         )),
-        "images/t/system.toml:28:8: irq \"rtc\": no component holds a cap to it, so nobody can acknowledge it"
+        "tests/fixtures/t/system.toml:28:8: irq \"rtc\": no component holds a cap to it, so nobody can acknowledge it"
     );
 }
 
@@ -559,7 +560,7 @@ fn an_irq_goes_to_its_holders_cpu_unless_given() {
     );
     assert_eq!(
         errors(&text),
-        "images/t/system.toml:31:8: irq \"rtc\": its holders \"client\" (CPU 0) and \"server\" (CPU 1) disagree on \
+        "tests/fixtures/t/system.toml:31:8: irq \"rtc\": its holders \"client\" (CPU 0) and \"server\" (CPU 1) disagree on \
          its CPU: set \"cpu\""
     );
     let text = text.replacen("badge = 1\n", "badge = 1\ncpu = 0\n", 1);
@@ -580,11 +581,11 @@ fn irq_fields() {
     assert_eq!(
         errors(&text),
         [
-            "images/t/system.toml:29:9: irq \"rtc\": field \"intid\": 27 is out of range 32..=1019",
-            "images/t/system.toml:32:9: irq \"rtc\": field \"badge\": must not be zero: the interrupt ORs the badge \
+            "tests/fixtures/t/system.toml:29:9: irq \"rtc\": field \"intid\": 27 is out of range 32..=1019",
+            "tests/fixtures/t/system.toml:32:9: irq \"rtc\": field \"badge\": must not be zero: the interrupt ORs the badge \
              into the notification word, and waiters need a non-zero word",
-            "images/t/system.toml:33:7: irq \"rtc\": field \"cpu\": 2 is out of range 0..=1: the system has 2 CPUs",
-            "images/t/system.toml:49:9: irq \"twin2\": field \"intid\": INTID 40 is already irq \"twin\"",
+            "tests/fixtures/t/system.toml:33:7: irq \"rtc\": field \"cpu\": 2 is out of range 0..=1: the system has 2 CPUs",
+            "tests/fixtures/t/system.toml:49:9: irq \"twin2\": field \"intid\": INTID 40 is already irq \"twin\"",
         ]
         .join("\n")
     );
@@ -600,70 +601,70 @@ fn cap_rights_and_badges_depend_on_the_kind() {
     let cases = [
         (
             "  endpoint = \"ping\"\n  rights = [\"wait\"]\n",
-            "images/t/system.toml:28:13: component \"server\": cap \"extra\": field \"rights\": \"wait\" is not a \
+            "tests/fixtures/t/system.toml:28:13: component \"server\": cap \"extra\": field \"rights\": \"wait\" is not a \
              right of an endpoint cap (recv, send, call)",
         ),
         (
             "  notification = \"n\"\n  rights = [\"wait\", \"call\"]\n",
-            "images/t/system.toml:28:21: component \"server\": cap \"extra\": field \"rights\": \"call\" is not a \
+            "tests/fixtures/t/system.toml:28:21: component \"server\": cap \"extra\": field \"rights\": \"call\" is not a \
              right of a notification cap (wait, signal)",
         ),
         (
             "  endpoint = \"ping\"\n  rights = [\"recv\", \"recv\"]\n",
-            "images/t/system.toml:28:21: component \"server\": cap \"extra\": field \"rights\": \"recv\" is listed twice",
+            "tests/fixtures/t/system.toml:28:21: component \"server\": cap \"extra\": field \"rights\": \"recv\" is listed twice",
         ),
         (
             "  endpoint = \"ping\"\n  rights = []\n",
-            "images/t/system.toml:28:12: component \"server\": cap \"extra\": field \"rights\": an endpoint cap needs \
+            "tests/fixtures/t/system.toml:28:12: component \"server\": cap \"extra\": field \"rights\": an endpoint cap needs \
              at least one of the rights recv, send, call",
         ),
         (
             "  notification = \"n\"\n",
-            "images/t/system.toml:26:10: component \"server\": cap \"extra\": field \"rights\" is missing: a \
+            "tests/fixtures/t/system.toml:26:10: component \"server\": cap \"extra\": field \"rights\" is missing: a \
              notification cap needs at least one of the rights wait, signal",
         ),
         (
             "  irq = \"i\"\n  rights = [\"recv\"]\n",
-            "images/t/system.toml:28:12: component \"server\": cap \"extra\": field \"rights\": an irq cap has no \
+            "tests/fixtures/t/system.toml:28:12: component \"server\": cap \"extra\": field \"rights\": an irq cap has no \
              rights; leave the field out",
         ),
         (
             "  control = true\n  rights = [\"call\"]\n",
-            "images/t/system.toml:28:12: component \"server\": cap \"extra\": field \"rights\": the control cap has no \
+            "tests/fixtures/t/system.toml:28:12: component \"server\": cap \"extra\": field \"rights\": the control cap has no \
              rights; leave the field out",
         ),
         (
             "  endpoint = \"ping\"\n  rights = [\"recv\"]\n  badge = 5\n",
-            "images/t/system.toml:29:11: component \"server\": cap \"extra\": field \"badge\": only caps with the \
+            "tests/fixtures/t/system.toml:29:11: component \"server\": cap \"extra\": field \"badge\": only caps with the \
              send, call or signal right carry a badge",
         ),
         (
             "  notification = \"n\"\n  rights = [\"wait\", \"signal\"]\n  badge = 0\n",
-            "images/t/system.toml:29:11: component \"server\": cap \"extra\": field \"badge\": must not be zero: \
+            "tests/fixtures/t/system.toml:29:11: component \"server\": cap \"extra\": field \"badge\": must not be zero: \
              Signal ORs the badge into the notification word",
         ),
         (
             "  notification = \"n\"\n  rights = [\"wait\", \"signal\"]\n",
-            "images/t/system.toml:26:10: component \"server\": cap \"extra\": field \"badge\" is missing: Signal ORs \
+            "tests/fixtures/t/system.toml:26:10: component \"server\": cap \"extra\": field \"badge\" is missing: Signal ORs \
              the badge into the notification word, so a cap with the signal right needs a non-zero one",
         ),
         (
             "  endpoint = \"ping\"\n  rights = [\"send\"]\n  badge = -1\n",
-            "images/t/system.toml:29:11: component \"server\": cap \"extra\": field \"badge\": -1 is negative",
+            "tests/fixtures/t/system.toml:29:11: component \"server\": cap \"extra\": field \"badge\": -1 is negative",
         ),
         (
             "  endpoint = \"ping\"\n  notification = \"n\"\n  rights = [\"wait\"]\n",
-            "images/t/system.toml:28:18: component \"server\": cap \"extra\": field \"notification\": a cap names one \
-             object, and this one already names an endpoint",
+            "tests/fixtures/t/system.toml:28:18: component \"server\": cap \"extra\": field \"notification\": a cap names one \
+             object, and this one already has \"endpoint\"",
         ),
         (
             "  rights = [\"wait\"]\n",
-            "images/t/system.toml:26:10: component \"server\": cap \"extra\": needs one of the fields \"endpoint\", \
-             \"notification\", \"irq\" or \"control\"",
+            "tests/fixtures/t/system.toml:26:10: component \"server\": cap \"extra\": needs one of the fields \"endpoint\", \
+             \"notification\", \"irq\", \"control\", \"vcpu\", \"vcpus\" or \"console\"",
         ),
         (
             "  control = false\n",
-            "images/t/system.toml:27:13: component \"server\": cap \"extra\": field \"control\": write \"control = \
+            "tests/fixtures/t/system.toml:27:13: component \"server\": cap \"extra\": field \"control\": write \"control = \
              true\", or leave the field out",
         ),
     ];
@@ -681,9 +682,9 @@ fn declared_objects_must_be_used() {
     assert_eq!(
         errors(&text),
         [
-            "images/t/system.toml:26:8: endpoint \"spare\": no cap, fault-endpoint or route refers to it",
-            "images/t/system.toml:28:8: notification \"quiet\": no cap or irq refers to it",
-            "images/t/system.toml:30:8: memory-region \"unmapped\": no component maps it",
+            "tests/fixtures/t/system.toml:26:8: endpoint \"spare\": no cap, fault-endpoint or route refers to it",
+            "tests/fixtures/t/system.toml:28:8: notification \"quiet\": no cap or irq refers to it",
+            "tests/fixtures/t/system.toml:30:8: memory-region \"unmapped\": no component maps it",
         ]
         .join("\n")
     );
@@ -697,7 +698,7 @@ fn ram_must_hold_what_the_manifest_asks_for() {
     ));
     assert_eq!(
         errors(&text),
-        "images/t/system.toml:4:10: system: field \"memory\": 64M cannot hold the 49192K that stacks, heaps, IPC \
+        "tests/fixtures/t/system.toml:4:10: system: field \"memory\": 64M cannot hold the 49192K that stacks, heaps, IPC \
          buffers, RAM regions and VMs need plus the 16M kept free for the kernel"
     );
 }
@@ -746,39 +747,374 @@ fn object_counts_stay_within_the_kernel_limits() {
     );
 }
 
+/// [`PAIR`] and a VM "guest" (lines 25-32) with `from` replaced by `to` (which must occur),
+/// followed by `more`.
+fn guest_with(from: &str, to: &str, more: &str) -> String {
+    let vm = vm("guest");
+    assert!(vm.contains(from), "{from:?}");
+    pair_and(&(vm.replacen(from, to, 1) + more))
+}
+
+/// A route of the VM to [`PAIR`]'s server, for the PL011 UART.
+const UART_ROUTE: &str = "  [[vm.route]]\n  name = \"uart\"\n  base = 0x0900_0000\n  size = \"4K\"\n  endpoint = \"ping\"\n  badge = 3\n";
+
 #[test]
-fn vm_fields_are_checked_although_vms_cannot_be_built_yet() {
-    let vm = vm("guest")
-        .replace("vcpus = [0]", "vcpus = []")
-        .replace("priority = 0\n", "priority = 5\ninitrd = \"initrd.img\"\n")
-        + "  [[vm.route]]\n  name = \"uart\"\n  base = 0x4000_0000\n  size = \"4K\"\n  endpoint = \"ping\"\n";
+fn a_vm_loads_with_its_defaults() {
+    let text = guest_with(
+        "priority = 0\n",
+        "priority = 1\ninitrd = \"initrd.img\"\ncmdline = \"quiet\"\n",
+        UART_ROUTE,
+    );
+    let system = parse(&text).unwrap();
+    let guest = &system.vms[0];
+    assert_eq!((guest.name.as_str(), &guest.cpus[..], guest.priority), ("guest", &[0][..], 1));
+    assert_eq!(guest.source, GuestSource::File(PathBuf::from("tests/fixtures/t/guest.bin")));
     assert_eq!(
-        errors(&pair_and(&vm)),
+        (guest.image_format, guest.ram_base, guest.memory),
+        (ImageFormat::Binary, 0x4000_0000, 16 << 20)
+    );
+    assert_eq!(guest.initrd.as_deref(), Some(Path::new("tests/fixtures/t/initrd.img")));
+    assert_eq!(guest.cmdline.as_deref(), Some("quiet"));
+    assert_eq!((guest.fault_endpoint, guest.fault_badge, guest.unclaimed), (0, 0, Unclaimed::ReadZero));
+    let route = &guest.routes[0];
+    assert_eq!(
+        (route.name.as_str(), route.base, route.size, route.endpoint, route.badge),
+        ("uart", 0x0900_0000, 0x1000, 0, 3)
+    );
+
+    let text = guest_with(
+        "image = \"guest.bin\"\nimage-format = \"binary\"\n",
+        "crate = \"test-guest\"\nram-base = 0x8000_0000\nunclaimed = \"abort\"\nfault-badge = 9\n",
+        "",
+    );
+    let guest = &parse(&text).unwrap().vms[0];
+    assert_eq!(
+        (&guest.source, guest.image_format),
+        (&GuestSource::Crate("test-guest".into()), ImageFormat::Elf)
+    );
+    assert_eq!((guest.ram_base, guest.unclaimed, guest.fault_badge), (0x8000_0000, Unclaimed::Abort, 9));
+}
+
+#[test]
+fn vm_cpus_memory_and_ram_base() {
+    let cases = [
+        (
+            "cpus = [0]",
+            "cpus = []",
+            "27:8: vm \"guest\": field \"cpus\": needs at least one vCPU: list the physical CPU of each",
+        ),
+        (
+            "cpus = [0]",
+            "cpus = [0, 2]",
+            "27:12: vm \"guest\": field \"cpus\": 2 is out of range 0..=1: the system has 2 CPUs",
+        ),
+        (
+            "memory = \"16M\"",
+            "memory = \"17M\"",
+            "28:10: vm \"guest\": field \"memory\": 17M is not a multiple of 2M",
+        ),
+        (
+            "memory = \"16M\"",
+            "memory = \"16M\"\nram-base = 0x4010_0000",
+            "29:12: vm \"guest\": field \"ram-base\": 0x4010_0000 is not a multiple of 2M",
+        ),
+        (
+            "memory = \"16M\"",
+            "memory = \"16M\"\nram-base = 0x0800_0000",
+            "29:12: vm \"guest\": field \"ram-base\": guest RAM [0x800_0000, 0x900_0000) overlaps the GIC distributor \
+             (GICD) at [0x800_0000, 0x801_0000) in the guest's device tree",
+        ),
+        (
+            "memory = \"16M\"",
+            "memory = \"256T\"",
+            "28:10: vm \"guest\": field \"memory\": \"256T\" is not a size: write a byte count or a number with a K, M or G \
+             suffix, such as \"16K\"",
+        ),
+        (
+            "memory = \"16M\"",
+            "memory = \"16M\"\nram-base = 0xffff_ffe0_0000",
+            "29:12: vm \"guest\": field \"ram-base\": guest RAM [0xffff_ffe0_0000, 0x1_0000_00e0_0000) ends past the \
+             48-bit limit 0x1_0000_0000_0000",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        assert_eq!(errors(&guest_with(from, to, "")), format!("{PATH}:{expected}"), "{to}");
+    }
+}
+
+#[test]
+fn vm_guest_image() {
+    let image = "image = \"guest.bin\"\nimage-format = \"binary\"\n";
+    let cases = [
+        (
+            image,
+            "image = \"missing.bin\"\nimage-format = \"binary\"\n",
+            "29:9: vm \"guest\": field \"image\": tests/fixtures/t/missing.bin is not a file",
+        ),
+        (
+            image,
+            "image = \"\"\nimage-format = \"binary\"\n",
+            "29:9: vm \"guest\": field \"image\": must name a file",
+        ),
+        (
+            image,
+            "image = \"guest.bin\"\n",
+            "29:9: vm \"guest\": field \"image-format\" is missing: write \"binary\", \"elf\" or \"linux\"",
+        ),
+        (
+            image,
+            "image = \"guest.bin\"\nimage-format = \"binary\"\ncrate = \"test-guest\"\n",
+            "31:9: vm \"guest\": field \"crate\": a VM has one guest, and this one already has an \"image\"",
+        ),
+        (
+            image,
+            "",
+            "26:8: vm \"guest\": needs a guest: field \"image\" (a file) or \"crate\" (a workspace package)",
+        ),
+        (
+            image,
+            "crate = \"test-guest\"\nimage-format = \"linux\"\n",
+            "30:16: vm \"guest\": field \"image-format\": a crate builds an ELF: write \"elf\", or leave the field out",
+        ),
+        (
+            image,
+            "crate = \"test guest\"\n",
+            "29:9: vm \"guest\": field \"crate\": \"test guest\" is not a cargo package name",
+        ),
+        (
+            "priority = 0\n",
+            "priority = 0\ninitrd = \"nowhere.img\"\n",
+            "32:10: vm \"guest\": field \"initrd\": tests/fixtures/t/nowhere.img is not a file",
+        ),
+        (
+            "priority = 0\n",
+            "priority = 0\ncmdline = \"a\\u0000b\"\n",
+            "32:11: vm \"guest\": field \"cmdline\": contains a NUL character",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        assert_eq!(errors(&guest_with(from, to, "")), format!("{PATH}:{expected}"), "{to}");
+    }
+    assert_eq!(
+        errors(&guest_with("image-format = \"binary\"", "image-format = \"pe\"", "")),
+        format!("{PATH}:30:16: unknown variant `pe`, expected one of `binary`, `elf`, `linux`")
+    );
+}
+
+#[test]
+fn vm_fault_endpoint() {
+    let fault = "fault-endpoint = \"ping\"\n";
+    assert_eq!(
+        errors(&guest_with(fault, "fault-endpoint = \"pong\"\n", "")),
+        format!(
+            "{PATH}:32:18: vm \"guest\": field \"fault-endpoint\": no endpoint named \"pong\" (endpoints: ping)"
+        )
+    );
+    assert_eq!(errors(&guest_with(fault, "", "")), format!("{PATH}:25:1: missing field `fault-endpoint`"));
+    assert_eq!(
+        errors(&guest_with("priority = 0\n", "priority = 2\n", "")),
+        format!(
+            "{PATH}:32:18: vm \"guest\": field \"fault-endpoint\": endpoint \"ping\" is received by \"server\" at priority \
+             2, which is not above the VM's 2: a fault is a call and must go to a higher priority"
+        )
+    );
+    let unreceived = guest_with(fault, "fault-endpoint = \"traps\"\n", "[[endpoint]]\nname = \"traps\"\n");
+    assert_eq!(
+        errors(&unreceived),
+        format!(
+            "{PATH}:32:18: vm \"guest\": field \"fault-endpoint\": traps go to endpoint \"traps\", but no component can \
+             receive from it (no cap on it has \"recv\")"
+        )
+    );
+    assert_eq!(
+        errors(&guest_with(fault, "fault-endpoint = \"ping\"\nfault-badge = -2\n", "")),
+        format!("{PATH}:33:15: vm \"guest\": field \"fault-badge\": -2 is negative")
+    );
+}
+
+/// A route of the VM (lines 33-37) to [`PAIR`]'s server.
+fn route(name: &str, base: u64, size: &str) -> String {
+    format!(
+        "  [[vm.route]]\n  name = \"{name}\"\n  base = {base:#x}\n  size = \"{size}\"\n  endpoint = \"ping\"\n"
+    )
+}
+
+#[test]
+fn vm_routes() {
+    let guest = |routes: String| guest_with("priority = 0\n", "priority = 0\n", &routes);
+    let cases = [
+        (
+            route("ram", 0x4080_0000, "4K"),
+            "35:10: vm \"guest\": route \"ram\": field \"base\": [0x4080_0000, 0x4080_1000) overlaps guest RAM at \
+             [0x4000_0000, 0x4100_0000)",
+        ),
+        (
+            route("a", 0x1000_0000, "8K") + &route("b", 0x1000_1000, "4K"),
+            "40:10: vm \"guest\": route \"b\": field \"base\": [0x1000_1000, 0x1000_2000) overlaps route \"a\" at \
+             [0x1000_0000, 0x1000_2000)",
+        ),
+        (
+            route("gicd", 0x0800_0000, "4K"),
+            "35:10: vm \"guest\": route \"gicd\": field \"base\": [0x800_0000, 0x800_1000) overlaps the GIC distributor \
+             (GICD) at [0x800_0000, 0x801_0000) in the guest's device tree: a route to a device covers exactly its \
+             registers",
+        ),
+        (
+            route("gicr", 0x080A_0000, "256K"),
+            "35:10: vm \"guest\": route \"gicr\": field \"base\": [0x80a_0000, 0x80e_0000) overlaps the redistributors \
+             (GICR) at [0x80a_0000, 0x80c_0000) in the guest's device tree: a route to a device covers exactly its \
+             registers",
+        ),
+        (
+            route("odd", 0x1000_0800, "4K"),
+            "35:10: vm \"guest\": route \"odd\": field \"base\": 0x1000_0800 is not a multiple of 4K (page aligned)",
+        ),
+        (
+            route("empty", 0x1000_0000, "0"),
+            "36:10: vm \"guest\": route \"empty\": field \"size\": must not be zero",
+        ),
+        (
+            route("high", 0xffff_ffff_f000, "8K"),
+            "36:10: vm \"guest\": route \"high\": field \"size\": [0xffff_ffff_f000, 0x1_0000_0000_1000) ends past the \
+             48-bit limit 0x1_0000_0000_0000",
+        ),
+        (
+            route("uart", 0x0900_0000, "4K").replace("\"ping\"", "\"nope\""),
+            "37:14: vm \"guest\": route \"uart\": field \"endpoint\": no endpoint named \"nope\" (endpoints: ping)",
+        ),
+        (
+            route("uart", 0x0900_0000, "4K") + &route("uart", 0x0901_0000, "4K"),
+            "39:10: route \"uart\": field \"name\": duplicate name, already used by the route at line 34",
+        ),
+        (
+            route("uart", 0x0900_0000, "4K") + "  badge = -1\n",
+            "38:11: vm \"guest\": route \"uart\": field \"badge\": -1 is negative",
+        ),
+    ];
+    for (routes, expected) in cases {
+        assert_eq!(errors(&guest(routes.clone())), format!("{PATH}:{expected}"), "{routes}");
+    }
+    // Each device of the device tree may have its route.
+    let devices = route("gicd", 0x0800_0000, "64K")
+        + &route("gits", 0x0808_0000, "128K")
+        + &route("gicr", 0x080A_0000, "128K")
+        + &route("uart", 0x0900_0000, "4K");
+    assert_eq!(parse(&guest(devices)).unwrap().vms[0].routes.len(), 4);
+    // Route endpoints need a receiver above the VM.
+    let unreceived = guest(
+        route("uart", 0x0900_0000, "4K").replace("\"ping\"", "\"uart\"") + "[[endpoint]]\nname = \"uart\"\n",
+    );
+    assert_eq!(
+        errors(&unreceived),
+        format!(
+            "{PATH}:37:14: vm \"guest\": route \"uart\": field \"endpoint\": faults go to endpoint \"uart\", but no \
+             component can receive from it (no cap on it has \"recv\")"
+        )
+    );
+    assert_eq!(
+        errors(&guest_with("priority = 0\n", "priority = 3\n", &route("uart", 0x0900_0000, "4K"))),
         [
-            "images/t/system.toml:27:9: vm \"guest\": field \"vcpus\": needs at least one vCPU",
-            "images/t/system.toml:32:10: vm \"guest\": field \"initrd\": only a \"linux\" image-format takes it",
-            "images/t/system.toml:35:10: vm \"guest\": route \"uart\": field \"base\": [0x4000_0000, 0x4000_1000) \
-             overlaps guest RAM at [0x4000_0000, 0x4100_0000)",
+            format!(
+                "{PATH}:32:18: vm \"guest\": field \"fault-endpoint\": endpoint \"ping\" is received by \"server\" at \
+                 priority 2, which is not above the VM's 3: a fault is a call and must go to a higher priority"
+            ),
+            format!(
+                "{PATH}:37:14: vm \"guest\": route \"uart\": field \"endpoint\": endpoint \"ping\" is received by \"server\" \
+                 at priority 2, which is not above the VM's 3: a fault is a call and must go to a higher priority"
+            ),
         ]
         .join("\n")
     );
-    let vm = vm.replace("vcpus = []", "vcpus = [1, 0]").replace("base = 0x4000_0000", "base = 0x900_0000");
+}
+
+#[test]
+fn vcpu_and_console_caps() {
+    let system = parse(&server_cap_and_guest("  vcpus = \"guest\"\n  [[component.cap]]\n  name = \"one\"\n  vcpu = \"guest:1\"\n  [[component.cap]]\n  name = \"out\"\n  console = true\n")).unwrap();
+    let caps: Vec<CapObject> = system.components[1].caps.iter().map(|cap| cap.object).collect();
     assert_eq!(
-        errors(&pair_and(&vm.replace("initrd", "cmdline"))),
-        "images/t/system.toml:32:11: vm \"guest\": field \"cmdline\": only a \"linux\" image-format takes it"
+        caps[1..],
+        [CapObject::Vcpus { vm: 0 }, CapObject::Vcpu { vm: 0, index: 1 }, CapObject::Console]
     );
-    let vm = vm.replace("initrd = \"initrd.img\"\n", "");
+    let slots: Vec<usize> = system.slots(&system.components[1]).iter().map(|(slot, _)| *slot).collect();
+    assert_eq!(slots, [0, 1, 3, 4]);
+
+    let cases = [
+        (
+            "  vcpu = \"guest\"\n",
+            "27:10: component \"server\": cap \"extra\": field \"vcpu\": \"guest\" does not name one vCPU: write \"<vm>:<vCPU index>\" (or use \"vcpus\" for all of a VM's)",
+        ),
+        (
+            "  vcpu = \"guest:x\"\n",
+            "27:10: component \"server\": cap \"extra\": field \"vcpu\": \"guest:x\" does not name one vCPU: write \"<vm>:<vCPU index>\" (or use \"vcpus\" for all of a VM's)",
+        ),
+        (
+            "  vcpu = \"host:0\"\n",
+            "27:10: component \"server\": cap \"extra\": field \"vcpu\": no vm named \"host\" (vms: guest)",
+        ),
+        (
+            "  vcpu = \"guest:2\"\n",
+            "27:10: component \"server\": cap \"extra\": field \"vcpu\": vm \"guest\" has 2 vCPU(s), 0..=1",
+        ),
+        (
+            "  vcpus = \"host\"\n",
+            "27:11: component \"server\": cap \"extra\": field \"vcpus\": no vm named \"host\" (vms: guest)",
+        ),
+        (
+            "  vcpus = \"guest\"\n  rights = [\"recv\"]\n",
+            "28:12: component \"server\": cap \"extra\": field \"rights\": a vcpus cap has no rights; leave the field out",
+        ),
+        (
+            "  console = false\n",
+            "27:13: component \"server\": cap \"extra\": field \"console\": write \"console = true\", or leave the field out",
+        ),
+        (
+            "  console = true\n  control = true\n",
+            "28:13: component \"server\": cap \"extra\": field \"control\": a cap names one object, and this one already has \"console\"",
+        ),
+    ];
+    for (fields, expected) in cases {
+        assert_eq!(errors(&server_cap_and_guest(fields)), format!("{PATH}:{expected}"), "{fields}");
+    }
+}
+
+/// [`PAIR`] with the server's cap "extra" given `fields` (from line 27), and a VM "guest"
+/// of two vCPUs after it.
+fn server_cap_and_guest(fields: &str) -> String {
+    let guest = vm("guest").replace("cpus = [0]", "cpus = [0, 1]");
+    pair_and(&format!("  [[component.cap]]\n  name = \"extra\"\n{fields}{guest}"))
+}
+
+#[test]
+fn vm_counts_stay_within_the_kernel_limits() {
+    let cpus = vec!["0"; bootinfo::MAX_VCPUS + 1].join(", ");
     assert_eq!(
-        errors(&pair_and(&vm)),
-        "images/t/system.toml:36:14: vm \"guest\": route \"uart\": field \"endpoint\": endpoint \"ping\" is received \
-         by \"server\" at priority 2, which is not above the VM's 5: a fault is a call and must go to a higher priority"
+        errors(&guest_with("cpus = [0]", &format!("cpus = [{cpus}]"), "")),
+        format!(
+            "{PATH}:26:8: vm \"guest\": too many vCPUs (bootinfo::MAX_VCPUS), counting every VM's: the kernel supports at most 32"
+        )
     );
-    let vm = vm.replace("priority = 5", "priority = 1");
-    let system = parse(&pair_and(&vm)).unwrap();
-    let guest = &system.vms[0];
-    assert_eq!(guest.vcpus, [1, 0]);
-    assert_eq!(guest.image, Path::new("images/t/guest.bin"));
-    assert_eq!((guest.ram_base, guest.memory), (0x4000_0000, 16 << 20));
+    let vms: String =
+        (0..=bootinfo::MAX_VMS).map(|index| vm(&format!("g{index}")).replace("16M", "2M")).collect();
+    let last_name_line = 26 + 8 * bootinfo::MAX_VMS;
+    assert_eq!(
+        errors(&pair_and(&vms).replace("memory = \"64M\"", "memory = \"1G\"")),
+        format!(
+            "{PATH}:{last_name_line}:8: vm \"g8\": too many VMs (bootinfo::MAX_VMS): the kernel supports at most 8"
+        )
+    );
+}
+
+#[test]
+fn vm_ram_counts_against_system_memory_with_its_alignment() {
+    // 46M of guest RAM, 2M of alignment, 2 * 20K for the components and 16M for the kernel.
+    assert_eq!(
+        errors(&guest_with("memory = \"16M\"", "memory = \"46M\"", "")),
+        format!(
+            "{PATH}:4:10: system: field \"memory\": 64M cannot hold the 49192K that stacks, heaps, IPC buffers, RAM \
+             regions and VMs need plus the 16M kept free for the kernel"
+        )
+    );
+    assert!(parse(&guest_with("memory = \"16M\"", "memory = \"44M\"", "")).is_ok());
 }
 
 #[test]
@@ -786,7 +1122,120 @@ fn every_error_is_shown_with_its_source_line() {
     let message = parse(&pair_with("priority = 2", "priority = 300")).unwrap_err().to_string();
     assert_eq!(
         message,
-        "images/t/system.toml:19:12: component \"server\": field \"priority\": 300 is out of range 0..=254\n    |\n \
+        "tests/fixtures/t/system.toml:19:12: component \"server\": field \"priority\": 300 is out of range 0..=254\n    |\n \
          19 | priority = 300\n    |            ^^^"
     );
+}
+
+#[test]
+fn the_documented_vm_example_is_valid() {
+    let docs = std::fs::read_to_string("../docs/manifest.md").unwrap();
+    let section = &docs[docs.find("## A system with a VM").expect("docs/manifest.md has a VM example")..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + section[start..].find("```").unwrap();
+    let system = manifest::parse(&section[start..end], Path::new("images/guest-demo/system.toml")).unwrap();
+    let guest = &system.vms[0];
+    assert_eq!((&guest.cpus[..], guest.routes.len()), (&[0, 1][..], 4));
+    let vmm = &system.components[2];
+    let slots: Vec<usize> = system.slots(vmm).iter().map(|(slot, _)| *slot).collect();
+    assert_eq!(slots, [0, 1, 2, 4]);
+}
+
+/// A VM with a route to its two redistributors and a cap on vCPU 1.
+fn replaceable_guest() -> System {
+    let guest =
+        vm("guest").replace("cpus = [0]", "cpus = [0, 1]").replace("memory = \"16M\"", "memory = \"8M\"")
+            + &route("gicr", 0x080A_0000, "256K")
+            + &route("uart", 0x0900_0000, "4K");
+    parse(&pair_and(&guest)).unwrap()
+}
+
+#[test]
+fn the_command_line_replaces_the_guest() {
+    let mut system = replaceable_guest();
+    let replacement = GuestOverride {
+        kernel: Some("tests/fixtures/t/Image".into()),
+        initrd: Some("tests/fixtures/t/initrd.img".into()),
+        append: Some("console=ttyAMA0".into()),
+        vcpus: Some(5),
+    };
+    system.replace_guest(&replacement).unwrap();
+    let guest = &system.vms[0];
+    assert_eq!(
+        (&guest.source, guest.image_format),
+        (&GuestSource::File("tests/fixtures/t/Image".into()), ImageFormat::Linux)
+    );
+    assert_eq!(guest.initrd.as_deref(), Some(Path::new("tests/fixtures/t/initrd.img")));
+    assert_eq!(guest.cmdline.as_deref(), Some("console=ttyAMA0"));
+    // Round-robin over the system's two CPUs; the redistributors' route follows.
+    assert_eq!(guest.cpus, [0, 1, 0, 1, 0]);
+    assert_eq!((guest.routes[0].base, guest.routes[0].size), (0x080A_0000, 5 * 0x2_0000));
+    assert_eq!((guest.routes[1].base, guest.routes[1].size), (0x0900_0000, 0x1000));
+
+    // What is not given stays; a raw binary is told by the absence of magic numbers.
+    let mut system = replaceable_guest();
+    let binary =
+        GuestOverride { kernel: Some("tests/fixtures/t/initrd.img".into()), ..GuestOverride::default() };
+    system.replace_guest(&binary).unwrap();
+    let guest = &system.vms[0];
+    assert_eq!(
+        (guest.image_format, guest.cpus.len(), guest.cmdline.as_deref()),
+        (ImageFormat::Binary, 2, None)
+    );
+}
+
+#[test]
+fn the_command_line_cannot_break_the_system() {
+    let replace = |system: &mut System, replacement: GuestOverride| {
+        system.replace_guest(&replacement).map(|_| ()).map_err(|error| format!("{error:#}"))
+    };
+    let vcpus = |count| GuestOverride { vcpus: Some(count), ..GuestOverride::default() };
+    assert_eq!(
+        replace(&mut replaceable_guest(), vcpus(0)),
+        Err(format!("{PATH}: --vcpus 0: a VM has 1 to 32 vCPUs (bootinfo::MAX_VCPUS)"))
+    );
+    assert_eq!(
+        replace(&mut replaceable_guest(), vcpus(33)),
+        Err(format!("{PATH}: --vcpus 33: a VM has 1 to 32 vCPUs (bootinfo::MAX_VCPUS)"))
+    );
+    let mut with_cap = parse(&pair_and(&format!(
+        "  [[component.cap]]\n  name = \"second\"\n  vcpu = \"guest:1\"\n{}",
+        vm("guest").replace("[0]", "[0, 1]")
+    )))
+    .unwrap();
+    assert_eq!(
+        replace(&mut with_cap, vcpus(1)),
+        Err(format!(
+            "{PATH}: --vcpus 1: component \"server\": cap \"second\" names vCPU 1, which no longer exists"
+        ))
+    );
+    let mut crowded = parse(&pair_and(
+        &(vm("guest") + &route("gicr", 0x080A_0000, "128K") + &route("next", 0x080C_0000, "4K")),
+    ))
+    .unwrap();
+    assert_eq!(
+        replace(&mut crowded, vcpus(2)),
+        Err(format!(
+            "{PATH}: --vcpus 2: vm \"guest\": route \"next\" [0x80c_0000, 0x80c_1000) overlaps the redistributors (GICR) \
+             at [0x80a_0000, 0x80e_0000): give it exactly that range (size 128K per vCPU)"
+        ))
+    );
+    let missing = GuestOverride { kernel: Some("tests/fixtures/t/none".into()), ..GuestOverride::default() };
+    let error = replace(&mut replaceable_guest(), missing).unwrap_err();
+    assert!(error.starts_with("--kernel tests/fixtures/t/none: No such file"), "{error}");
+    let missing = GuestOverride { initrd: Some("tests/fixtures/t/none".into()), ..GuestOverride::default() };
+    assert_eq!(
+        replace(&mut replaceable_guest(), missing),
+        Err("--initrd tests/fixtures/t/none: not a file".into())
+    );
+    let two = pair_and(&(vm("one") + &vm("two")));
+    assert_eq!(
+        replace(&mut parse(&two).unwrap(), vcpus(1)),
+        Err(format!(
+            "{PATH}: --kernel, --initrd, --append and --vcpus replace the guest of the system's only VM, and system \
+             \"t\" has 2 VMs"
+        ))
+    );
+    // Without options nothing changes, whatever the system.
+    assert_eq!(replace(&mut parse(&two).unwrap(), GuestOverride::default()), Ok(()));
 }

@@ -9,10 +9,11 @@
 use super::schema::{self, Int, Right, Size, Text};
 use super::{
     ADDRESS_LIMIT, Cap, CapObject, Component, DEFAULT_STACK_SIZE, DEFAULT_TIMEOUT_SECONDS,
-    DEFAULT_TIMESLICE_US, DEFAULT_VM_RAM_BASE, Diagnostic, Endpoint, ImageFormat, Irq, KERNEL_DEVICES,
-    KERNEL_FREE_RESERVE, MAX_MEMORY, Map, MemoryRegion, Notification, PAGE_SIZE, Perms, RAM_BASE, Route,
-    System, Unclaimed, Vm, constant_name, hex, line_column, size_text,
+    DEFAULT_TIMESLICE_US, DEFAULT_VM_RAM_BASE, Diagnostic, Endpoint, GuestSource, ImageFormat, Irq,
+    KERNEL_DEVICES, KERNEL_FREE_RESERVE, MAX_MEMORY, Map, MemoryRegion, Notification, PAGE_SIZE, Perms,
+    RAM_BASE, Route, System, Unclaimed, VM_RAM_ALIGN, Vm, constant_name, hex, line_column, size_text,
 };
+use crate::guest;
 use ipc::endpoint_rights::{CALL, RECV, SEND};
 use ipc::layout::{HEAP_BASE, IMAGE_BASE, IPC_BUFFER_VA, REGIONS_BASE, STACK_TOP};
 use ipc::notification_rights::{SIGNAL, WAIT};
@@ -47,6 +48,9 @@ struct Namespaces<'m> {
     notifications: Names<'m>,
     regions: Names<'m>,
     irqs: Names<'m>,
+    vms: Names<'m>,
+    /// vCPUs of each VM, by index.
+    vcpu_counts: Vec<usize>,
 }
 
 /// `[start, end)` in hexadecimal.
@@ -349,10 +353,18 @@ impl Checker<'_> {
                 .names(manifest.notification.iter().map(|object| ("notification", &object.name))),
             regions: self.names(manifest.memory_region.iter().map(|region| ("memory-region", &region.name))),
             irqs: self.names(manifest.irq.iter().map(|irq| ("irq", &irq.name))),
+            // Checked with the components' names below.
+            vms: manifest
+                .vm
+                .iter()
+                .enumerate()
+                .map(|(index, vm)| (vm.name.get_ref().as_str(), index))
+                .collect(),
+            vcpu_counts: manifest.vm.iter().map(|vm| vm.cpus.get_ref().len()).collect(),
         };
         // Components and VMs share one namespace: both are named in log lines and faults.
         let components = manifest.component.iter().map(|component| ("component", &component.name));
-        self.names(components.clone().chain(manifest.vm.iter().map(|vm| ("vm", &vm.name))));
+        self.names(components.chain(manifest.vm.iter().map(|vm| ("vm", &vm.name))));
         self.limits(manifest);
 
         let regions = self.regions(manifest, memory);
@@ -393,12 +405,14 @@ impl Checker<'_> {
         let irqs = manifest.irq.iter().map(|irq| ("irq", &irq.name, 1));
         self.limit(irqs, bootinfo::MAX_IRQS, "IRQs (bootinfo::MAX_IRQS)");
         let components = manifest.component.iter().map(|component| ("component", &component.name, 1));
-        let vcpus = manifest.vm.iter().map(|vm| ("vm", &vm.name, vm.vcpus.get_ref().len()));
+        let vcpus = manifest.vm.iter().map(|vm| ("vm", &vm.name, vm.cpus.get_ref().len()));
         let what = "threads (bootinfo::MAX_THREADS), counting components and vCPUs";
-        self.limit(components.clone().chain(vcpus), bootinfo::MAX_THREADS, what);
-        let vspaces = manifest.vm.iter().map(|vm| ("vm", &vm.name, 1));
+        self.limit(components.clone().chain(vcpus.clone()), bootinfo::MAX_THREADS, what);
+        self.limit(vcpus, bootinfo::MAX_VCPUS, "vCPUs (bootinfo::MAX_VCPUS), counting every VM's");
+        let vms = manifest.vm.iter().map(|vm| ("vm", &vm.name, 1));
+        self.limit(vms.clone(), bootinfo::MAX_VMS, "VMs (bootinfo::MAX_VMS)");
         let what = "address spaces (bootinfo::MAX_VSPACES), counting components and VMs";
-        self.limit(components.chain(vspaces), bootinfo::MAX_VSPACES, what);
+        self.limit(components.chain(vms), bootinfo::MAX_VSPACES, what);
     }
 
     fn regions(&mut self, manifest: &schema::Manifest, memory: Option<u64>) -> Vec<MemoryRegion> {
@@ -502,15 +516,7 @@ impl Checker<'_> {
         let name = component.name.get_ref();
         let context = format!("component \"{name}\"");
         let crate_name = match &component.crate_name {
-            Some(value) => {
-                let text = value.get_ref();
-                let valid = text.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                    && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-                if !valid {
-                    self.field(&context, "crate", value, format!("\"{text}\" is not a cargo package name"));
-                }
-                text.clone()
-            }
+            Some(value) => self.package_name(&context, value),
             None => name.clone(),
         };
         let priority = self.int(&context, "priority", &component.priority, 0..=254);
@@ -557,6 +563,17 @@ impl Checker<'_> {
         }
     }
 
+    /// The `crate` field: the name of a cargo package.
+    fn package_name(&mut self, context: &str, value: &Text) -> String {
+        let text = value.get_ref();
+        let valid = text.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            self.field(context, "crate", value, format!("\"{text}\" is not a cargo package name"));
+        }
+        text.clone()
+    }
+
     /// The heap grows up from `HEAP_BASE` and the stack (with its guard page) down from
     /// `STACK_TOP`: they must not meet. Returns whether they fit.
     fn stack_and_heap(
@@ -588,27 +605,42 @@ impl Checker<'_> {
 
     fn cap(&mut self, component: &str, cap: &schema::Cap, names: &Namespaces) -> Option<Cap> {
         let context = format!("{component}: cap \"{}\"", cap.name.get_ref());
-        if let Some(control) = &cap.control
-            && !control.get_ref()
-        {
-            self.field(&context, "control", control, "write \"control = true\", or leave the field out");
-            return None;
+        for (field, flag) in [("control", &cap.control), ("console", &cap.console)] {
+            if let Some(flag) = flag
+                && !flag.get_ref()
+            {
+                self.field(
+                    &context,
+                    field,
+                    flag,
+                    format!("write \"{field} = true\", or leave the field out"),
+                );
+                return None;
+            }
         }
         let mut given: Vec<(&str, Range<usize>)> = Vec::new();
-        for (field, value) in
-            [("endpoint", &cap.endpoint), ("notification", &cap.notification), ("irq", &cap.irq)]
-        {
+        for (field, value) in [
+            ("endpoint", &cap.endpoint),
+            ("notification", &cap.notification),
+            ("irq", &cap.irq),
+            ("vcpu", &cap.vcpu),
+            ("vcpus", &cap.vcpus),
+        ] {
             if let Some(value) = value {
                 given.push((field, value.span()));
             }
         }
-        if let Some(control) = &cap.control {
-            given.push(("control", control.span()));
+        for (field, flag) in [("control", &cap.control), ("console", &cap.console)] {
+            if let Some(flag) = flag {
+                given.push((field, flag.span()));
+            }
         }
+        given.sort_by_key(|(_, span)| span.start);
         match given.as_slice() {
             [] => {
                 let problem = format!(
-                    "{context}: needs one of the fields \"endpoint\", \"notification\", \"irq\" or \"control\""
+                    "{context}: needs one of the fields \"endpoint\", \"notification\", \"irq\", \"control\", \
+                     \"vcpu\", \"vcpus\" or \"console\""
                 );
                 self.error(cap.name.span(), problem);
                 return None;
@@ -616,7 +648,7 @@ impl Checker<'_> {
             [_] => {}
             [(first, _), (second, span), ..] => {
                 let problem = format!(
-                    "{context}: field \"{second}\": a cap names one object, and this one already names an {first}"
+                    "{context}: field \"{second}\": a cap names one object, and this one already has \"{first}\""
                 );
                 self.error(span.clone(), problem);
                 return None;
@@ -639,6 +671,15 @@ impl Checker<'_> {
         } else if let Some(irq) = &cap.irq {
             self.no_rights(&context, cap, "an irq")?;
             CapObject::Irq { index: self.lookup(&context, "irq", "irq", &names.irqs, irq)? }
+        } else if let Some(vcpu) = &cap.vcpu {
+            self.no_rights(&context, cap, "a vcpu")?;
+            self.vcpu_reference(&context, vcpu, names)?
+        } else if let Some(vm) = &cap.vcpus {
+            self.no_rights(&context, cap, "a vcpus")?;
+            CapObject::Vcpus { vm: self.lookup(&context, "vcpus", "vm", &names.vms, vm)? }
+        } else if cap.console.is_some() {
+            self.no_rights(&context, cap, "the console")?;
+            CapObject::Console
         } else {
             self.no_rights(&context, cap, "the control")?;
             CapObject::Control
@@ -647,7 +688,11 @@ impl Checker<'_> {
         let sends = match object {
             CapObject::Endpoint { rights, .. } => rights & (SEND | CALL) != 0,
             CapObject::Notification { rights, .. } => rights & SIGNAL != 0,
-            CapObject::Irq { .. } | CapObject::Control => false,
+            CapObject::Irq { .. }
+            | CapObject::Control
+            | CapObject::Vcpu { .. }
+            | CapObject::Vcpus { .. }
+            | CapObject::Console => false,
         };
         let signals = matches!(object, CapObject::Notification { rights, .. } if rights & SIGNAL != 0);
         match (&cap.badge, badge) {
@@ -671,6 +716,34 @@ impl Checker<'_> {
             }
             _ => Some(Cap { name: cap.name.get_ref().clone(), object, badge: badge.unwrap_or(0) }),
         }
+    }
+
+    /// A `vcpu` field: `"<vm>:<vCPU index>"`.
+    fn vcpu_reference(&mut self, context: &str, value: &Text, names: &Namespaces) -> Option<CapObject> {
+        let text = value.get_ref();
+        let parsed = text.split_once(':').and_then(|(vm, index)| {
+            let digits = !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit());
+            Some((vm, index.parse::<usize>().ok().filter(|_| digits)?))
+        });
+        let Some((vm_name, index)) = parsed else {
+            let problem = format!(
+                "\"{text}\" does not name one vCPU: write \"<vm>:<vCPU index>\" (or use \"vcpus\" for all of a VM's)"
+            );
+            self.field(context, "vcpu", value, problem);
+            return None;
+        };
+        let vm_text = Spanned::new(value.span(), vm_name.to_owned());
+        let vm = self.lookup(context, "vcpu", "vm", &names.vms, &vm_text)?;
+        let count = names.vcpu_counts[vm];
+        if index >= count {
+            let problem = match count {
+                0 => format!("vm \"{vm_name}\" has no vCPUs"),
+                _ => format!("vm \"{vm_name}\" has {count} vCPU(s), 0..={}", count - 1),
+            };
+            self.field(context, "vcpu", value, problem);
+            return None;
+        }
+        Some(CapObject::Vcpu { vm, index })
     }
 
     /// The rights bits of a cap on an object whose valid rights are `allowed`.
@@ -717,7 +790,7 @@ impl Checker<'_> {
         valid.then_some(bits)
     }
 
-    /// Caps on IRQs and the control object have no rights.
+    /// Caps on IRQs, vCPUs, the control object and the console have no rights.
     fn no_rights(&mut self, context: &str, cap: &schema::Cap, kind: &str) -> Option<()> {
         match &cap.rights {
             Some(rights) => {
@@ -839,57 +912,173 @@ impl Checker<'_> {
 
     fn vm(&mut self, vm: &schema::Vm, names: &Namespaces, cpus: Option<u32>, base: &Path) -> Vm {
         let context = format!("vm \"{}\"", vm.name.get_ref());
-        if vm.vcpus.get_ref().is_empty() {
-            self.field(&context, "vcpus", &vm.vcpus, "needs at least one vCPU");
+        if vm.cpus.get_ref().is_empty() {
+            self.field(&context, "cpus", &vm.cpus, "needs at least one vCPU: list the physical CPU of each");
         }
-        let vcpus = vm
-            .vcpus
-            .get_ref()
-            .iter()
-            .map(|cpu| self.cpu(&context, "vcpus", cpu, cpus).unwrap_or(0))
-            .collect();
-        let memory = self.size(&context, "memory", &vm.memory, PAGE_SIZE, false);
+        let vcpus: Vec<u32> =
+            vm.cpus.get_ref().iter().map(|cpu| self.cpu(&context, "cpus", cpu, cpus).unwrap_or(0)).collect();
+        let priority = self.int(&context, "priority", &vm.priority, 0..=254);
+        let memory = self.size(&context, "memory", &vm.memory, VM_RAM_ALIGN, false);
         let ram_base = match &vm.ram_base {
-            Some(value) => self.address(&context, "ram-base", value),
+            Some(value) => self.address(&context, "ram-base", value).filter(|&base| {
+                let aligned = base.is_multiple_of(VM_RAM_ALIGN);
+                if !aligned {
+                    let problem = format!("{} is not a multiple of 2M", hex(base));
+                    self.field(&context, "ram-base", value, problem);
+                }
+                aligned
+            }),
             None => Some(DEFAULT_VM_RAM_BASE),
         };
-        let ram = match (ram_base, memory) {
-            (Some(ram_base), Some(memory)) => Some(ram_base..ram_base + memory),
-            _ => None,
-        };
-        if let Some(ram) = &ram
-            && ram.end > ADDRESS_LIMIT
-        {
-            let problem =
-                format!("guest RAM {} ends past the 48-bit limit {}", range_text(ram), hex(ADDRESS_LIMIT));
-            self.field(&context, "memory", &vm.memory, problem);
-        }
-        if vm.image.get_ref().is_empty() {
-            self.field(&context, "image", &vm.image, "must name a file");
-        }
-        let linux = vm.image_format == ImageFormat::Linux;
-        for (field, value) in [("initrd", &vm.initrd), ("cmdline", &vm.cmdline)] {
-            if let Some(value) = value
-                && !linux
-            {
-                self.field(&context, field, value, "only a \"linux\" image-format takes it");
+        // Devices are checked only with a valid vCPU count: the redistributors' size needs it.
+        let devices = (!vcpus.is_empty()).then(|| guest::devices(vcpus.len()));
+        let ram = ram_base.zip(memory).map(|(base, memory)| base..base + memory);
+        if let Some(ram) = &ram {
+            // Blame the base if it was given, else the size.
+            let (field, span) = match &vm.ram_base {
+                Some(value) => ("ram-base", value.span()),
+                None => ("memory", vm.memory.span()),
+            };
+            let device = devices.iter().flatten().find(|device| overlaps(ram, &device.range()));
+            if ram.end > ADDRESS_LIMIT {
+                let problem = format!(
+                    "{context}: field \"{field}\": guest RAM {} ends past the 48-bit limit {}",
+                    range_text(ram),
+                    hex(ADDRESS_LIMIT)
+                );
+                self.error(span, problem);
+            } else if let Some(device) = device {
+                let problem = format!(
+                    "{context}: field \"{field}\": guest RAM {} overlaps {} at {} in the guest's device tree",
+                    range_text(ram),
+                    device.name,
+                    range_text(&device.range())
+                );
+                self.error(span, problem);
             }
         }
-        let priority = self.int(&context, "priority", &vm.priority, 0..=254);
+        let (source, image_format) = self.guest_source(&context, vm, base);
+        let initrd = vm.initrd.as_ref().map(|initrd| {
+            let path = base.join(initrd.get_ref());
+            if !path.is_file() {
+                self.field(&context, "initrd", initrd, format!("{} is not a file", path.display()));
+            }
+            path
+        });
+        if let Some(cmdline) = &vm.cmdline
+            && cmdline.get_ref().contains('\0')
+        {
+            self.field(&context, "cmdline", cmdline, "contains a NUL character");
+        }
+        let fault_endpoint =
+            self.lookup(&context, "fault-endpoint", "endpoint", &names.endpoints, &vm.fault_endpoint);
+        let fault_badge =
+            vm.fault_badge.as_ref().and_then(|value| self.badge(&context, "fault-badge", value, None));
+        let routes = self.routes(&context, vm, names, ram, devices);
+        Vm {
+            name: vm.name.get_ref().clone(),
+            cpus: vcpus,
+            priority: priority.unwrap_or(0) as u8,
+            memory: memory.unwrap_or(0),
+            ram_base: ram_base.unwrap_or(0),
+            source,
+            image_format,
+            initrd,
+            cmdline: vm.cmdline.as_ref().map(|cmdline| cmdline.get_ref().clone()),
+            fault_endpoint: fault_endpoint.unwrap_or(0),
+            fault_badge: fault_badge.unwrap_or(0),
+            routes,
+            unclaimed: vm.unclaimed.unwrap_or(Unclaimed::ReadZero),
+        }
+    }
+
+    /// The guest image: a file with its format, or a crate (an ELF).
+    fn guest_source(&mut self, context: &str, vm: &schema::Vm, base: &Path) -> (GuestSource, ImageFormat) {
+        let format = vm.image_format.as_ref();
+        match (&vm.image, &vm.crate_name) {
+            (Some(image), crate_name) => {
+                if let Some(crate_name) = crate_name {
+                    let problem = "a VM has one guest, and this one already has an \"image\"";
+                    self.field(context, "crate", crate_name, problem);
+                }
+                let path = base.join(image.get_ref());
+                if image.get_ref().is_empty() {
+                    self.field(context, "image", image, "must name a file");
+                } else if !path.is_file() {
+                    self.field(context, "image", image, format!("{} is not a file", path.display()));
+                }
+                let format = match format {
+                    Some(format) => *format.get_ref(),
+                    None => {
+                        let problem = format!(
+                            "{context}: field \"image-format\" is missing: write \"binary\", \"elf\" or \"linux\""
+                        );
+                        self.error(image.span(), problem);
+                        ImageFormat::Binary
+                    }
+                };
+                (GuestSource::File(path), format)
+            }
+            (None, Some(crate_name)) => {
+                if let Some(format) = format
+                    && *format.get_ref() != ImageFormat::Elf
+                {
+                    let problem = "a crate builds an ELF: write \"elf\", or leave the field out";
+                    self.field(context, "image-format", format, problem);
+                }
+                (GuestSource::Crate(self.package_name(context, crate_name)), ImageFormat::Elf)
+            }
+            (None, None) => {
+                let problem = format!(
+                    "{context}: needs a guest: field \"image\" (a file) or \"crate\" (a workspace package)"
+                );
+                self.error(vm.name.span(), problem);
+                (GuestSource::Crate(String::new()), ImageFormat::Elf)
+            }
+        }
+    }
+
+    /// The VM's routes: each within the address limit, clear of RAM and of each other, and
+    /// covering exactly the registers of any device of the guest's device tree it touches.
+    fn routes(
+        &mut self,
+        vm_context: &str,
+        vm: &schema::Vm,
+        names: &Namespaces,
+        ram: Option<Range<u64>>,
+        devices: Option<[guest::Device; 4]>,
+    ) -> Vec<Route> {
         self.names(vm.route.iter().map(|route| ("route", &route.name)));
         let mut taken: Vec<(Range<u64>, String)> =
             ram.into_iter().map(|ram| (ram, "guest RAM".to_owned())).collect();
         let mut routes = Vec::new();
         for route in &vm.route {
-            let context = format!("{context}: route \"{}\"", route.name.get_ref());
+            let context = format!("{vm_context}: route \"{}\"", route.name.get_ref());
             let start = self.address(&context, "base", &route.base);
             let size = self.size(&context, "size", &route.size, PAGE_SIZE, false);
             let endpoint = self.lookup(&context, "endpoint", "endpoint", &names.endpoints, &route.endpoint);
             let badge = route.badge.as_ref().and_then(|value| self.badge(&context, "badge", value, None));
             if let (Some(start), Some(size)) = (start, size) {
                 let range = start..start + size;
-                if let Some((other, what)) = taken.iter().find(|(other, _)| overlaps(&range, other)) {
+                let device = devices
+                    .iter()
+                    .flatten()
+                    .find(|device| overlaps(&range, &device.range()) && range != device.range());
+                if range.end > ADDRESS_LIMIT {
+                    let problem =
+                        format!("{} ends past the 48-bit limit {}", range_text(&range), hex(ADDRESS_LIMIT));
+                    self.field(&context, "size", &route.size, problem);
+                } else if let Some((other, what)) = taken.iter().find(|(other, _)| overlaps(&range, other)) {
                     let problem = format!("{} overlaps {what} at {}", range_text(&range), range_text(other));
+                    self.field(&context, "base", &route.base, problem);
+                } else if let Some(device) = device {
+                    let problem = format!(
+                        "{} overlaps {} at {} in the guest's device tree: a route to a device covers exactly its \
+                         registers",
+                        range_text(&range),
+                        device.name,
+                        range_text(&device.range())
+                    );
                     self.field(&context, "base", &route.base, problem);
                 }
                 taken.push((range, format!("route \"{}\"", route.name.get_ref())));
@@ -902,19 +1091,7 @@ impl Checker<'_> {
                 badge: badge.unwrap_or(0),
             });
         }
-        Vm {
-            name: vm.name.get_ref().clone(),
-            vcpus,
-            memory: memory.unwrap_or(0),
-            ram_base: ram_base.unwrap_or(0),
-            image: base.join(vm.image.get_ref()),
-            image_format: vm.image_format,
-            initrd: vm.initrd.as_ref().map(|initrd| base.join(initrd.get_ref())),
-            cmdline: vm.cmdline.as_ref().map(|cmdline| cmdline.get_ref().clone()),
-            priority: priority.unwrap_or(0) as u8,
-            routes,
-            unclaimed: vm.unclaimed.unwrap_or(Unclaimed::ReadZero),
-        }
+        routes
     }
 
     /// Second pass: relations between valid objects. Indices of `system` are those of
@@ -938,7 +1115,10 @@ impl Checker<'_> {
                         irq_holders[index].push(component_index);
                         continue;
                     }
-                    CapObject::Control => continue,
+                    CapObject::Control
+                    | CapObject::Vcpu { .. }
+                    | CapObject::Vcpus { .. }
+                    | CapObject::Console => continue,
                 };
                 if receives != 0 {
                     holders.receivers.push(holder);
@@ -962,7 +1142,8 @@ impl Checker<'_> {
             let used = !holders.receivers.is_empty()
                 || !holders.senders.is_empty()
                 || fault_users(index).next().is_some()
-                || route_users(index).next().is_some();
+                || route_users(index).next().is_some()
+                || system.vms.iter().any(|vm| vm.fault_endpoint == index);
             if !used {
                 let problem =
                     format!("endpoint \"{}\": no cap, fault-endpoint or route refers to it", name.get_ref());
@@ -1033,9 +1214,14 @@ impl Checker<'_> {
                 }
             }
             for (raw_vm, vm) in manifest.vm.iter().zip(&system.vms) {
+                let context = format!("vm \"{}\"", vm.name);
+                if vm.fault_endpoint == index {
+                    let problem = format!("traps go to {nobody}");
+                    self.field(&context, "fault-endpoint", &raw_vm.fault_endpoint, problem);
+                }
                 for (raw, route) in raw_vm.route.iter().zip(&vm.routes) {
                     if route.endpoint == index {
-                        let context = format!("vm \"{}\": route \"{}\"", vm.name, route.name);
+                        let context = format!("{context}: route \"{}\"", route.name);
                         self.field(&context, "endpoint", &raw.endpoint, format!("faults go to {nobody}"));
                     }
                 }
@@ -1110,8 +1296,13 @@ impl Checker<'_> {
             }
         }
         for (raw_vm, vm) in manifest.vm.iter().zip(&system.vms) {
-            for (raw, route) in raw_vm.route.iter().zip(&vm.routes) {
-                let lowest = endpoints[route.endpoint]
+            let vm_context = format!("vm \"{}\"", vm.name);
+            let fault = (vm_context.clone(), "fault-endpoint", vm.fault_endpoint, &raw_vm.fault_endpoint);
+            let routes = raw_vm.route.iter().zip(&vm.routes).map(|(raw, route)| {
+                (format!("{vm_context}: route \"{}\"", route.name), "endpoint", route.endpoint, &raw.endpoint)
+            });
+            for (context, field, endpoint, value) in std::iter::once(fault).chain(routes) {
+                let lowest = endpoints[endpoint]
                     .receivers
                     .iter()
                     .map(|&(receiver, _)| &system.components[receiver])
@@ -1119,13 +1310,12 @@ impl Checker<'_> {
                 if let Some(receiver) = lowest
                     && receiver.priority <= vm.priority
                 {
-                    let context = format!("vm \"{}\": route \"{}\"", vm.name, route.name);
                     let problem = format!(
                         "endpoint \"{}\" is received by \"{}\" at priority {}, which is not above the VM's {}: \
                          a fault is a call and must go to a higher priority",
-                        system.endpoints[route.endpoint].name, receiver.name, receiver.priority, vm.priority
+                        system.endpoints[endpoint].name, receiver.name, receiver.priority, vm.priority
                     );
-                    self.field(&context, "endpoint", &raw.endpoint, problem);
+                    self.field(&context, field, value, problem);
                 }
             }
         }
@@ -1173,7 +1363,9 @@ impl Checker<'_> {
             .sum();
         let regions: u64 =
             system.regions.iter().filter(|region| region.phys_addr.is_none()).map(|r| r.size).sum();
-        let vms: u64 = system.vms.iter().map(|vm| vm.memory).sum();
+        // VM RAM starts at a 2M boundary: up to 2M of padding below the first VM.
+        let vm_alignment = if system.vms.is_empty() { 0 } else { VM_RAM_ALIGN };
+        let vms: u64 = system.vms.iter().map(|vm| vm.memory).sum::<u64>() + vm_alignment;
         let needed = components + regions + vms;
         if needed + KERNEL_FREE_RESERVE > system.memory {
             let problem = format!(

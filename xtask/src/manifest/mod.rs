@@ -10,7 +10,10 @@
 //! endpoints, ...) run once every object is valid on its own.
 
 mod check;
+mod replace;
 mod schema;
+
+pub use replace::GuestOverride;
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -36,11 +39,17 @@ pub const DEFAULT_TIMESLICE_US: u32 = 5000;
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 60;
 /// Default `ram-base` of a VM (guest-physical), where QEMU's `virt` puts RAM.
 pub const DEFAULT_VM_RAM_BASE: u64 = 0x4000_0000;
+/// Alignment of a VM's RAM size and of its base, guest-physical and physical: 2 MiB, so
+/// that stage 2 can map it with blocks and a Linux image finds a 2 MiB aligned base.
+pub const VM_RAM_ALIGN: u64 = 2 << 20;
 /// Physical ranges that only the kernel may map: (what, base, size).
-pub const KERNEL_DEVICES: &[(&str, u64, u64)] = &[
-    ("the GIC (distributor, ITS and redistributors)", 0x0800_0000, 0x0100_0000),
-    ("the kernel console's PL011 UART", 0x0900_0000, 0x1000),
-];
+///
+/// The console PL011 (0x0900_0000) is not one of them: the component that owns console
+/// input (the VMM) maps it to read received bytes. The kernel only writes DR and reads
+/// FR to print, so the two never touch the same state as long as that component uses
+/// only the receive side (DR reads, the receive bits of IMSC and ICR).
+pub const KERNEL_DEVICES: &[(&str, u64, u64)] =
+    &[("the GIC (distributor, ITS and redistributors)", 0x0800_0000, 0x0100_0000)];
 
 /// A validated system.
 #[derive(Clone, Debug)]
@@ -69,8 +78,33 @@ pub struct System {
     pub irqs: Vec<Irq>,
     /// Components, in manifest order (component `i` gets ASID `i + 1`).
     pub components: Vec<Component>,
-    /// Virtual machines (validated, not yet buildable).
+    /// Virtual machines, in manifest order (VM `i` gets VMID `i + 1`).
     pub vms: Vec<Vm>,
+}
+
+impl System {
+    /// How many capability slots `object` fills: every vCPU of the VM for
+    /// [`CapObject::Vcpus`], one otherwise.
+    pub fn slot_count(&self, object: CapObject) -> usize {
+        match object {
+            CapObject::Vcpus { vm } => self.vms[vm].cpus.len(),
+            _ => 1,
+        }
+    }
+
+    /// Each cap of `component` with its first slot.
+    pub fn slots<'c>(&self, component: &'c Component) -> Vec<(usize, &'c Cap)> {
+        let mut next = 0;
+        component
+            .caps
+            .iter()
+            .map(|cap| {
+                let first = next;
+                next += self.slot_count(cap.object);
+                (first, cap)
+            })
+            .collect()
+    }
 }
 
 /// An endpoint.
@@ -185,6 +219,20 @@ pub enum CapObject {
     },
     /// The system-control capability.
     Control,
+    /// One vCPU of a VM.
+    Vcpu {
+        /// Index in [`System::vms`].
+        vm: usize,
+        /// Index of the vCPU in its VM.
+        index: usize,
+    },
+    /// Every vCPU of a VM, in consecutive slots ordered by vCPU index.
+    Vcpus {
+        /// Index in [`System::vms`].
+        vm: usize,
+    },
+    /// The console (a guest's raw UART output).
+    Console,
 }
 
 /// Access permissions of a mapping.
@@ -233,16 +281,27 @@ pub struct Map {
     pub perms: Perms,
 }
 
-/// How a VM's image is loaded.
+/// How a VM's image is loaded into guest RAM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageFormat {
-    /// Raw bytes loaded at the start of guest RAM.
+    /// Raw bytes loaded at [`crate::guest::BINARY_OFFSET`] from the start of guest RAM.
     Binary,
     /// An ELF loaded at its physical addresses.
     Elf,
-    /// A Linux arm64 `Image`, booted with a device tree (and optional initrd).
+    /// A Linux arm64 `Image`, placed as its header says.
     Linux,
+}
+
+impl ImageFormat {
+    /// The spelling in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Binary => "binary",
+            ImageFormat::Elf => "elf",
+            ImageFormat::Linux => "linux",
+        }
+    }
 }
 
 /// What a guest access to an address no route or RAM covers does.
@@ -255,31 +314,52 @@ pub enum Unclaimed {
     Abort,
 }
 
-/// A virtual machine (schema only: building one is refused for now).
+/// Where a VM's guest image comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuestSource {
+    /// A file (the manifest's `image`, resolved against the manifest's directory, or the
+    /// command line's `--kernel`).
+    File(PathBuf),
+    /// A workspace package built for the bare-metal target; its ELF is the image.
+    Crate(String),
+}
+
+/// A virtual machine.
 #[derive(Clone, Debug)]
 pub struct Vm {
     /// Its name (shares the namespace of components).
     pub name: String,
-    /// Physical CPU of each vCPU.
-    pub vcpus: Vec<u32>,
-    /// Guest RAM size in bytes.
-    pub memory: u64,
-    /// Guest-physical base of its RAM.
-    pub ram_base: u64,
-    /// Image path, relative to the manifest's directory.
-    pub image: PathBuf,
-    /// Format of the image.
-    pub image_format: ImageFormat,
-    /// Initial ramdisk (Linux only).
-    pub initrd: Option<PathBuf>,
-    /// Kernel command line (Linux only).
-    pub cmdline: Option<String>,
+    /// Physical CPU of each vCPU: vCPU `i` runs on `cpus[i]`.
+    pub cpus: Vec<u32>,
     /// Priority of its vCPU threads.
     pub priority: u8,
+    /// Guest RAM size in bytes, a multiple of [`VM_RAM_ALIGN`].
+    pub memory: u64,
+    /// Guest-physical base of its RAM, a multiple of [`VM_RAM_ALIGN`].
+    pub ram_base: u64,
+    /// The guest image.
+    pub source: GuestSource,
+    /// Format of the image ([`ImageFormat::Elf`] for a crate).
+    pub image_format: ImageFormat,
+    /// Initial ramdisk, loaded into guest RAM and named in the device tree.
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line: the device tree's `/chosen/bootargs`.
+    pub cmdline: Option<String>,
+    /// Index of the endpoint receiving its HVC, SMC and system-register traps.
+    pub fault_endpoint: usize,
+    /// Badge of those messages.
+    pub fault_badge: u64,
     /// Guest-physical ranges whose faults go to an endpoint.
     pub routes: Vec<Route>,
     /// Accesses nobody claims.
     pub unclaimed: Unclaimed,
+}
+
+impl Vm {
+    /// Its guest-physical RAM.
+    pub fn ram(&self) -> Range<u64> {
+        self.ram_base..self.ram_base + self.memory
+    }
 }
 
 /// A guest-physical range whose accesses fault to an endpoint.
@@ -295,6 +375,13 @@ pub struct Route {
     pub endpoint: usize,
     /// Badge of the fault messages.
     pub badge: u64,
+}
+
+impl Route {
+    /// Its guest-physical range.
+    pub fn range(&self) -> Range<u64> {
+        self.base..self.base + self.size
+    }
 }
 
 /// Reads, parses and validates the manifest at `path`.

@@ -98,6 +98,9 @@ pub(super) struct Cap {
     pub notification: Option<Text>,
     pub irq: Option<Text>,
     pub control: Option<Spanned<bool>>,
+    pub vcpu: Option<Text>,
+    pub vcpus: Option<Text>,
+    pub console: Option<Spanned<bool>>,
     pub rights: Option<Spanned<Vec<Spanned<Right>>>>,
     pub badge: Option<Int>,
 }
@@ -141,17 +144,21 @@ pub(super) struct Map {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub(super) struct Vm {
     pub name: Text,
-    pub vcpus: Spanned<Vec<Int>>,
+    pub cpus: Spanned<Vec<Int>>,
+    pub priority: Int,
     pub memory: Spanned<Size>,
     pub ram_base: Option<Int>,
-    pub image: Text,
-    pub image_format: ImageFormat,
+    pub image: Option<Text>,
+    #[serde(rename = "crate")]
+    pub crate_name: Option<Text>,
+    pub image_format: Option<Spanned<ImageFormat>>,
     pub initrd: Option<Text>,
     pub cmdline: Option<Text>,
-    pub priority: Int,
+    pub fault_endpoint: Text,
+    pub fault_badge: Option<Int>,
+    pub unclaimed: Option<Unclaimed>,
     #[serde(default)]
     pub route: Vec<Route>,
-    pub unclaimed: Option<Unclaimed>,
 }
 
 /// `[[vm.route]]`.
