@@ -1,0 +1,10 @@
+//! Behaviour tests over the fakes: registers, delivery, SGIs, LPIs, the real its-server
+//! wired in, and a randomized comparison against a reference model of the architecture's
+//! state machine.
+
+mod delivery;
+mod its;
+mod lpi;
+mod model;
+mod registers;
+mod sgi;
