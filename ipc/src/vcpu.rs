@@ -56,8 +56,14 @@ pub struct MmioAccess {
 impl MmioAccess {
     /// Message words: `[ipa, size | write << 8 | vcpu << 16, value]`.
     pub fn encode(&self) -> Message {
+        Message::new(MMIO).with_words(&self.words())
+    }
+
+    /// The words of [`MmioAccess::encode`], without building a [`Message`] (the kernel's
+    /// trap path).
+    pub fn words(&self) -> [u64; 3] {
         let flags = u64::from(self.size) | u64::from(self.write) << 8 | u64::from(self.vcpu) << 16;
-        Message::new(MMIO).with_words(&[self.ipa, flags, self.value])
+        [self.ipa, flags, self.value]
     }
 
     /// Decodes an [`MMIO`] message; `None` if it is malformed.
@@ -87,8 +93,13 @@ pub struct SysRegAccess {
 impl SysRegAccess {
     /// Message words: `[encoding | write << 16 | vcpu << 32, value]`.
     pub fn encode(&self) -> Message {
+        Message::new(SYSREG).with_words(&self.words())
+    }
+
+    /// The words of [`SysRegAccess::encode`], without building a [`Message`].
+    pub fn words(&self) -> [u64; 2] {
         let id = u64::from(self.encoding) | u64::from(self.write) << 16 | u64::from(self.vcpu) << 32;
-        Message::new(SYSREG).with_words(&[id, self.value])
+        [id, self.value]
     }
 
     /// Decodes a [`SYSREG`] message.
@@ -113,10 +124,15 @@ pub struct Call {
 impl Call {
     /// Message words: x0..=x7, vCPU, under `label` ([`HVC`] or [`SMC`]).
     pub fn encode(&self, label: Label) -> Message {
+        Message::new(label).with_words(&self.words())
+    }
+
+    /// The words of [`Call::encode`], without building a [`Message`].
+    pub fn words(&self) -> [u64; 9] {
         let mut words = [0u64; 9];
         words[..8].copy_from_slice(&self.x);
         words[8] = u64::from(self.vcpu);
-        Message::new(label).with_words(&words)
+        words
     }
 
     /// Decodes an [`HVC`] or [`SMC`] message.

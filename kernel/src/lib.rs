@@ -3,12 +3,16 @@
 //! The target binary (`main.rs` and `arch/`) is a thin shell: it saves a thread's
 //! registers into its [`UserContext`], takes the big kernel lock, calls one of the
 //! [`Kernel`] entry points, asks [`Kernel::schedule`] which thread runs next on this CPU,
-//! switches address space if needed, and restores that thread's context. Everything that
-//! touches hardware goes through the [`Platform`] trait, which tests fake.
+//! prepares it (a component's address space; a vCPU's EL1 state and the
+//! [`VcpuRequest`] waiting for it, see [`Kernel::thread_kind`]), and restores that
+//! thread's context. Everything that touches hardware goes through the [`Platform`]
+//! trait, which tests fake; the decoding of guest traps and the EL1 state of injected
+//! exceptions are pure functions in [`guest`].
 //!
 //! ```ignore
 //! let mut kernel = Kernel::new(boot_info)?;
-//! kernel.handle_syscall(cpu, &mut platform);
+//! kernel.handle_syscall(cpu, &mut platform);         // a component's `svc`
+//! kernel.handle_vcpu_trap(cpu, &trap, &mut platform); // a guest's trap to EL2
 //! let next = kernel.schedule(cpu);
 //! ```
 #![cfg_attr(not(test), no_std)]
@@ -16,13 +20,16 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod address;
+pub mod guest;
 pub mod pagetable;
 
 // The object model, capability lookup, scheduler and syscalls (see `objects` module docs).
 mod objects;
 pub use objects::*;
 
-/// A thread's saved EL0 register state.
+/// A thread's saved register state: a component's EL0 registers, or a vCPU's general
+/// registers, PC and PSTATE (at EL1 or its EL0) with the EL0 registers guests share with
+/// components.
 ///
 /// The exception vectors store and load this layout directly: keep the field order and
 /// offsets in step with `arch/vectors.rs`.
@@ -43,7 +50,7 @@ pub struct UserContext {
     pub tpidrro_el0: u64,
 }
 
-/// SPSR value for a thread entering EL0 (EL0t, AArch64, DAIF clear).
+/// SPSR value for a component entering EL0 (EL0t, AArch64, DAIF clear).
 pub const SPSR_EL0T: u64 = 0;
 
 /// What the core needs from the machine. The target shell implements it on the real
@@ -60,4 +67,10 @@ pub trait Platform {
     /// Prints the result line with the boot-info nonce and powers the machine off.
     /// The real platform does not return; a test platform records the status.
     fn shutdown(&mut self, nonce: u64, status: u32);
+    /// What could end a WFI of the vCPU that just trapped on the calling CPU (its timer
+    /// and GIC state are loaded there).
+    fn guest_wake_state(&mut self) -> guest::WakeState;
+    /// Makes `cpu` (the calling CPU) call [`Kernel::wake_sleepers`] once the physical
+    /// counter reaches `deadline`, if it does not already by then.
+    fn set_wakeup(&mut self, cpu: usize, deadline: u64);
 }

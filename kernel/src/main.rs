@@ -1,21 +1,27 @@
 //! The EL2 microkernel for QEMU `virt` (GICv3, VHE): boots every CPU, builds the
-//! components' address spaces from the boot-info blob, creates the [`kernel::Kernel`]
-//! and runs it behind one big lock.
+//! components' address spaces and the VMs' stage-2 tables from the boot-info blob,
+//! creates the [`kernel::Kernel`] and runs it behind one big lock. Components run at EL0
+//! (HCR_EL2.TGE set), guests at EL1 (TGE clear, stage 2 on); see `arch::guest`.
 //!
 //! Boot, on CPU 0 (`arch::boot` has the assembly that comes first):
 //! 1. read and check the blob that QEMU loaded at `bootinfo::blob_address(kernel end)`;
 //! 2. zero the blob's `zero_ranges`;
 //! 3. replace the boot tables with the final kernel map, then build one stage-1 table
 //!    per vspace, all from frames taken upward from `free_base`;
-//! 4. create the `Kernel`, route the IRQ handlers' SPIs, start the other CPUs by PSCI;
-//! 5. every CPU: redistributor, CPU interface, tick, PMU, then the scheduler.
+//! 4. build one stage-2 table per VM from its `stage2` mappings (guest-physical
+//!    addresses below 2^40; RAM normal write-back, devices Device-nGnRE), VMIDs from
+//!    boot-info, each VM's virtual counter starting at zero;
+//! 5. create the `Kernel`, route the IRQ handlers' SPIs, start the other CPUs by PSCI;
+//! 6. every CPU: redistributor, CPU interface, tick, PMU and debug traps, stage-2
+//!    control, then the scheduler.
 //!
 //! Every kernel entry (`kernel_entry`) takes the big lock, runs one `Kernel` operation,
-//! asks `Kernel::schedule` for the next thread, releases the lock and returns that
-//! thread's context to the exception return in `arch::vectors`. A CPU with nothing to run
-//! stops its tick and waits in `wfi` with IRQs still masked (a pending interrupt ends
-//! `wfi` anyway), so the kernel never takes an exception from itself; the next thread
-//! starts with a full time slice.
+//! asks `Kernel::schedule` for the next thread, prepares it (`System::resume`: for a
+//! component its address space, for a vCPU its EL1 state, see `arch::guest`), releases
+//! the lock and returns that thread's context to the exception return in `arch::vectors`.
+//! A CPU with nothing to run stops its tick (keeping any vCPU's WFI deadline) and waits
+//! in `wfi` with IRQs still masked (a pending interrupt ends `wfi` anyway), so the kernel
+//! never takes an exception from itself; the next thread starts with a full time slice.
 //!
 //! Physical memory (QEMU `virt` with 1 GiB at 0x4000_0000):
 //!
@@ -48,15 +54,17 @@ pub(crate) use el2::{kernel_exception, lower_irq, lower_serror, lower_sync, prim
 mod el2 {
     use crate::arch::boot::{PER_CPU, PerCpu, secondary_entry};
     use crate::arch::console::{self, kprintln};
+    use crate::arch::guest::{self, El1Context, VmRegisters};
     use crate::arch::memory::{self, BootFrames, KernelImage, RAM_START};
     use crate::arch::vectors::{KERNEL_EXCEPTION_KINDS, exit_to_user};
     use crate::arch::{SpinLock, gic, pmu, psci, timer};
-    use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, Readable};
-    use bootinfo::{BootInfo, Header, MAX_CPUS, MAX_VSPACES, ParseError, header_flags};
+    use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, Readable};
+    use bootinfo::{BootInfo, Header, MAX_CPUS, MAX_VCPUS, MAX_VMS, MAX_VSPACES, ParseError, header_flags};
     use core::fmt;
     use kernel::address::{KERNEL_BASE, LINEAR_MAP_SIZE, Pa, Va};
+    use kernel::guest::{Trap, WakeState};
     use kernel::pagetable::{LeafAttributes, MapError, PageTable};
-    use kernel::{BootError, Kernel, Platform, ThreadId, UserContext};
+    use kernel::{BootError, Kernel, Platform, ThreadId, ThreadKind, UserContext, VcpuId, VcpuRequest};
     use spin::MutexGuard;
 
     /// The big kernel lock: every kernel object, and the machine state the kernel's
@@ -78,10 +86,64 @@ mod el2 {
         affinity: [u64; MAX_CPUS],
         /// TTBR0_EL2 value (table root | ASID << 48) of each vspace.
         vspace_ttbr0: [u64; MAX_VSPACES],
+        /// Stage 2 and counter offset of each VM.
+        vms: [VmRegisters; MAX_VMS],
+        /// The state of each vCPU that its CPU does not hold.
+        vcpus: [VcpuSlot; MAX_VCPUS],
+        /// The vCPU whose EL1 state each CPU holds.
+        loaded: [Option<u16>; MAX_CPUS],
+        /// Each CPU's kernel timer deadlines.
+        timers: [CpuTimer; MAX_CPUS],
         /// Length of a time slice in counter ticks.
         timeslice_ticks: u64,
         /// Whether components may read the PMU's instruction counter (benchmarks).
         pmu_for_components: bool,
+    }
+
+    /// A vCPU as the hardware sees it.
+    #[derive(Clone, Copy)]
+    struct VcpuSlot {
+        /// EL1, FP/SIMD, timer and GIC state while not loaded.
+        context: El1Context,
+        /// Its VM.
+        vm: u8,
+        /// VMPIDR_EL2 (affinity fields).
+        mpidr: u64,
+    }
+
+    /// What one CPU's kernel timer waits for: the end of the running thread's time slice
+    /// and the earliest WFI deadline of its sleeping vCPUs (`u64::MAX`: none), both in
+    /// physical counter ticks.
+    #[derive(Clone, Copy)]
+    struct CpuTimer {
+        slice_end: u64,
+        wake_at: u64,
+    }
+
+    impl CpuTimer {
+        /// Nothing to wake; the slice the boot tick (`timer::arm`) started ends at its
+        /// first interrupt.
+        const START: Self = Self { slice_end: 0, wake_at: u64::MAX };
+
+        /// Programs this CPU's timer for the earlier deadline (the caller's CPU).
+        fn program(&self) {
+            match self.slice_end.min(self.wake_at) {
+                u64::MAX => timer::stop(),
+                deadline => timer::arm_at(deadline),
+            }
+        }
+
+        /// A thread starts a slice of `ticks` on this CPU.
+        fn start_slice(&mut self, ticks: u64) {
+            self.slice_end = timer::now() + ticks;
+            self.program();
+        }
+
+        /// This CPU idles: no slice to end.
+        fn stop_slice(&mut self) {
+            self.slice_end = u64::MAX;
+            self.program();
+        }
     }
 
     impl Platform for Machine {
@@ -107,6 +169,16 @@ mod el2 {
             kprintln!("result nonce={nonce:016x} status={status}");
             psci::system_off()
         }
+
+        fn guest_wake_state(&mut self) -> WakeState {
+            guest::wake_state()
+        }
+
+        fn set_wakeup(&mut self, cpu: usize, deadline: u64) {
+            let timer = &mut self.timers[cpu];
+            timer.wake_at = timer.wake_at.min(deadline);
+            timer.program();
+        }
     }
 
     /// Why the machine could not boot.
@@ -121,6 +193,9 @@ mod el2 {
         ReservedMapping { vspace: usize, mapping: usize },
         KernelMap(MapError),
         Irq(usize),
+        Vmid(usize),
+        Stage2 { vm: usize, mapping: usize, error: MapError },
+        ReservedStage2 { vm: usize, mapping: usize },
         Kernel(BootError),
         CpuOn { cpu: usize, error: i64 },
     }
@@ -144,6 +219,15 @@ mod el2 {
                 }
                 Self::KernelMap(error) => write!(f, "cannot build the kernel's tables: {error:?}"),
                 Self::Irq(index) => write!(f, "IRQ {index} names no SPI of this GIC or no started CPU"),
+                Self::Vmid(index) => {
+                    write!(f, "VM {index} has a VMID outside 1..={MAX_VMS} or one used by another VM")
+                }
+                Self::Stage2 { vm, mapping, error } => {
+                    write!(f, "VM {vm} stage-2 mapping {mapping} cannot be mapped: {error:?}")
+                }
+                Self::ReservedStage2 { vm, mapping } => {
+                    write!(f, "VM {vm} stage-2 mapping {mapping} covers kernel memory")
+                }
                 Self::Kernel(error) => write!(f, "cannot create the kernel objects: {error:?}"),
                 Self::CpuOn { cpu, error } => write!(f, "PSCI CPU_ON for CPU {cpu} failed: {error}"),
             }
@@ -284,6 +368,60 @@ mod el2 {
         Ok(ttbr0)
     }
 
+    /// Builds every VM's stage-2 table; returns their VTTBR_EL2 values and counter
+    /// offsets (each VM's virtual counter starts at zero now).
+    fn build_stage2_tables(
+        boot: &BootInfo<'static>,
+        layout: &MemoryLayout,
+        frames: &mut BootFrames,
+    ) -> Result<[VmRegisters; MAX_VMS], BootFailure> {
+        let vms = boot.vms()?;
+        if vms.len() > MAX_VMS {
+            return Err(BootFailure::Kernel(BootError::TooManyObjects));
+        }
+        if !vms.is_empty() && guest::pa_range() < kernel::pagetable::STAGE2_MIN_PA_RANGE {
+            return Err(BootFailure::Layout(
+                "stage 2 needs a CPU with physical addresses of 44 bits or more",
+            ));
+        }
+        let mut registers = [VmRegisters::default(); MAX_VMS];
+        for (index, vm) in vms.iter().enumerate() {
+            let vmid = usize::from(vm.vmid);
+            if !(1..=MAX_VMS).contains(&vmid) || vms[..index].iter().any(|other| other.vmid == vm.vmid) {
+                return Err(BootFailure::Vmid(index));
+            }
+            let mut table = PageTable::new(frames).map_err(BootFailure::KernelMap)?;
+            for (number, mapping) in boot.mappings(vm.stage2)?.iter().enumerate() {
+                let failed = |error| BootFailure::Stage2 { vm: index, mapping: number, error };
+                if !layout.user_may_map(mapping.pa, mapping.size) {
+                    return Err(BootFailure::ReservedStage2 { vm: index, mapping: number });
+                }
+                let attributes = LeafAttributes::from_stage2_flags(mapping.flags).map_err(failed)?;
+                table
+                    .map_guest(frames, mapping.va, Pa(mapping.pa), mapping.size, attributes)
+                    .map_err(failed)?;
+            }
+            registers[index] =
+                VmRegisters { vttbr: table.root().0 | (vmid as u64) << 48, cntvoff: timer::now() };
+        }
+        Ok(registers)
+    }
+
+    /// Every vCPU's hardware state: reset, with its VM and MPIDR.
+    fn vcpu_slots(boot: &BootInfo<'static>) -> Result<[VcpuSlot; MAX_VCPUS], BootFailure> {
+        let mut slots = [VcpuSlot { context: El1Context::RESET, vm: 0, mpidr: 0 }; MAX_VCPUS];
+        let vcpus = boot.all_vcpus()?;
+        if vcpus.len() > MAX_VCPUS {
+            return Err(BootFailure::Kernel(BootError::TooManyObjects));
+        }
+        for (slot, vcpu) in slots.iter_mut().zip(vcpus) {
+            // `Kernel::new` checks the VM index.
+            slot.vm = vcpu.vm as u8;
+            slot.mpidr = vcpu.mpidr;
+        }
+        Ok(slots)
+    }
+
     /// Everything CPU 0 does before the scheduler runs.
     fn boot() -> Result<(), BootFailure> {
         let image = KernelImage::current();
@@ -318,6 +456,7 @@ mod el2 {
         let kernel_map = memory::build_kernel_map(&mut frames, &image).map_err(BootFailure::KernelMap)?;
         memory::install_kernel_map(&kernel_map);
         let vspace_ttbr0 = build_address_spaces(&boot, &layout, &mut frames)?;
+        let vms = build_stage2_tables(&boot, &layout, &mut frames)?;
         let (tables_start, tables_end) = frames.used();
         kprintln!("{} KiB of translation tables at {tables_start:#x}", (tables_end - tables_start) / 1024);
 
@@ -332,7 +471,17 @@ mod el2 {
         }
         let timeslice_ticks = timer::ticks(header.timeslice_us);
         let pmu_for_components = header.flags & header_flags::PMU_FOR_COMPONENTS != 0;
-        let machine = Machine { cpu_count, affinity, vspace_ttbr0, timeslice_ticks, pmu_for_components };
+        let machine = Machine {
+            cpu_count,
+            affinity,
+            vspace_ttbr0,
+            vms,
+            vcpus: vcpu_slots(&boot)?,
+            loaded: [None; MAX_CPUS],
+            timers: [CpuTimer::START; MAX_CPUS],
+            timeslice_ticks,
+            pmu_for_components,
+        };
         *KERNEL.lock() = Some(System { kernel, machine });
 
         init_local(timeslice_ticks, pmu_for_components);
@@ -343,13 +492,14 @@ mod el2 {
         Ok(())
     }
 
-    /// This CPU's redistributor, CPU interface, tick and PMU.
+    /// This CPU's redistributor, CPU interface, tick, PMU and debug traps, and stage 2.
     fn init_local(timeslice_ticks: u64, pmu_for_components: bool) {
         let redistributor = gic::redistributor_of(gic::current_affinity());
         redistributor.expect("CPU 0 started this CPU by its redistributor's affinity").init();
         gic::init_cpu_interface();
         timer::arm(timeslice_ticks);
         pmu::init(pmu_for_components);
+        guest::init_cpu();
     }
 
     /// Rust entry of the boot CPU (from `arch::boot`, on the boot stack).
@@ -387,8 +537,9 @@ mod el2 {
     type KernelGuard = MutexGuard<'static, Option<System>>;
 
     /// One kernel entry: under the big lock, runs `handle`, picks the thread to run on
-    /// this CPU (idling while there is none), then releases the lock and loads the
-    /// thread's address space; returns its context for `exit_to_user`.
+    /// this CPU (idling while there is none) and prepares it, then releases the lock and
+    /// loads a component's address space; returns the thread's context for
+    /// `exit_to_user`.
     #[inline(always)]
     fn kernel_entry(per_cpu: &PerCpu, handle: impl FnOnce(&mut System, usize)) -> *mut UserContext {
         let cpu = per_cpu.cpu();
@@ -397,34 +548,117 @@ mod el2 {
         handle(system, cpu);
         let (context, ttbr0) = match system.kernel.schedule(cpu) {
             Some(thread) => {
-                let next = system.resume(thread);
+                let next = system.resume(per_cpu, thread);
                 drop(guard);
                 next
             }
-            None => idle(cpu, guard),
+            None => idle(per_cpu, guard),
         };
         per_cpu.switch_address_space(ttbr0);
         context
     }
 
     impl System {
-        /// The context and TTBR0_EL2 value of `thread`, which is to run next.
+        /// Prepares `thread`, which is to run next on this CPU: HCR_EL2 for its kind, and
+        /// for a vCPU its EL1 state and pending requests; returns its context and the
+        /// TTBR0_EL2 value to run it with (a component's address space; for a vCPU, which
+        /// does not use TTBR0_EL2, whatever is loaded).
         #[inline(always)]
-        fn resume(&mut self, thread: ThreadId) -> (*mut UserContext, u64) {
-            let ttbr0 = self.machine.vspace_ttbr0[self.kernel.vspace_of(thread) as usize];
-            (self.kernel.context_ptr(thread), ttbr0)
+        fn resume(&mut self, per_cpu: &PerCpu, thread: ThreadId) -> (*mut UserContext, u64) {
+            match self.kernel.thread_kind(thread) {
+                ThreadKind::Component { vspace } => {
+                    per_cpu.mode().enter(false);
+                    (self.kernel.context_ptr(thread), self.machine.vspace_ttbr0[vspace as usize])
+                }
+                ThreadKind::Vcpu(vcpu) => (self.resume_vcpu(per_cpu, thread, vcpu), per_cpu.loaded_ttbr0()),
+            }
+        }
+
+        /// [`System::resume`] for vCPU `vcpu` (kept out of line, so the components' paths
+        /// stay short).
+        #[inline(never)]
+        fn resume_vcpu(&mut self, per_cpu: &PerCpu, thread: ThreadId, vcpu: VcpuId) -> *mut UserContext {
+            let request = self.kernel.take_vcpu_request(vcpu);
+            let context = self.kernel.context_ptr(thread);
+            // SAFETY: `context_ptr` points into the kernel, which this entry holds locked;
+            // nothing else refers to the thread's context now.
+            self.machine.load_vcpu(per_cpu.cpu(), vcpu, request, unsafe { &mut *context });
+            per_cpu.mode().enter(true);
+            context
         }
     }
 
-    /// Waits with the lock released until an interrupt makes a thread runnable on `cpu`;
-    /// returns what [`System::resume`] does, with the lock released. The tick stops while
-    /// the CPU idles (there is no slice to end), and the thread found gets a full slice.
+    impl Machine {
+        /// Makes `vcpu`'s EL1 state the live one on `cpu` (saving the vCPU it replaces),
+        /// after doing `request`; `context` is its general-register context. The common
+        /// case, the same vCPU again with nothing to do, only turns the virtual CPU
+        /// interface back on.
+        #[inline(always)]
+        fn load_vcpu(
+            &mut self,
+            cpu: usize,
+            vcpu: VcpuId,
+            request: Option<VcpuRequest>,
+            context: &mut UserContext,
+        ) {
+            if request.is_some() || self.loaded[cpu] != Some(vcpu.0) {
+                self.prepare_vcpu(cpu, vcpu, request, context);
+            }
+            guest::enable_virtual_interface(&self.vcpus[usize::from(vcpu.0)].context);
+        }
+
+        /// [`Machine::load_vcpu`] when there is something to do: a reset, a switch from
+        /// another vCPU, an injected exception.
+        #[cold]
+        #[inline(never)]
+        fn prepare_vcpu(
+            &mut self,
+            cpu: usize,
+            vcpu: VcpuId,
+            request: Option<VcpuRequest>,
+            context: &mut UserContext,
+        ) {
+            let index = usize::from(vcpu.0);
+            if request == Some(VcpuRequest::Reset) {
+                self.vcpus[index].context = El1Context::RESET;
+                if self.loaded[cpu] == Some(vcpu.0) {
+                    self.loaded[cpu] = None;
+                }
+            }
+            if self.loaded[cpu] != Some(vcpu.0) {
+                self.switch_vcpu(cpu, index);
+            }
+            if let Some(VcpuRequest::Inject(injection)) = request {
+                let (vbar, sctlr) = guest::vector_state();
+                let entry = kernel::guest::take_exception(injection, context.elr, context.spsr, vbar, sctlr);
+                guest::write_exception_registers(&entry);
+                context.elr = entry.pc;
+                context.spsr = entry.pstate;
+            }
+        }
+
+        /// Saves the vCPU `cpu` holds and loads vCPU `index` there.
+        fn switch_vcpu(&mut self, cpu: usize, index: usize) {
+            if let Some(previous) = self.loaded[cpu] {
+                guest::save(&mut self.vcpus[usize::from(previous)].context);
+            }
+            let slot = &self.vcpus[index];
+            guest::load(&slot.context, &self.vms[usize::from(slot.vm)], slot.mpidr);
+            self.loaded[cpu] = Some(index as u16);
+        }
+    }
+
+    /// Waits with the lock released until an interrupt makes a thread runnable on this
+    /// CPU; returns what [`System::resume`] does, with the lock released. The tick stops
+    /// while the CPU idles (there is no slice to end; a sleeping vCPU's deadline stays
+    /// armed), and the thread found gets a full slice.
     #[cold]
     #[inline(never)]
-    fn idle(cpu: usize, mut guard: KernelGuard) -> (*mut UserContext, u64) {
+    fn idle(per_cpu: &PerCpu, mut guard: KernelGuard) -> (*mut UserContext, u64) {
+        let cpu = per_cpu.cpu();
         loop {
             // Inside the loop: a tick acknowledged below re-arms the timer.
-            timer::stop();
+            system(&mut guard).machine.timers[cpu].stop_slice();
             drop(guard);
             // IRQs stay masked: a pending interrupt ends `wfi` all the same, and the loop
             // acknowledges it, so the kernel never takes an exception from itself.
@@ -433,8 +667,9 @@ mod el2 {
             let system = system(&mut guard);
             acknowledge_interrupts(system, cpu);
             if let Some(thread) = system.kernel.schedule(cpu) {
-                timer::arm(system.machine.timeslice_ticks);
-                return system.resume(thread);
+                let ticks = system.machine.timeslice_ticks;
+                system.machine.timers[cpu].start_slice(ticks);
+                return system.resume(per_cpu, thread);
             }
         }
     }
@@ -454,10 +689,28 @@ mod el2 {
             }
             gic::deactivate_local(intid);
             if intid == gic::TIMER_PPI {
-                timer::arm(system.machine.timeslice_ticks);
-                system.kernel.timer_tick(cpu);
+                timer_interrupt(system, cpu);
             }
         }
+    }
+
+    /// The kernel timer fired: the time slice ended, a sleeping vCPU's deadline passed,
+    /// or both.
+    #[cold]
+    #[inline(never)]
+    fn timer_interrupt(system: &mut System, cpu: usize) {
+        let now = timer::now();
+        let timer = &mut system.machine.timers[cpu];
+        if now >= timer.slice_end {
+            timer.slice_end = now + system.machine.timeslice_ticks;
+            system.kernel.timer_tick(cpu);
+        }
+        let timer = &mut system.machine.timers[cpu];
+        if now >= timer.wake_at {
+            timer.wake_at = u64::MAX;
+            system.kernel.wake_sleepers(cpu, now, &mut system.machine);
+        }
+        system.machine.timers[cpu].program();
     }
 
     /// ESR_EL2.EC of `svc` from AArch64.
@@ -466,9 +719,17 @@ mod el2 {
     /// PC alignment, data abort and watchpoint, from a lower EL.
     const EC_WITH_FAR: [u64; 4] = [0x20, 0x22, 0x24, 0x34];
 
-    /// Synchronous exception from EL0: a system call or a fault.
+    /// ESR_EL2.EC values for which HPFAR_EL2 holds the faulting IPA's page: instruction
+    /// and data aborts from a lower EL.
+    const EC_WITH_HPFAR: [u64; 2] = [0x20, 0x24];
+
+    /// Synchronous exception from a lower EL: a guest's trap, or a component's system
+    /// call or fault.
     pub extern "C" fn lower_sync(per_cpu: &PerCpu) -> *mut UserContext {
         let esr = ESR_EL2.get();
+        if per_cpu.mode().is_guest() {
+            return guest_trap(per_cpu, esr);
+        }
         kernel_entry(per_cpu, |system, cpu| {
             if (esr >> 26) & 0x3f == EC_SVC64 {
                 system.kernel.handle_syscall(cpu, &mut system.machine);
@@ -487,15 +748,35 @@ mod el2 {
         system.kernel.handle_fault(cpu, esr, far, &mut system.machine);
     }
 
-    /// IRQ (or FIQ) while EL0 ran.
+    /// A synchronous exception (or SError) of the running vCPU (kept out of line, so the
+    /// components' paths stay short).
+    #[inline(never)]
+    fn guest_trap(per_cpu: &PerCpu, esr: u64) -> *mut UserContext {
+        guest::disable_virtual_interface();
+        let trap = if EC_WITH_HPFAR.contains(&((esr >> 26) & 0x3f)) {
+            Trap { esr, far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() }
+        } else {
+            Trap { esr, far: 0, hpfar: 0 }
+        };
+        kernel_entry(per_cpu, |system, cpu| system.kernel.handle_vcpu_trap(cpu, &trap, &mut system.machine))
+    }
+
+    /// IRQ (or FIQ) while a component or a guest ran.
     pub extern "C" fn lower_irq(per_cpu: &PerCpu) -> *mut UserContext {
+        if per_cpu.mode().is_guest() {
+            guest::disable_virtual_interface();
+        }
         kernel_entry(per_cpu, acknowledge_interrupts)
     }
 
-    /// SError while EL0 ran (an external abort from a device it accessed): a fault of
-    /// the running thread.
+    /// SError while a lower EL ran (an external abort from a device it accessed): a
+    /// fault of the running component, or for a guest an exception it takes (a rate
+    /// limited console line says so).
     pub extern "C" fn lower_serror(per_cpu: &PerCpu) -> *mut UserContext {
         let esr = ESR_EL2.get();
+        if per_cpu.mode().is_guest() {
+            return guest_trap(per_cpu, esr);
+        }
         kernel_entry(per_cpu, |system, cpu| system.kernel.handle_fault(cpu, esr, 0, &mut system.machine))
     }
 

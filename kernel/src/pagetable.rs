@@ -1,14 +1,15 @@
-//! Stage-1 translation tables: 4 KiB granule, 4 levels, 48-bit virtual addresses.
+//! Translation tables: 4 KiB granule, 4 levels from level 0, 48-bit input addresses.
 //!
-//! The kernel builds every table once at boot: its own linear map (TTBR1_EL2) and one
-//! table per component address space (TTBR0_EL2). [`PageTable::map`] maps a range with the
-//! largest leaves its alignment allows (1 GiB and 2 MiB blocks, 4 KiB pages) and never
-//! replaces an existing mapping. Table frames come from a [`TableMemory`], so host tests
-//! build real tables in heap pages.
+//! The kernel builds every table once at boot: its own linear map (TTBR1_EL2), one
+//! stage-1 table per component address space (TTBR0_EL2) and one stage-2 table per VM
+//! (VTTBR_EL2, guest-physical addresses below [`IPA_LIMIT`], walked from level 0 as
+//! [`VTCR`] says). [`PageTable::map`] maps a range with the largest leaves its alignment
+//! allows (1 GiB and 2 MiB blocks, 4 KiB pages) and never replaces an existing mapping.
+//! Table frames come from a [`TableMemory`], so host tests build real tables in heap pages.
 //!
-//! All descriptor bits are defined here, including the `MAIR_EL2` value their attribute
-//! indexes refer to. The walker only knows valid, table and output-address bits, so
-//! stage-2 tables can reuse it with their own [`LeafAttributes`].
+//! All descriptor bits are defined here, including the `MAIR_EL2` value stage-1 attribute
+//! indexes refer to. The walker only knows valid, table and output-address bits, the same
+//! in both stages; only the leaf attributes differ ([`LeafAttributes::guest`] for stage 2).
 
 use crate::address::{PAGE_SIZE, Pa, Va};
 use bootinfo::map_flags;
@@ -51,7 +52,41 @@ mod bits {
     pub const UXN: u64 = 1 << 54;
     /// Output address bits of table, block and page descriptors.
     pub const ADDRESS: u64 = 0x0000_ffff_ffff_f000;
+    /// Stage 2: position of MemAttr[3:0] (the memory type, no MAIR indirection).
+    pub const S2_MEMATTR_SHIFT: u32 = 2;
+    /// Stage 2 MemAttr: Normal, outer and inner write-back cacheable.
+    pub const S2_MEMATTR_NORMAL_WB: u64 = 0b1111;
+    /// Stage 2 MemAttr: Device-nGnRE.
+    pub const S2_MEMATTR_DEVICE_NGNRE: u64 = 0b0001;
+    /// Stage 2 S2AP[0]: the guest may read.
+    pub const S2AP_READ: u64 = 1 << 6;
+    /// Stage 2 S2AP[1]: the guest may write.
+    pub const S2AP_WRITE: u64 = 1 << 7;
+    /// Stage 2 XN[1] (XN = 0b10): the guest may not execute, at EL1 or EL0.
+    pub const S2_EXECUTE_NEVER: u64 = 1 << 54;
 }
+
+/// One past the highest guest-physical address (40-bit IPAs, VTCR_EL2.T0SZ = 24).
+pub const IPA_LIMIT: u64 = 1 << 40;
+
+/// `VTCR_EL2` without its PS field: 40-bit IPAs (T0SZ = 24), which a 4 KiB granule walks
+/// from level 0 (SL0 = 0b10, like a stage-1 table of that size), table walks inner
+/// shareable write-back cacheable, 8-bit VMIDs. A level-0 start needs an output size
+/// (PS) above 42 bits: the shell sets PS to the CPU's physical address size, which must
+/// be at least [`STAGE2_MIN_PA_RANGE`].
+pub const VTCR: u64 = 24 // T0SZ
+    | 0b10 << 6 // SL0: start at level 0
+    | 0b01 << 8 // IRGN0: write-back read/write-allocate
+    | 0b01 << 10 // ORGN0
+    | 0b11 << 12 // SH0: inner shareable; TG0 (bits 15:14) = 0b00: 4 KiB
+    | 1 << 31; // RES1
+
+/// Position of VTCR_EL2.PS, the output (physical) address size.
+pub const VTCR_PS_SHIFT: u32 = 16;
+
+/// The smallest ID_AA64MMFR0_EL1.PARange (and VTCR_EL2.PS) encoding with which [`VTCR`]
+/// works: 0b0100, 44 bits.
+pub const STAGE2_MIN_PA_RANGE: u64 = 0b0100;
 
 /// Width of a virtual address in either half (TCR T0SZ = T1SZ = 16).
 const VA_BITS: u32 = 48;
@@ -105,8 +140,8 @@ pub enum MapError {
     Overlap,
     /// No frame left for a translation table.
     OutOfMemory,
-    /// The bootinfo mapping flags ask for something stage 1 cannot express (no read
-    /// access, or executable device memory).
+    /// The bootinfo mapping flags ask for something a translation stage cannot express
+    /// (no read access, or executable device memory).
     InvalidFlags,
 }
 
@@ -140,16 +175,38 @@ impl LeafAttributes {
         Self(descriptor)
     }
 
+    /// A stage-2 (guest-physical) mapping, always readable by the guest.
+    pub const fn guest(memory: MemoryType, write: bool, execute: bool) -> Self {
+        let mut descriptor = bits::ACCESS_FLAG | bits::S2AP_READ;
+        descriptor |= match memory {
+            MemoryType::Normal => {
+                bits::INNER_SHAREABLE | (bits::S2_MEMATTR_NORMAL_WB << bits::S2_MEMATTR_SHIFT)
+            }
+            MemoryType::Device => bits::S2_MEMATTR_DEVICE_NGNRE << bits::S2_MEMATTR_SHIFT,
+        };
+        if write {
+            descriptor |= bits::S2AP_WRITE;
+        }
+        if !execute {
+            descriptor |= bits::S2_EXECUTE_NEVER;
+        }
+        Self(descriptor)
+    }
+
     /// The component mapping that bootinfo [`map_flags`] describe.
     pub const fn from_map_flags(flags: u32) -> Result<Self, MapError> {
-        let known = map_flags::READ | map_flags::WRITE | map_flags::EXECUTE | map_flags::DEVICE;
-        let device = flags & map_flags::DEVICE != 0;
-        let execute = flags & map_flags::EXECUTE != 0;
-        if flags & !known != 0 || flags & map_flags::READ == 0 || (device && execute) {
-            return Err(MapError::InvalidFlags);
+        match decode_map_flags(flags) {
+            Ok((memory, write, execute)) => Ok(Self::user(memory, write, execute)),
+            Err(error) => Err(error),
         }
-        let memory = if device { MemoryType::Device } else { MemoryType::Normal };
-        Ok(Self::user(memory, flags & map_flags::WRITE != 0, execute))
+    }
+
+    /// The stage-2 mapping that bootinfo [`map_flags`] describe (a VM's `stage2` record).
+    pub const fn from_stage2_flags(flags: u32) -> Result<Self, MapError> {
+        match decode_map_flags(flags) {
+            Ok((memory, write, execute)) => Ok(Self::guest(memory, write, execute)),
+            Err(error) => Err(error),
+        }
     }
 
     /// The same mapping, tagged with the current ASID in the TLB.
@@ -175,6 +232,19 @@ impl LeafAttributes {
             MemoryType::Device => common | (ATTR_DEVICE << bits::ATTR_INDEX_SHIFT),
         }
     }
+}
+
+/// The memory type, write and execute permission that bootinfo [`map_flags`] ask for;
+/// reading is always allowed, and device memory is never executable.
+const fn decode_map_flags(flags: u32) -> Result<(MemoryType, bool, bool), MapError> {
+    let known = map_flags::READ | map_flags::WRITE | map_flags::EXECUTE | map_flags::DEVICE;
+    let device = flags & map_flags::DEVICE != 0;
+    let execute = flags & map_flags::EXECUTE != 0;
+    if flags & !known != 0 || flags & map_flags::READ == 0 || (device && execute) {
+        return Err(MapError::InvalidFlags);
+    }
+    let memory = if device { MemoryType::Device } else { MemoryType::Normal };
+    Ok((memory, flags & map_flags::WRITE != 0, execute))
 }
 
 /// Frames for translation tables and access to their contents.
@@ -235,7 +305,7 @@ impl PageTable {
         Ok(Self { root: memory.allocate_table().ok_or(MapError::OutOfMemory)? })
     }
 
-    /// The root frame (the base address for TTBR0_EL2 or TTBR1_EL2).
+    /// The root frame (the base address for TTBR0_EL2, TTBR1_EL2 or VTTBR_EL2).
     pub fn root(&self) -> Pa {
         self.root
     }
@@ -268,6 +338,22 @@ impl PageTable {
         for_each_leaf(va, pa, size, |leaf_va, leaf_pa, level| {
             self.map_leaf(memory, leaf_va, leaf_pa, level, attributes)
         })
+    }
+
+    /// Maps `size` bytes of guest-physical addresses at `ipa` to `pa` in a stage-2 table,
+    /// as [`PageTable::map`] does; the range must lie below [`IPA_LIMIT`].
+    pub fn map_guest(
+        &mut self,
+        memory: &mut impl TableMemory,
+        ipa: u64,
+        pa: Pa,
+        size: u64,
+        attributes: LeafAttributes,
+    ) -> Result<(), MapError> {
+        if ipa.checked_add(size).is_none_or(|end| end > IPA_LIMIT) {
+            return Err(MapError::BadAddress);
+        }
+        self.map(memory, Va(ipa), pa, size, attributes)
     }
 
     /// Fails if a leaf at `level` for `va` would cover anything already mapped.
@@ -516,6 +602,53 @@ mod tests {
         assert_ne!(data & bits::PXN, 0);
         assert_ne!(data & bits::NOT_GLOBAL, 0);
         assert_ne!(data & bits::ACCESS_FLAG, 0);
+    }
+
+    #[test]
+    fn guest_mappings_carry_stage2_attributes() {
+        use map_flags::{DEVICE, EXECUTE, READ, WRITE};
+        let ram = LeafAttributes::from_stage2_flags(READ | WRITE | EXECUTE).unwrap().block_bits();
+        assert_eq!(ram & (bits::S2AP_READ | bits::S2AP_WRITE), bits::S2AP_READ | bits::S2AP_WRITE);
+        assert_eq!((ram >> bits::S2_MEMATTR_SHIFT) & 0xf, 0b1111, "normal write-back");
+        assert_eq!(ram & bits::INNER_SHAREABLE, bits::INNER_SHAREABLE);
+        assert_eq!(ram & (3 << 53), 0, "executable at EL1 and EL0");
+        assert_ne!(ram & bits::ACCESS_FLAG, 0);
+        assert_eq!(ram & (bits::NOT_GLOBAL | 1 << 55), 0, "no stage-1 or software bits");
+
+        let rom = LeafAttributes::from_stage2_flags(READ).unwrap().page_bits();
+        assert_eq!(rom & (bits::S2AP_READ | bits::S2AP_WRITE), bits::S2AP_READ);
+        assert_eq!(rom & (3 << 53), bits::S2_EXECUTE_NEVER);
+
+        let device = LeafAttributes::from_stage2_flags(READ | WRITE | DEVICE).unwrap().page_bits();
+        assert_eq!((device >> bits::S2_MEMATTR_SHIFT) & 0xf, 0b0001, "Device-nGnRE");
+        assert_eq!(device & bits::INNER_SHAREABLE, 0);
+        assert_eq!(device & (3 << 53), bits::S2_EXECUTE_NEVER);
+        assert_eq!(device & 0b11, 0b11, "a page descriptor");
+
+        assert_eq!(LeafAttributes::from_stage2_flags(WRITE), Err(MapError::InvalidFlags));
+        assert_eq!(LeafAttributes::from_stage2_flags(READ | EXECUTE | DEVICE), Err(MapError::InvalidFlags));
+    }
+
+    #[test]
+    fn guest_tables_take_40_bit_ipas_walked_from_level_0() {
+        let mut memory = HeapMemory::new();
+        let mut table = PageTable::new(&mut memory).unwrap();
+        let ram = LeafAttributes::guest(MemoryType::Normal, true, true);
+        table.map_guest(&mut memory, 0x4000_0000, Pa(0x5000_0000), 0x20_0000, ram).unwrap();
+        let top = IPA_LIMIT - PAGE_SIZE;
+        table.map_guest(&mut memory, top, Pa(0x6000_0000), PAGE_SIZE, ram).unwrap();
+        assert_eq!(translate(&mut memory, &table, 0x4012_3456), Some(0x5012_3456));
+        assert_eq!(lookup(&mut memory, &table, 0x4000_0000).unwrap().1, 2);
+        assert_eq!(translate(&mut memory, &table, top + 8), Some(0x6000_0008));
+        // A 40-bit IPA uses level-0 entries 0 and 1 only, as T0SZ = 24 requires.
+        let root = *memory.table(table.root());
+        assert!(root[2..].iter().all(|&entry| entry == 0) && root[1] != 0);
+        let mut map = |ipa, size| table.map_guest(&mut memory, ipa, Pa(0x7000_0000), size, ram);
+        assert_eq!(map(IPA_LIMIT, PAGE_SIZE), Err(MapError::BadAddress));
+        assert_eq!(map(IPA_LIMIT - PAGE_SIZE, 2 * PAGE_SIZE), Err(MapError::BadAddress));
+        assert_eq!(map(!0xfff, PAGE_SIZE), Err(MapError::BadAddress));
+        assert_eq!(VTCR & 0x3f, 64 - 40);
+        assert_eq!((VTCR >> 6) & 3, 0b10, "SL0: level 0 with a 4 KiB granule");
     }
 
     #[test]

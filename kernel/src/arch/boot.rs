@@ -12,6 +12,7 @@
 //! soon replaces its TTBR1_EL2 with finer tables (`memory::install_kernel_map`), which
 //! the other CPUs load directly; TTBR0_EL2 keeps the identity map until a thread runs.
 
+use super::guest::{HCR_COMPONENT, Mode};
 use core::arch::global_asm;
 use core::mem::offset_of;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -78,6 +79,8 @@ pub struct PerCpu {
     cpu: AtomicUsize,
     /// TTBR0_EL2 currently loaded: the running thread's table and ASID.
     ttbr0: AtomicU64,
+    /// Whether HCR_EL2 is set for a guest or for components.
+    mode: Mode,
 }
 
 impl PerCpu {
@@ -85,6 +88,18 @@ impl PerCpu {
     #[inline]
     pub fn cpu(&self) -> usize {
         self.cpu.load(Ordering::Relaxed)
+    }
+
+    /// Whether a guest or a component runs here, and the switch between them.
+    #[inline(always)]
+    pub fn mode(&self) -> &Mode {
+        &self.mode
+    }
+
+    /// The TTBR0_EL2 value loaded now.
+    #[inline]
+    pub fn loaded_ttbr0(&self) -> u64 {
+        self.ttbr0.load(Ordering::Relaxed)
     }
 
     /// Loads `ttbr0` (table root | ASID << 48) unless it is loaded already. No barrier:
@@ -105,14 +120,16 @@ impl PerCpu {
 
 /// Per-CPU data of every CPU; each CPU only touches its own entry.
 pub static PER_CPU: [PerCpu; bootinfo::MAX_CPUS] = [const {
-    PerCpu { kernel_stack_top: AtomicU64::new(0), cpu: AtomicUsize::new(0), ttbr0: AtomicU64::new(0) }
+    PerCpu {
+        kernel_stack_top: AtomicU64::new(0),
+        cpu: AtomicUsize::new(0),
+        ttbr0: AtomicU64::new(0),
+        mode: Mode::component(),
+    }
 }; bootinfo::MAX_CPUS];
 
 /// Offset of [`PerCpu`]'s stack top, for the exception vectors.
 pub const PER_CPU_STACK_TOP: usize = offset_of!(PerCpu, kernel_stack_top);
-
-/// HCR_EL2: E2H (VHE), RW (EL1 is AArch64), TGE (EL0 runs in the EL2&0 regime).
-const HCR: u64 = (1 << 34) | (1 << 31) | (1 << 27);
 
 /// TCR_EL2 in its E2H (TCR_EL1) layout, IPS left to fill in: 48-bit VAs in both halves
 /// (T0SZ = T1SZ = 16), 4 KiB granules, walks inner shareable write-back cacheable, 16-bit
@@ -147,8 +164,9 @@ const SCTLR: u64 = 1 // M
     | 1 << 28 // nTLSMD
     | 1 << 29; // LSMAOE
 
-/// CPTR_EL2 in its E2H (CPACR_EL1) layout: FPEN = 0b01, so FP/SIMD traps at EL0 (the
-/// components are soft-float) but not for guests at EL1 later; SVE and SME trap.
+/// CPTR_EL2 in its E2H (CPACR_EL1) layout: FPEN = 0b01, so FP/SIMD traps at EL0 while
+/// HCR_EL2.TGE is set (components, which are soft-float) and never while it is clear
+/// (guests, at EL1 and EL0); SVE and SME trap (QEMU runs with them off).
 const CPTR: u64 = 0b01 << 20;
 
 /// CNTHCTL_EL2 in its E2H layout: EL0 may read the counters (EL0PCTEN, EL0VCTEN) but not
@@ -301,7 +319,7 @@ switch_kernel_tables:
     table = const pagetable::table_descriptor(kernel::address::Pa(0)),
     device_block = const BOOT_DEVICE_BLOCK,
     normal_block = const BOOT_NORMAL_BLOCK,
-    hcr = const HCR,
+    hcr = const HCR_COMPONENT,
     mair = const pagetable::MAIR,
     tcr = const TCR,
     cptr = const CPTR,

@@ -5,6 +5,7 @@
 pub mod boot;
 pub mod console;
 pub mod gic;
+pub mod guest;
 pub mod memory;
 pub mod mmio;
 pub mod pmu;

@@ -1,6 +1,11 @@
-//! The performance monitors, for benchmark systems (`header_flags::PMU_FOR_COMPONENTS`):
-//! event counter 0 counts retired instructions at EL0 and EL2 and EL0 may read it.
-//! Otherwise EL0 gets no PMU access, so components cannot observe each other.
+//! The performance monitors and debug registers as lower ELs see them.
+//!
+//! Benchmark systems (`header_flags::PMU_FOR_COMPONENTS`): event counter 0 counts retired
+//! instructions at EL0 and EL2, EL0 may read it, and guests may use the PMU (a benchmark
+//! guest reads the counter; it also shares PMUSERENR_EL0 with components). Otherwise EL0
+//! gets no PMU access, so components cannot observe each other, and a guest's PMU
+//! accesses trap (MDCR_EL2.TPM, TPMCR): the kernel reads them as zero and ignores writes.
+//! Guests' debug register accesses always trap the same way (TDA, TDOSA, TDRA).
 
 use core::arch::asm;
 
@@ -10,14 +15,31 @@ const INST_RETIRED: u64 = 0x08;
 const COUNT_AT_EL2: u64 = 1 << 27;
 /// MDCR_EL2.HPMD: prohibit counting at EL2.
 const MDCR_HPMD: u64 = 1 << 17;
+/// MDCR_EL2 TDRA, TDOSA, TDA: debug ROM, OS lock and debug register accesses trap.
+const MDCR_TRAP_DEBUG: u64 = 1 << 11 | 1 << 10 | 1 << 9;
+/// MDCR_EL2 TPM, TPMCR: PMU accesses from EL1 and EL0 trap.
+const MDCR_TRAP_PMU: u64 = 1 << 6 | 1 << 5;
 /// PMCR_EL0.E: enable the counters.
 const PMCR_ENABLE: u64 = 1;
 /// PMUSERENR_EL0.ER: EL0 may read the event counters.
 const PMUSERENR_ER: u64 = 1 << 3;
 
 /// Sets up this CPU's PMU: the instruction counter readable from EL0 if `for_components`,
-/// no EL0 access at all otherwise.
+/// no EL0 access at all otherwise; debug (and unless `for_components`, PMU) accesses of
+/// guests trap.
 pub fn init(for_components: bool) {
+    let traps = if for_components { MDCR_TRAP_DEBUG } else { MDCR_TRAP_DEBUG | MDCR_TRAP_PMU };
+    // SAFETY: only makes lower-EL debug and PMU register accesses trap to EL2.
+    unsafe {
+        asm!(
+            "mrs {scratch}, mdcr_el2",
+            "orr {scratch}, {scratch}, {traps}",
+            "msr mdcr_el2, {scratch}",
+            scratch = out(reg) _,
+            traps = in(reg) traps,
+            options(nostack, preserves_flags),
+        );
+    }
     if !for_components {
         // SAFETY: denies EL0 every PMU register; nothing else changes.
         unsafe { asm!("msr pmuserenr_el0, xzr", options(nostack, preserves_flags)) };

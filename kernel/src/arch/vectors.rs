@@ -6,6 +6,11 @@
 //! Rust handler, which returns the context to resume. [`exit_to_user`] loads that context
 //! and returns to EL0 with SP_EL2 pointing at it again.
 //!
+//! A vCPU's context has the same layout (its general registers, PC and PSTATE, and the
+//! EL0 registers it shares with components), so guests use the same paths; the handlers
+//! tell the two apart by the CPU's mode. Only a guest's EL0 can run AArch32, so the
+//! AArch32 slots lead to the same handlers.
+//!
 //! Exceptions taken at EL2 itself are kernel bugs: they reset SP to the top of the kernel
 //! stack (which also copes with a stack overflow into the guard page) and panic.
 
@@ -14,7 +19,7 @@ use core::mem::offset_of;
 use kernel::UserContext;
 
 /// What a vector slot that cannot happen in a correct kernel reports (its index).
-pub const KERNEL_EXCEPTION_KINDS: [&str; 12] = [
+pub const KERNEL_EXCEPTION_KINDS: [&str; 8] = [
     "synchronous (EL2, SP_EL0)",
     "IRQ (EL2, SP_EL0)",
     "FIQ (EL2, SP_EL0)",
@@ -23,10 +28,6 @@ pub const KERNEL_EXCEPTION_KINDS: [&str; 12] = [
     "IRQ (EL2)",
     "FIQ (EL2)",
     "SError (EL2)",
-    "synchronous (AArch32 EL0)",
-    "IRQ (AArch32 EL0)",
-    "FIQ (AArch32 EL0)",
-    "SError (AArch32 EL0)",
 ];
 
 global_asm!(
@@ -91,7 +92,7 @@ exception_vectors:
     .org exception_vectors + 0x380
     KERNEL_EXCEPTION 7
 
-    // Lower EL, AArch64: the components.
+    // Lower EL, AArch64: components and guests.
     .org exception_vectors + 0x400
     SAVE_USER_CONTEXT
     bl      {lower_sync}
@@ -109,15 +110,23 @@ exception_vectors:
     bl      {lower_serror}
     b       exit_to_user
 
-    // Lower EL, AArch32: no thread ever runs in AArch32.
+    // Lower EL, AArch32: a guest's EL0 (r0-r14 are x0-x14).
     .org exception_vectors + 0x600
-    KERNEL_EXCEPTION 8
+    SAVE_USER_CONTEXT
+    bl      {lower_sync}
+    b       exit_to_user
     .org exception_vectors + 0x680
-    KERNEL_EXCEPTION 9
+    SAVE_USER_CONTEXT
+    bl      {lower_irq}
+    b       exit_to_user
     .org exception_vectors + 0x700
-    KERNEL_EXCEPTION 10
+    SAVE_USER_CONTEXT
+    bl      {lower_irq}
+    b       exit_to_user
     .org exception_vectors + 0x780
-    KERNEL_EXCEPTION 11
+    SAVE_USER_CONTEXT
+    bl      {lower_serror}
+    b       exit_to_user
     .org exception_vectors + 0x800
 
     // x0: the UserContext to resume at EL0.
@@ -169,6 +178,7 @@ const _: () = {
 };
 
 unsafe extern "C" {
-    /// Resumes the thread whose saved registers `context` holds, at EL0.
+    /// Resumes the thread whose saved registers `context` holds (a component at EL0, a
+    /// vCPU at EL1 or its EL0).
     pub fn exit_to_user(context: *mut UserContext) -> !;
 }

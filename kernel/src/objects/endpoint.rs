@@ -60,6 +60,9 @@ pub(super) enum SendKind {
         /// FAR_EL2 of the fault.
         far: u64,
     },
+    /// A vCPU's trap, its words in the vCPU object: the vCPU waits for the reply as in
+    /// `Call`, and the reply finishes the trapping instruction instead of delivering words.
+    Guest,
 }
 
 /// A message in flight: where its words are, its header and its badge.
@@ -77,6 +80,21 @@ impl PendingSend {
     /// Placeholder of threads that are not sending.
     pub(super) const NONE: Self =
         Self { kind: SendKind::Send, info: MessageInfo::new(Label(0), 0).unwrap(), badge: 0 };
+}
+
+/// Writes `words` into message words `REGISTER_WORDS..` of the IPC buffer at `to`.
+fn write_buffer_words(platform: &impl Platform, to: Pa, words: &[u64]) {
+    let destination = platform.phys_to_virt(to.0).cast::<IpcBuffer>();
+    // SAFETY: as in `copy_buffer_words`: the receiver's own buffer page, mapped for the
+    // kernel, which the blocked receiver does not touch now; callers pass at most
+    // `MAX_WORDS - REGISTER_WORDS` words.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            words.as_ptr(),
+            (&raw mut (*destination).words).cast::<u64>().add(REGISTER_WORDS),
+            words.len(),
+        );
+    }
 }
 
 /// Copies message words `REGISTER_WORDS..length` between IPC buffers.
@@ -108,16 +126,25 @@ impl Kernel<'_> {
         message: PendingSend,
     ) {
         let from = &self.threads[sender];
+        let length = message.info.length();
+        let to = self.threads[receiver].ipc_buffer;
         let words = match message.kind {
             SendKind::Fault { esr, far } => [esr, far, from.context.elr, sender as u64],
             SendKind::Send | SendKind::Call => {
+                if length > REGISTER_WORDS {
+                    copy_buffer_words(platform, from.ipc_buffer, to, length);
+                }
                 [from.context.x[2], from.context.x[3], from.context.x[4], from.context.x[5]]
             }
+            SendKind::Guest => {
+                let vcpu = usize::from(from.vcpu.expect("guest messages come from vCPUs"));
+                let words = self.vcpus[vcpu].message();
+                if length > REGISTER_WORDS {
+                    write_buffer_words(platform, to, &words[REGISTER_WORDS..length]);
+                }
+                [words[0], words[1], words[2], words[3]]
+            }
         };
-        let length = message.info.length();
-        if length > REGISTER_WORDS {
-            copy_buffer_words(platform, from.ipc_buffer, self.threads[receiver].ipc_buffer, length);
-        }
         let context = &mut self.threads[receiver].context;
         context.x[0] = 0;
         context.x[1] = message.info.raw();
@@ -128,6 +155,7 @@ impl Kernel<'_> {
     }
 
     /// Queues the current thread of `cpu` on `endpoint`.
+    #[inline]
     fn block_on(&mut self, cpu: usize, thread: usize, endpoint: usize, waiters: Waiters) {
         let object = &mut self.endpoints[endpoint];
         object.waiters = waiters;
@@ -158,7 +186,7 @@ impl Kernel<'_> {
         self.transfer(platform, sender, receiver, message);
         match message.kind {
             SendKind::Send => return_empty(&mut self.threads[sender].context, 0),
-            SendKind::Call => {
+            SendKind::Call | SendKind::Guest => {
                 self.threads[sender].state = ThreadState::BlockedReply;
                 self.threads[receiver].reply_target = Link::to(sender);
                 self.cpus[cpu].request_reschedule();
@@ -183,7 +211,7 @@ impl Kernel<'_> {
                 return_empty(&mut self.threads[sender].context, 0);
                 self.wake(cpu, sender);
             }
-            SendKind::Call => {
+            SendKind::Call | SendKind::Guest => {
                 self.threads[sender].state = ThreadState::BlockedReply;
                 self.threads[receiver].reply_target = Link::to(sender);
             }
@@ -192,7 +220,7 @@ impl Kernel<'_> {
     }
 
     /// `replier`, the current thread of `cpu`, answers its reply target with `info` and
-    /// the words in its registers and IPC buffer.
+    /// the words in its registers and IPC buffer (a vCPU takes register words only).
     pub(super) fn reply(
         &mut self,
         cpu: usize,
@@ -202,9 +230,31 @@ impl Kernel<'_> {
     ) -> Result<(), Error> {
         let target = self.threads[replier].reply_target.take().ok_or(Error::NoReplyTarget)?;
         debug_assert_eq!(self.threads[target].state, ThreadState::BlockedReply);
-        self.transfer(platform, replier, target, PendingSend { kind: SendKind::Send, info, badge: 0 });
-        self.wake(cpu, target);
+        if self.deliver_reply(platform, replier, target, info) {
+            self.wake(cpu, target);
+        }
         Ok(())
+    }
+
+    /// Hands the reply of `replier` to `target`: its registers for a thread, the end of
+    /// its trap for a vCPU. Returns whether `target` runs again (a vCPU may stop).
+    #[inline]
+    fn deliver_reply(
+        &mut self,
+        platform: &impl Platform,
+        replier: usize,
+        target: usize,
+        info: MessageInfo,
+    ) -> bool {
+        if self.threads[target].vcpu.is_none() {
+            self.transfer(platform, replier, target, PendingSend { kind: SendKind::Send, info, badge: 0 });
+            return true;
+        }
+        let length = info.length();
+        let x = &self.threads[replier].context.x;
+        let word = |index: usize| if index < length { x[2 + index] } else { 0 };
+        let words = [word(0), word(1), word(2), word(3)];
+        self.answer_vcpu(target, info.label(), words, length)
     }
 
     /// Fast-path `Call`: hands `message` from `caller`, the current thread of `cpu`, to
@@ -218,17 +268,33 @@ impl Kernel<'_> {
         message: PendingSend,
         platform: &impl Platform,
     ) -> bool {
-        let Some(receiver) = self.endpoints[endpoint].first_receiver() else { return false };
+        let Some(receiver) = self.take_fast_receiver(cpu, endpoint) else { return false };
+        self.transfer(platform, caller, receiver, message);
+        self.hand_over_call(cpu, caller, receiver);
+        true
+    }
+
+    /// The first receiver of `endpoint`, dequeued, if a `Call` from the current thread of
+    /// `cpu` may hand over to it directly: it runs on `cpu` and outranks every ready
+    /// thread there (the caller checked that no reschedule is pending).
+    #[inline]
+    pub(super) fn take_fast_receiver(&mut self, cpu: usize, endpoint: usize) -> Option<usize> {
+        let receiver = self.endpoints[endpoint].first_receiver()?;
         let target = &self.threads[receiver];
         if usize::from(target.cpu) != cpu || !self.cpus[cpu].outranks_ready(target.priority) {
-            return false;
+            return None;
         }
         self.endpoints[endpoint].queue.pop_front(&mut self.links);
-        self.transfer(platform, caller, receiver, message);
+        Some(receiver)
+    }
+
+    /// The end of a fast-path `Call` whose message `receiver` has: `caller` waits for the
+    /// reply and `receiver` runs.
+    #[inline]
+    pub(super) fn hand_over_call(&mut self, cpu: usize, caller: usize, receiver: usize) {
         self.threads[caller].state = ThreadState::BlockedReply;
         self.threads[receiver].reply_target = Link::to(caller);
         self.switch_to(cpu, receiver);
-        true
     }
 
     /// Fast-path `ReplyRecv`: hands the reply of `replier`, the current thread of `cpu`,
@@ -247,11 +313,12 @@ impl Kernel<'_> {
         if self.endpoints[endpoint].has_senders()
             || usize::from(target.cpu) != cpu
             || !self.cpus[cpu].outranks_ready(target.priority)
+            || (target.vcpu.is_some() && info.label() == ipc::vcpu::STOP)
         {
             return false;
         }
         self.threads[replier].reply_target = Link::NONE;
-        self.transfer(platform, replier, caller, PendingSend { kind: SendKind::Send, info, badge: 0 });
+        self.deliver_reply(platform, replier, caller, info);
         self.block_on(cpu, replier, endpoint, Waiters::Receivers);
         self.switch_to(cpu, caller);
         true

@@ -6,10 +6,10 @@
 //! created or destroyed at run time, and every table is a fixed array sized by the
 //! `bootinfo::MAX_*` constants (the kernel has no heap).
 //!
-//! - **Thread** (one per component): saved registers ([`UserContext`]), priority, the CPU
-//!   it is pinned to, an address space, an IPC buffer page, a capability table and a
-//!   fault endpoint. Its context starts at the entry point with the stack pointer at the
-//!   stack top and everything else zero.
+//! - **Thread** (one per component; vCPUs below are threads too): saved registers
+//!   ([`UserContext`]), priority, the CPU it is pinned to, an address space, an IPC
+//!   buffer page, a capability table and a fault endpoint. Its context starts at the
+//!   entry point with the stack pointer at the stack top and everything else zero.
 //! - **Endpoint**: a FIFO queue of blocked senders or of blocked receivers (never both).
 //!   A message is a [`ipc::MessageInfo`] (label, length), words 0-3 in `x2..=x5` and
 //!   words 4 and up in the IPC buffer, plus the badge of the sender's capability.
@@ -17,6 +17,20 @@
 //! - **IRQ handler**: a physical interrupt that signals a notification with a badge. The
 //!   interrupt stays active (masked) in the GIC until the component invokes `IRQ_ACK`.
 //! - **Control**: the right to print the result line and power the machine off.
+//! - **Console**: the right to put raw bytes on the console (`CONSOLE_WRITE`: a guest's
+//!   UART output, exactly as written, under the console lock).
+//! - **VM**: a guest's routes (guest-physical ranges whose MMIO faults go to an endpoint
+//!   with a badge), its fault endpoint and badge (HVC, SMC, trapped system registers) and
+//!   its policy for accesses nobody claims. Its stage-2 table is the shell's business.
+//! - **vCPU** (one per boot-info `Vcpu` record): a thread like any other (priority, CPU,
+//!   run queues, endpoint queues) whose context is a guest's: [`UserContext`] holds its
+//!   general registers, PC and PSTATE, and the shell keeps its EL1 system-register, FP,
+//!   timer and GIC state. It starts at the record's entry with `x0` from the record and
+//!   PSTATE EL1h with D, A, I, F masked: ready at boot if `start_running`, else stopped
+//!   until a `VCPU_START` invocation (words: entry, `x0`) on a VCPU capability, which also
+//!   asks the shell to reset its EL1 state; `VCPU_START` on a vCPU that is not stopped is
+//!   [`ipc::Error::IllegalOperation`]. VCPU and console capabilities carry no rights. See
+//!   `vcpu.rs` for its traps.
 //!
 //! A thread's capability table is its slice of `bootinfo::Cap` records, read-only, slot
 //! `i` at record `i`. Lookup errors: index out of range or empty slot
@@ -35,10 +49,13 @@
 //! | `BlockedRecv(ep)` | `Recv`, `ReplyRecv`, no sender | a message arrives |
 //! | `BlockedReply` | its `Call` was taken | the reply |
 //! | `BlockedWait(n)` | `Wait` on a zero word | a `Signal` or IRQ |
+//! | `BlockedWfi` | a vCPU's WFI | its timer deadline passes |
+//! | `Stopped` | boot (a vCPU not started), a `STOP` reply to its fault | `VCPU_START` |
 //! | `Inactive` | a fault | never |
 //!
 //! A woken thread is `Ready`, except a taken `Call`, which goes on to `BlockedReply`,
-//! and a taken fault message, whose thread becomes `Inactive`.
+//! and a taken fault message, whose thread becomes `Inactive`. A vCPU's forwarded trap
+//! is a `Call` (`BlockedSend` until taken, then `BlockedReply`).
 //!
 //! Results come back in the caller's registers: `x0` = 0 or an error code, then a
 //! received message in `x1..=x6` (see [`ipc`]), or for calls that return no message an
@@ -93,14 +110,24 @@ mod syscall;
 #[cfg(test)]
 mod tests;
 
+mod vcpu;
+
 use crate::address::Pa;
-use crate::{Platform, SPSR_EL0T, UserContext};
-use bootinfo::{BootInfo, MAX_CPUS, MAX_ENDPOINTS, MAX_IRQS, MAX_NOTIFICATIONS, MAX_THREADS, MAX_VSPACES};
+use crate::{Platform, SPSR_EL0T, UserContext, guest};
+use bootinfo::{
+    BootInfo, MAX_CPUS, MAX_ENDPOINTS, MAX_IRQS, MAX_NOTIFICATIONS, MAX_THREADS, MAX_VCPUS, MAX_VMS,
+    MAX_VSPACES,
+};
 use endpoint::{EndpointObject, PendingSend};
 use ipc::MessageInfo;
 use notification::NotificationObject;
 use queue::{Link, Links};
 use sched::Cpu;
+pub use vcpu::{VcpuId, VcpuRequest};
+use vcpu::{VcpuObject, VmObject};
+
+/// Thread slots: the components' threads, then the vCPUs.
+const THREAD_SLOTS: usize = MAX_THREADS + MAX_VCPUS;
 
 /// Index of a thread in boot-info order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,8 +166,24 @@ enum ThreadState {
     BlockedReply,
     /// Queued on a notification, waiting for a non-zero word.
     BlockedWait(u32),
+    /// A vCPU in WFI, until its deadline (or a wake-up).
+    BlockedWfi,
+    /// A vCPU that is not running guest code until a `VCPU_START`.
+    Stopped,
     /// Stopped by a fault; never runs again.
     Inactive,
+}
+
+/// What a thread runs, for the shell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadKind {
+    /// A component at EL0 in boot-info address space `vspace`.
+    Component {
+        /// Index of its vspace.
+        vspace: u32,
+    },
+    /// A vCPU at EL1 (and its guest's EL0).
+    Vcpu(VcpuId),
 }
 
 /// A thread control block.
@@ -168,6 +211,8 @@ struct Thread<'a> {
     fault_endpoint: u32,
     /// Badge on fault messages.
     fault_badge: u64,
+    /// The vCPU this thread is, if it is one.
+    vcpu: Option<u8>,
 }
 
 impl Thread<'_> {
@@ -185,23 +230,35 @@ impl Thread<'_> {
         pending: PendingSend::NONE,
         fault_endpoint: bootinfo::NONE,
         fault_badge: 0,
+        vcpu: None,
     };
 }
 
 /// All kernel objects. Lives in one static behind the big kernel lock; it must not move
 /// once [`Kernel::context_ptr`] has been handed out.
+///
+/// In declaration order (`repr(C)`), small and hot fields first and the large thread
+/// table last, so that the fast paths reach every other field with an immediate offset.
+#[repr(C)]
 pub struct Kernel<'a> {
     /// Per-run value for the result line.
     nonce: u64,
-    threads: [Thread<'a>; MAX_THREADS],
+    /// CPUs to kick when the current kernel entry ends (bit `n` = CPU `n`).
+    pending_kicks: u32,
+    /// Number of vCPUs.
+    vcpu_count: usize,
+    /// Thread slot of vCPU 0 (the number of components).
+    first_vcpu_thread: usize,
+    irqs: &'a [bootinfo::Irq],
     /// Queue links of the threads (run, endpoint and notification queues).
     links: Links,
     endpoints: [EndpointObject; MAX_ENDPOINTS],
     notifications: [NotificationObject; MAX_NOTIFICATIONS],
-    irqs: &'a [bootinfo::Irq],
+    vms: [VmObject<'a>; MAX_VMS],
+    vcpus: [VcpuObject; MAX_VCPUS],
     cpus: [Cpu; MAX_CPUS],
-    /// CPUs to kick when the current kernel entry ends (bit `n` = CPU `n`).
-    pending_kicks: u32,
+    /// Components' threads from slot 0, then vCPUs from `first_vcpu_thread`.
+    threads: [Thread<'a>; THREAD_SLOTS],
 }
 
 const _: () = assert!(MAX_CPUS <= u32::BITS as usize);
@@ -217,29 +274,39 @@ fn require(condition: bool) -> Result<(), BootError> {
     if condition { Ok(()) } else { Err(BootError::BadReference) }
 }
 
-/// Checks that every capability names an existing object of its kind.
-fn validate_caps(
-    caps: &[bootinfo::Cap],
+/// How many objects of each kind boot-info creates.
+struct ObjectCounts {
     endpoints: usize,
     notifications: usize,
     irqs: usize,
-) -> Result<(), BootError> {
+    vcpus: usize,
+}
+
+/// Checks that every capability names an existing object of its kind.
+fn validate_caps(caps: &[bootinfo::Cap], counts: &ObjectCounts) -> Result<(), BootError> {
     use bootinfo::cap_kind;
     caps.iter().try_for_each(|cap| {
         let object = cap.object as usize;
         require(match cap.kind {
-            cap_kind::NULL | cap_kind::CONTROL => true,
-            cap_kind::ENDPOINT => object < endpoints,
-            cap_kind::NOTIFICATION => object < notifications,
-            cap_kind::IRQ_HANDLER => object < irqs,
+            cap_kind::NULL | cap_kind::CONTROL | cap_kind::CONSOLE => true,
+            cap_kind::ENDPOINT => object < counts.endpoints,
+            cap_kind::NOTIFICATION => object < counts.notifications,
+            cap_kind::IRQ_HANDLER => object < counts.irqs,
+            cap_kind::VCPU => object < counts.vcpus,
             _ => false,
         })
     })
 }
 
+/// Checks that `endpoint` is [`bootinfo::NONE`] (if `optional`) or an endpoint.
+fn validate_endpoint(endpoint: u32, optional: bool, endpoints: usize) -> Result<(), BootError> {
+    require((optional && endpoint == bootinfo::NONE) || (endpoint as usize) < endpoints)
+}
+
 impl<'a> Kernel<'a> {
-    /// Creates every object from boot-info; every thread starts ready on its CPU, in
-    /// boot-info order within a priority.
+    /// Creates every object from boot-info; every component thread and every vCPU that
+    /// starts running is ready on its CPU, components first, each in boot-info order
+    /// within a priority; the other vCPUs are stopped.
     pub fn new(boot: BootInfo<'a>) -> Result<Self, BootError> {
         let header = boot.header();
         let tcbs = boot.tcbs()?;
@@ -247,35 +314,44 @@ impl<'a> Kernel<'a> {
         let notifications = boot.notifications()?.len();
         let vspaces = boot.vspaces()?.len();
         let irqs = boot.irqs()?;
+        let vms = boot.vms()?;
+        let vcpus = boot.all_vcpus()?;
         let cpu_count = header.cpu_count as usize;
         if tcbs.len() > MAX_THREADS
             || endpoints > MAX_ENDPOINTS
             || notifications > MAX_NOTIFICATIONS
             || vspaces > MAX_VSPACES
             || irqs.len() > MAX_IRQS
+            || vms.len() > MAX_VMS
+            || vcpus.len() > MAX_VCPUS
             || cpu_count > MAX_CPUS
         {
             return Err(BootError::TooManyObjects);
         }
+        let counts = ObjectCounts { endpoints, notifications, irqs: irqs.len(), vcpus: vcpus.len() };
         for irq in irqs {
             require((irq.notification as usize) < notifications && usize::from(irq.cpu) < cpu_count)?;
         }
 
         let mut kernel = Kernel {
             nonce: header.nonce,
-            threads: [Thread::UNUSED; MAX_THREADS],
-            links: [Link::NONE; MAX_THREADS],
+            threads: [Thread::UNUSED; THREAD_SLOTS],
+            links: [Link::NONE; THREAD_SLOTS],
             endpoints: [EndpointObject::EMPTY; MAX_ENDPOINTS],
             notifications: [NotificationObject::EMPTY; MAX_NOTIFICATIONS],
             irqs,
+            vms: [VmObject::UNUSED; MAX_VMS],
+            vcpus: [VcpuObject::UNUSED; MAX_VCPUS],
+            vcpu_count: vcpus.len(),
+            first_vcpu_thread: tcbs.len(),
             cpus: [Cpu::IDLE; MAX_CPUS],
             pending_kicks: 0,
         };
         for (index, tcb) in tcbs.iter().enumerate() {
             let caps = boot.caps(tcb.caps)?;
-            validate_caps(caps, endpoints, notifications, irqs.len())?;
+            validate_caps(caps, &counts)?;
             require(usize::from(tcb.cpu) < cpu_count && (tcb.vspace as usize) < vspaces)?;
-            require(tcb.fault_endpoint == bootinfo::NONE || (tcb.fault_endpoint as usize) < endpoints)?;
+            validate_endpoint(tcb.fault_endpoint, true, endpoints)?;
             require(Pa(tcb.ipc_buffer).is_page_aligned())?;
             let context = UserContext { elr: tcb.entry, sp_el0: tcb.stack_top, ..Thread::UNUSED.context };
             kernel.threads[index] = Thread {
@@ -291,6 +367,34 @@ impl<'a> Kernel<'a> {
                 ..Thread::UNUSED
             };
             kernel.enqueue_ready_back(index);
+        }
+        for (index, vm) in vms.iter().enumerate() {
+            validate_endpoint(vm.fault_endpoint, true, endpoints)?;
+            let routes = boot.routes(vm.routes)?;
+            for route in routes {
+                validate_endpoint(route.endpoint, false, endpoints)?;
+            }
+            kernel.vms[index] = VmObject::new(boot.string(vm.name)?, vm, routes);
+        }
+        for (index, record) in vcpus.iter().enumerate() {
+            require((record.vm as usize) < vms.len() && usize::from(record.cpu) < cpu_count)?;
+            let thread = kernel.first_vcpu_thread + index;
+            let mut context =
+                UserContext { elr: record.entry, spsr: guest::SPSR_EL1H_MASKED, ..UserContext::default() };
+            context.x[0] = record.x0;
+            kernel.threads[thread] = Thread {
+                context,
+                name: kernel.vms[record.vm as usize].name,
+                priority: record.priority,
+                cpu: record.cpu,
+                state: ThreadState::Stopped,
+                vcpu: Some(index as u8),
+                ..Thread::UNUSED
+            };
+            kernel.vcpus[index] = VcpuObject::new(record);
+            if record.start_running != 0 {
+                kernel.enqueue_ready_back(thread);
+            }
         }
         for cpu in &mut kernel.cpus[..cpu_count] {
             cpu.request_reschedule();
@@ -308,9 +412,13 @@ impl<'a> Kernel<'a> {
         &raw mut self.threads[usize::from(thread.0)].context
     }
 
-    /// Index of the thread's address space in boot-info.
-    pub fn vspace_of(&self, thread: ThreadId) -> u32 {
-        self.threads[usize::from(thread.0)].vspace
+    /// What `thread` runs: a component in its vspace, or a vCPU.
+    pub fn thread_kind(&self, thread: ThreadId) -> ThreadKind {
+        let thread = &self.threads[usize::from(thread.0)];
+        match thread.vcpu {
+            Some(vcpu) => ThreadKind::Vcpu(VcpuId(vcpu.into())),
+            None => ThreadKind::Component { vspace: thread.vspace },
+        }
     }
 
     /// The current thread of `cpu` executed `svc #0`; its context holds the arguments and
@@ -349,7 +457,7 @@ impl<'a> Kernel<'a> {
     }
 }
 
-/// The public name of thread slot `index` (always below `MAX_THREADS`).
+/// The public name of thread slot `index` (always below `THREAD_SLOTS`).
 fn thread_id(index: usize) -> ThreadId {
     ThreadId(index as u16)
 }

@@ -4,9 +4,9 @@
 //! notification queue when blocked), so one link per thread serves them all. Threads
 //! only ever leave a queue at its front.
 
-use bootinfo::MAX_THREADS;
+use super::THREAD_SLOTS;
 
-const _: () = assert!(MAX_THREADS < u8::MAX as usize);
+const _: () = assert!(THREAD_SLOTS < u8::MAX as usize);
 
 /// A thread index or none, in one byte so that per-priority queue heads stay small.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,7 +16,7 @@ impl Link {
     /// No thread.
     pub(super) const NONE: Self = Self(u8::MAX);
 
-    /// A link to thread slot `index` (below `MAX_THREADS`).
+    /// A link to thread slot `index` (below `THREAD_SLOTS`).
     pub(super) const fn to(index: usize) -> Self {
         Self(index as u8)
     }
@@ -33,7 +33,7 @@ impl Link {
 }
 
 /// The next-link of every thread.
-pub(super) type Links = [Link; MAX_THREADS];
+pub(super) type Links = [Link; THREAD_SLOTS];
 
 /// A FIFO queue of threads.
 #[derive(Clone, Copy, Debug)]
@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn queue_is_fifo_and_push_front_jumps_the_line() {
-        let mut links = [Link::NONE; MAX_THREADS];
+        let mut links = [Link::NONE; THREAD_SLOTS];
         let mut queue = Queue::EMPTY;
         assert!(queue.is_empty());
         queue.push_back(&mut links, 3);

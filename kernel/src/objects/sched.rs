@@ -46,12 +46,14 @@ impl Cpu {
     }
 
     /// The highest priority with a ready thread.
+    #[inline]
     fn highest_ready(&self) -> Option<u8> {
         let word = self.ready.iter().rposition(|&bits| bits != 0)?;
         Some((word * 64 + 63 - self.ready[word].leading_zeros() as usize) as u8)
     }
 
     /// Whether a thread of `priority` runs before every ready thread.
+    #[inline]
     pub(super) fn outranks_ready(&self, priority: u8) -> bool {
         self.highest_ready().is_none_or(|highest| priority > highest)
     }
@@ -107,10 +109,13 @@ impl Kernel<'_> {
     }
 
     /// Fast-path hand-off: `thread`, blocked and in no queue, becomes `cpu`'s current
-    /// thread in place of the one that just blocked.
+    /// thread in place of the one that just blocked. The fast path's conditions (no
+    /// reschedule pending before, `thread` outranks every ready thread) make this the
+    /// scheduler's choice, so nothing is left for [`Kernel::schedule`] to decide.
     pub(super) fn switch_to(&mut self, cpu: usize, thread: usize) {
         self.threads[thread].state = ThreadState::Running;
         self.cpus[cpu].current = Link::to(thread);
+        self.cpus[cpu].reschedule = false;
     }
 
     /// The time slice of `cpu`'s current thread ended (also used by `Yield`): the next

@@ -67,7 +67,7 @@ impl Kernel<'_> {
             Syscall::Call => {
                 let cap = self.lookup(caller, cap_index)?;
                 if cap.kind != cap_kind::ENDPOINT {
-                    return self.invoke(caller, cap, message_info(raw_info)?, platform);
+                    return self.invoke(cpu, caller, cap, message_info(raw_info)?, platform);
                 }
                 let endpoint = object_with_right(cap, cap_kind::ENDPOINT, endpoint_rights::CALL)?;
                 let message =
@@ -130,11 +130,14 @@ impl Kernel<'_> {
     /// `Call` on a capability other than an endpoint: an invocation chosen by the label.
     fn invoke(
         &mut self,
+        cpu: usize,
         caller: usize,
         cap: bootinfo::Cap,
         info: MessageInfo,
         platform: &mut impl Platform,
     ) -> Result<(), Error> {
+        let words = &self.threads[caller].context.x[2..6];
+        let (word0, word1) = (words[0], words[1]);
         match (cap.kind, info.label()) {
             (cap_kind::IRQ_HANDLER, invocation::IRQ_ACK) => {
                 platform.irq_ack(self.irqs[cap.object as usize].intid)
@@ -147,7 +150,23 @@ impl Kernel<'_> {
                 let status = self.threads[caller].context.x[2] as u32;
                 platform.shutdown(self.nonce, status);
             }
-            (cap_kind::IRQ_HANDLER | cap_kind::CONTROL, _) => return Err(Error::IllegalOperation),
+            (cap_kind::VCPU, invocation::VCPU_START) => {
+                if info.length() < 2 {
+                    return Err(Error::InvalidArgument);
+                }
+                self.start_vcpu(cpu, cap.object as usize, word0, word1)?;
+            }
+            (cap_kind::CONSOLE, invocation::CONSOLE_WRITE) => {
+                if info.length() < 1 {
+                    return Err(Error::InvalidArgument);
+                }
+                let mut bytes = [0; MAX_DEBUG_BYTES];
+                let bytes = self.read_debug_bytes(caller, word0, &mut bytes, platform)?;
+                platform.console_write(bytes);
+            }
+            (cap_kind::IRQ_HANDLER | cap_kind::CONTROL | cap_kind::VCPU | cap_kind::CONSOLE, _) => {
+                return Err(Error::IllegalOperation);
+            }
             // Notifications have no invocations.
             _ => return Err(Error::WrongObjectType),
         }
@@ -157,11 +176,27 @@ impl Kernel<'_> {
 
     /// `DebugWrite` of `count` bytes from the IPC buffer's `debug` field.
     fn debug_write(&mut self, thread: usize, count: u64, platform: &mut impl Platform) -> Result<(), Error> {
+        let mut bytes = [0; MAX_DEBUG_BYTES];
+        let bytes = self.read_debug_bytes(thread, count, &mut bytes, platform)?;
+        let tcb = &mut self.threads[thread];
+        component_lines(tcb.name, bytes, platform);
+        return_empty(&mut tcb.context, 0);
+        Ok(())
+    }
+
+    /// The first `count` bytes of `thread`'s IPC buffer `debug` field, copied into `bytes`;
+    /// more than `MAX_DEBUG_BYTES` is [`Error::InvalidArgument`].
+    fn read_debug_bytes<'b>(
+        &self,
+        thread: usize,
+        count: u64,
+        bytes: &'b mut [u8; MAX_DEBUG_BYTES],
+        platform: &impl Platform,
+    ) -> Result<&'b mut [u8], Error> {
         let length = usize::try_from(count)
             .ok()
             .filter(|&length| length <= MAX_DEBUG_BYTES)
             .ok_or(Error::InvalidArgument)?;
-        let mut bytes = [0; MAX_DEBUG_BYTES];
         let buffer = platform.phys_to_virt(self.threads[thread].ipc_buffer.0).cast::<IpcBuffer>();
         // SAFETY: boot-info gives the thread its own IPC buffer page and `phys_to_virt` maps
         // it for the kernel; `length` is at most the size of `debug`. The thread is in this
@@ -173,9 +208,6 @@ impl Kernel<'_> {
                 length,
             );
         }
-        let tcb = &mut self.threads[thread];
-        component_lines(tcb.name, &mut bytes[..length], platform);
-        return_empty(&mut tcb.context, 0);
-        Ok(())
+        Ok(&mut bytes[..length])
     }
 }

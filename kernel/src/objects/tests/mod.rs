@@ -9,11 +9,12 @@ mod faults;
 mod messages;
 mod notifications;
 mod scheduling;
+mod vcpus;
 
 use super::{Kernel, ThreadId, ThreadState};
 use crate::Platform;
 use bootinfo::writer::Builder;
-use bootinfo::{BootInfo, Cap, Endpoint, Irq, Notification, Tcb, cap_kind};
+use bootinfo::{BootInfo, Cap, Endpoint, Irq, Notification, Route, Tcb, Vcpu, Vm, cap_kind};
 use ipc::{Error, IpcBuffer, Label, MAX_WORDS, MessageInfo, REGISTER_WORDS, Syscall};
 use std::collections::HashMap;
 
@@ -29,6 +30,10 @@ pub(super) struct FakePlatform {
     pub(super) acks: Vec<u32>,
     pub(super) console: Vec<u8>,
     pub(super) shutdowns: Vec<(u64, u32)>,
+    /// What `guest_wake_state` reports.
+    pub(super) wake_state: crate::guest::WakeState,
+    /// `set_wakeup` calls: (CPU, deadline).
+    pub(super) wakeups: Vec<(usize, u64)>,
     /// Physical address to page, each from `Box::into_raw`, freed on drop.
     pages: HashMap<u64, *mut IpcBuffer>,
 }
@@ -81,6 +86,12 @@ impl Platform for FakePlatform {
     fn shutdown(&mut self, nonce: u64, status: u32) {
         self.shutdowns.push((nonce, status));
     }
+    fn guest_wake_state(&mut self) -> crate::guest::WakeState {
+        self.wake_state
+    }
+    fn set_wakeup(&mut self, cpu: usize, deadline: u64) {
+        self.wakeups.push((cpu, deadline));
+    }
 }
 
 /// An endpoint capability.
@@ -124,7 +135,18 @@ pub(super) fn thread(name: &'static str, priority: u8, cpu: u8, caps: &[Cap]) ->
     }
 }
 
-/// A test system: objects by count, threads in boot order.
+/// One VM of a test system.
+#[derive(Clone)]
+pub(super) struct VmSpec {
+    /// Record template: fault endpoint and badge, unclaimed policy (name and tables are
+    /// filled in by [`System::blob`]).
+    pub(super) vm: Vm,
+    pub(super) vcpus: Vec<Vcpu>,
+    pub(super) routes: Vec<Route>,
+}
+
+/// A test system: objects by count, threads in boot order, then VMs (whose vCPUs take
+/// the thread slots after the threads').
 #[derive(Clone)]
 pub(super) struct System {
     pub(super) cpus: u32,
@@ -133,6 +155,7 @@ pub(super) struct System {
     pub(super) notifications: usize,
     pub(super) irqs: Vec<Irq>,
     pub(super) threads: Vec<ThreadSpec>,
+    pub(super) vms: Vec<VmSpec>,
 }
 
 /// The nonce of every test system.
@@ -141,7 +164,15 @@ pub(super) const NONCE: u64 = 0x5eed_1234;
 impl System {
     /// `cpus` CPUs, one vspace, `endpoints` endpoints and `notifications` notifications.
     pub(super) fn new(cpus: u32, endpoints: usize, notifications: usize) -> Self {
-        Self { cpus, vspaces: 1, endpoints, notifications, irqs: Vec::new(), threads: Vec::new() }
+        Self {
+            cpus,
+            vspaces: 1,
+            endpoints,
+            notifications,
+            irqs: Vec::new(),
+            threads: Vec::new(),
+            vms: Vec::new(),
+        }
     }
 
     /// Adds a thread.
@@ -180,6 +211,10 @@ impl System {
                 ..spec.tcb
             };
             builder.tcb(tcb, &spec.caps);
+        }
+        for (index, spec) in self.vms.iter().enumerate() {
+            let name = builder.string(&format!("vm{index}"));
+            builder.vm(Vm { name, ..spec.vm }, &spec.vcpus, &spec.routes, &[]);
         }
         let bytes = builder.finish();
         let words: Vec<u64> = bytes

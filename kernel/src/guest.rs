@@ -1,0 +1,616 @@
+//! Guest exits and exceptions, as pure functions of register values: decoding the
+//! ESR_EL2 syndrome of a vCPU's trap, writing a load's result back with the width and
+//! extension the instruction asked for, the EL1 state an injected exception leaves, and
+//! when a vCPU waiting in WFI must wake. The shell reads and writes the registers; the
+//! core (`objects::vcpu`) decides what happens.
+//!
+//! References: Arm ARM D17.2.37 (ESR_EL2 and its ISS encodings), D1.10 (exception entry),
+//! D11.2 (the generic timer's conditions).
+
+/// The syndrome registers of one trap from a guest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trap {
+    /// ESR_EL2.
+    pub esr: u64,
+    /// FAR_EL2 (the guest virtual address of an abort).
+    pub far: u64,
+    /// HPFAR_EL2 (the faulting IPA's page of a stage-2 abort).
+    pub hpfar: u64,
+}
+
+/// Exception classes (ESR_ELx.EC) that guests cause or the kernel injects.
+pub mod ec {
+    /// Unknown reason: what an undefined instruction reports.
+    pub const UNKNOWN: u64 = 0x00;
+    /// WFI or WFE (trapped by HCR_EL2.TWI/TWE).
+    pub const WFX: u64 = 0x01;
+    /// HVC from AArch64.
+    pub const HVC64: u64 = 0x16;
+    /// SMC from AArch64 (trapped by HCR_EL2.TSC).
+    pub const SMC64: u64 = 0x17;
+    /// MSR, MRS or a system instruction from AArch64.
+    pub const SYSREG: u64 = 0x18;
+    /// Instruction abort from a lower exception level.
+    pub const INSTRUCTION_ABORT_LOWER: u64 = 0x20;
+    /// Instruction abort at the same exception level.
+    pub const INSTRUCTION_ABORT_SAME: u64 = 0x21;
+    /// Data abort from a lower exception level.
+    pub const DATA_ABORT_LOWER: u64 = 0x24;
+    /// Data abort at the same exception level.
+    pub const DATA_ABORT_SAME: u64 = 0x25;
+    /// SError (an asynchronous external abort), taken to EL2 by HCR_EL2.AMO.
+    pub const SERROR: u64 = 0x2f;
+}
+
+/// ESR IL: the trapped instruction is 32 bits long (RES1 for most classes).
+const ESR_IL: u64 = 1 << 25;
+/// Data abort ISS: the syndrome fields below are valid.
+const ISS_ISV: u64 = 1 << 24;
+/// Data abort ISS: the load sign-extends.
+const ISS_SSE: u64 = 1 << 21;
+/// Data abort ISS: the register is 64 bits wide (Xt rather than Wt).
+const ISS_SF: u64 = 1 << 15;
+/// Data abort ISS: a cache maintenance instruction (or address translation) faulted.
+const ISS_CM: u64 = 1 << 8;
+/// Abort ISS: the fault happened on a stage-1 table walk.
+const ISS_S1PTW: u64 = 1 << 7;
+/// Data abort ISS: a write.
+const ISS_WNR: u64 = 1 << 6;
+/// Abort ISS: the fault status code.
+const ISS_FSC: u64 = 0x3f;
+/// Fault status codes up to this one are address-size (0..=3) and translation faults
+/// (4..=7) at some level: the IPA is simply not mapped.
+const FSC_LAST_TRANSLATION: u64 = 0x07;
+/// Fault status code of a synchronous external abort (not on a table walk).
+const FSC_EXTERNAL_ABORT: u64 = 0x10;
+/// WFx ISS: TI bit 0 set for WFE (and WFET), clear for WFI (and WFIT).
+const ISS_WFX_WFE: u64 = 1;
+
+/// ESR_EL2.EC of `esr`.
+pub const fn exception_class(esr: u64) -> u64 {
+    (esr >> 26) & 0x3f
+}
+
+/// Length in bytes of the instruction that trapped (ESR.IL: 4, or 2 for a 16-bit T32
+/// instruction of a guest's AArch32 EL0).
+pub const fn instruction_length(esr: u64) -> u64 {
+    if esr & ESR_IL != 0 { 4 } else { 2 }
+}
+
+/// A load or store to an unmapped guest-physical address with a full syndrome: what an
+/// emulating server needs, and what the kernel needs to finish the instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmioTrap {
+    /// Guest-physical address.
+    pub ipa: u64,
+    /// Guest virtual address (for an injected abort's FAR_EL1).
+    pub far: u64,
+    /// Access size in bytes: 1, 2, 4 or 8.
+    pub size: u8,
+    /// A store rather than a load.
+    pub write: bool,
+    /// The transfer register; 31 is XZR/WZR.
+    pub register: u8,
+    /// A load that sign-extends.
+    pub sign_extend: bool,
+    /// The register is 64 bits wide (Xt); a 32-bit one (Wt) has its upper half cleared.
+    pub sixty_four: bool,
+}
+
+/// A trapped MSR or MRS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SysRegTrap {
+    /// `op0 << 14 | op1 << 11 | CRn << 7 | CRm << 3 | op2`, as in the instruction.
+    pub encoding: u16,
+    /// The transfer register; 31 is XZR.
+    pub register: u8,
+    /// MSR (a write) rather than MRS.
+    pub write: bool,
+}
+
+impl SysRegTrap {
+    /// Whether the register is a debug register (op0 = 2: MDSCR_EL1, the OS lock, the
+    /// breakpoints, DCC) or a PMU register (op0 = 3 with CRn = 9, CRm = 12..=14, or
+    /// CRn = 14, CRm = 8..=15): the kernel answers these itself, reads as zero and writes
+    /// ignored, as MDCR_EL2.TDA/TDOSA/TDRA/TPM make them trap.
+    pub const fn is_debug_or_pmu(&self) -> bool {
+        let op0 = self.encoding >> 14;
+        let crn = (self.encoding >> 7) & 0xf;
+        let crm = (self.encoding >> 3) & 0xf;
+        op0 == 2 || (op0 == 3 && ((crn == 9 && crm >= 12 && crm <= 14) || (crn == 14 && crm >= 8)))
+    }
+}
+
+/// Why a guest data access cannot be emulated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbortCause {
+    /// A load or store without instruction syndrome (ISV = 0: pairs, writeback, SIMD
+    /// structures, atomics): the kernel decodes no instructions.
+    NoSyndrome,
+    /// The guest's own stage-1 table walk touched an unmapped IPA.
+    TableWalk,
+    /// A permission, access-flag or external abort on mapped memory.
+    Other,
+}
+
+/// What a guest trap asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// A load or store to unmapped guest-physical memory, with a full syndrome.
+    Mmio(MmioTrap),
+    /// A data cache maintenance instruction on unmapped guest-physical memory: nothing to
+    /// maintain, the instruction completes.
+    CacheMaintenance,
+    /// A data access the kernel cannot emulate, at `ipa` (valid for `NoSyndrome` and
+    /// `TableWalk`) and guest virtual address `far`.
+    UnhandledDataAbort {
+        /// Why.
+        cause: AbortCause,
+        /// Guest-physical address.
+        ipa: u64,
+        /// Guest virtual address.
+        far: u64,
+        /// A write.
+        write: bool,
+    },
+    /// An instruction fetch from unmapped or unusable guest-physical memory.
+    InstructionAbort {
+        /// Guest-physical address.
+        ipa: u64,
+        /// Guest virtual address.
+        far: u64,
+    },
+    /// WFI (or WFIT).
+    Wfi,
+    /// WFE (or WFET).
+    Wfe,
+    /// HVC; the return address already points past it.
+    Hvc,
+    /// SMC; the return address points at it.
+    Smc,
+    /// MSR or MRS.
+    SysReg(SysRegTrap),
+    /// An SError the guest caused (a device it reaches through stage 2 aborted
+    /// asynchronously); its syndrome.
+    SError(u64),
+    /// Anything else (the exception class).
+    Other(u64),
+}
+
+/// The faulting IPA of a stage-2 abort: HPFAR_EL2.FIPA (IPA[51:12] in bits 43:4) and
+/// the page offset from FAR.
+const fn fault_ipa(trap: &Trap) -> u64 {
+    ((trap.hpfar & 0x0fff_ffff_ffff_fff0) << 8) | (trap.far & 0xfff)
+}
+
+/// Decodes a trap from a vCPU.
+#[inline]
+pub const fn decode(trap: &Trap) -> Exit {
+    let iss = trap.esr & 0x01ff_ffff;
+    match exception_class(trap.esr) {
+        ec::DATA_ABORT_LOWER => decode_data_abort(trap, iss),
+        ec::INSTRUCTION_ABORT_LOWER => Exit::InstructionAbort { ipa: fault_ipa(trap), far: trap.far },
+        ec::WFX if iss & ISS_WFX_WFE != 0 => Exit::Wfe,
+        ec::WFX => Exit::Wfi,
+        ec::HVC64 => Exit::Hvc,
+        ec::SMC64 => Exit::Smc,
+        ec::SYSREG => {
+            let op0 = (iss >> 20) & 3;
+            let op2 = (iss >> 17) & 7;
+            let op1 = (iss >> 14) & 7;
+            let crn = (iss >> 10) & 0xf;
+            let crm = (iss >> 1) & 0xf;
+            Exit::SysReg(SysRegTrap {
+                encoding: (op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2) as u16,
+                register: ((iss >> 5) & 0x1f) as u8,
+                write: iss & 1 == 0,
+            })
+        }
+        ec::SERROR => Exit::SError(iss),
+        other => Exit::Other(other),
+    }
+}
+
+const fn decode_data_abort(trap: &Trap, iss: u64) -> Exit {
+    let ipa = fault_ipa(trap);
+    let write = iss & ISS_WNR != 0;
+    let cause = if iss & ISS_S1PTW != 0 {
+        AbortCause::TableWalk
+    } else if iss & ISS_FSC > FSC_LAST_TRANSLATION {
+        AbortCause::Other
+    } else if iss & ISS_CM != 0 {
+        return Exit::CacheMaintenance;
+    } else if iss & ISS_ISV == 0 {
+        AbortCause::NoSyndrome
+    } else {
+        return Exit::Mmio(MmioTrap {
+            ipa,
+            far: trap.far,
+            size: 1 << ((iss >> 22) & 3),
+            write,
+            register: ((iss >> 16) & 0x1f) as u8,
+            sign_extend: iss & ISS_SSE != 0,
+            sixty_four: iss & ISS_SF != 0,
+        });
+    };
+    Exit::UnhandledDataAbort { cause, ipa, far: trap.far, write }
+}
+
+/// The register value a load of `size` bytes leaves when memory returned `value`:
+/// truncated to the access, sign-extended if the instruction asks, and for a 32-bit
+/// register with the upper half clear.
+pub const fn load_result(value: u64, size: u8, sign_extend: bool, sixty_four: bool) -> u64 {
+    let bits = size as u32 * 8;
+    let mut result = if bits >= 64 { value } else { value & ((1 << bits) - 1) };
+    if sign_extend && bits < 64 {
+        let shift = 64 - bits;
+        result = (((result << shift) as i64) >> shift) as u64;
+    }
+    if sixty_four { result } else { result & 0xffff_ffff }
+}
+
+/// A synchronous exception the kernel makes the guest take at EL1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Injection {
+    /// Synchronous external data abort at guest virtual address `far`.
+    DataAbort {
+        /// Guest virtual address.
+        far: u64,
+        /// The access was a write.
+        write: bool,
+    },
+    /// Synchronous external instruction abort at guest virtual address `far`.
+    InstructionAbort {
+        /// Guest virtual address.
+        far: u64,
+    },
+    /// Undefined instruction (exception class 0, unknown reason).
+    Undefined,
+}
+
+/// PSTATE/SPSR bits used on exception entry.
+mod pstate {
+    /// Condition flags N, Z, C, V.
+    pub const NZCV: u64 = 0xf << 28;
+    /// D, A, I and F masks.
+    pub const DAIF: u64 = 0xf << 6;
+    /// M[4]: the interrupted code ran in AArch32.
+    pub const AARCH32: u64 = 1 << 4;
+    /// M[3:0] of EL1 with SP_EL1 (EL1h).
+    pub const EL1H: u64 = 0b0101;
+    /// M[3:0] of EL1 with SP_EL0 (EL1t).
+    pub const EL1T: u64 = 0b0100;
+    /// Privileged access never.
+    pub const PAN: u64 = 1 << 22;
+    /// Speculative store bypass safe.
+    pub const SSBS: u64 = 1 << 12;
+}
+
+/// SCTLR_EL1.SPAN: clear means exception entry to EL1 sets PSTATE.PAN.
+const SCTLR_SPAN: u64 = 1 << 23;
+/// SCTLR_EL1.DSSBS: the PSTATE.SSBS value on exception entry to EL1.
+const SCTLR_DSSBS: u64 = 1 << 44;
+
+/// SPSR_EL2 of a vCPU entering EL1h with D, A, I and F masked (boot and `VCPU_START`).
+pub const SPSR_EL1H_MASKED: u64 = pstate::DAIF | pstate::EL1H;
+
+/// The EL1 registers an injected exception writes, and where the guest continues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct El1Entry {
+    /// ESR_EL1.
+    pub esr: u64,
+    /// FAR_EL1, or `None` to leave it (its value is UNKNOWN for this class).
+    pub far: Option<u64>,
+    /// ELR_EL1: the instruction that took the exception.
+    pub elr: u64,
+    /// SPSR_EL1: PSTATE when it did.
+    pub spsr: u64,
+    /// The new PC: the right entry of the guest's vector table.
+    pub pc: u64,
+    /// The new PSTATE (SPSR_EL2 for the return to the guest).
+    pub pstate: u64,
+}
+
+/// What taking `injection` at EL1 does when the guest was at `pc` with PSTATE `pstate`,
+/// with its vector table at `vbar` and SCTLR_EL1 = `sctlr`, as Arm ARM's
+/// AArch64.TakeException does. Every injected syndrome has IL set: class 0 requires it,
+/// and aborts without a valid instruction syndrome have it RES1.
+pub const fn take_exception(injection: Injection, pc: u64, pstate: u64, vbar: u64, sctlr: u64) -> El1Entry {
+    let mode = pstate & 0xf;
+    let from_lower = pstate & pstate::AARCH32 != 0 || mode == 0;
+    let vector_offset = if pstate & pstate::AARCH32 != 0 {
+        0x600
+    } else if mode == 0 {
+        0x400
+    } else if mode == pstate::EL1T {
+        0x000
+    } else {
+        0x200
+    };
+    let (class, iss, far) = match injection {
+        Injection::DataAbort { far, write } => (
+            if from_lower { ec::DATA_ABORT_LOWER } else { ec::DATA_ABORT_SAME },
+            FSC_EXTERNAL_ABORT | if write { ISS_WNR } else { 0 },
+            Some(far),
+        ),
+        Injection::InstructionAbort { far } => (
+            if from_lower { ec::INSTRUCTION_ABORT_LOWER } else { ec::INSTRUCTION_ABORT_SAME },
+            FSC_EXTERNAL_ABORT,
+            Some(far),
+        ),
+        Injection::Undefined => (ec::UNKNOWN, 0, None),
+    };
+    let mut new_pstate = (pstate & pstate::NZCV) | pstate::DAIF | pstate::EL1H;
+    if sctlr & SCTLR_SPAN == 0 {
+        new_pstate |= pstate::PAN;
+    }
+    if sctlr & SCTLR_DSSBS != 0 {
+        new_pstate |= pstate::SSBS;
+    }
+    El1Entry {
+        esr: class << 26 | ESR_IL | iss,
+        far,
+        elr: pc,
+        spsr: pstate,
+        pc: vbar.wrapping_add(vector_offset),
+        pstate: new_pstate,
+    }
+}
+
+/// One EL1 timer's registers (CNTV_* or CNTP_* as the guest set them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimerState {
+    /// CNTx_CTL: ENABLE (bit 0), IMASK (bit 1).
+    pub ctl: u64,
+    /// CNTx_CVAL.
+    pub cval: u64,
+}
+
+impl TimerState {
+    /// Whether the timer can raise its interrupt: enabled and not masked.
+    const fn armed(&self) -> bool {
+        self.ctl & 0b11 == 0b01
+    }
+}
+
+/// What could end a vCPU's WFI, read on the CPU that holds its state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WakeState {
+    /// The physical counter now (CNTPCT).
+    pub now: u64,
+    /// The EL1 virtual timer, which counts CNTPCT - `cntvoff`.
+    pub virtual_timer: TimerState,
+    /// The EL1 physical timer, which counts CNTPCT.
+    pub physical_timer: TimerState,
+    /// The VM's CNTVOFF_EL2.
+    pub cntvoff: u64,
+    /// A virtual interrupt is pending in a list register.
+    pub interrupt_pending: bool,
+}
+
+/// How a WFI ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WfiOutcome {
+    /// Something is due already: the guest continues at once.
+    Continue,
+    /// Sleep until the physical counter reaches the deadline.
+    SleepUntil(u64),
+    /// Sleep until something else wakes the vCPU.
+    Sleep,
+}
+
+impl WakeState {
+    /// When a WFI executed now ends: at the earlier armed timer's deadline (in physical
+    /// counter ticks), at once if that has passed or an interrupt is pending.
+    pub const fn wfi(&self) -> WfiOutcome {
+        if self.interrupt_pending {
+            return WfiOutcome::Continue;
+        }
+        let virtual_deadline = self.virtual_timer.cval.saturating_add(self.cntvoff);
+        let deadline = match (self.virtual_timer.armed(), self.physical_timer.armed()) {
+            (false, false) => return WfiOutcome::Sleep,
+            (true, false) => virtual_deadline,
+            (false, true) => self.physical_timer.cval,
+            (true, true) if virtual_deadline < self.physical_timer.cval => virtual_deadline,
+            (true, true) => self.physical_timer.cval,
+        };
+        if deadline <= self.now { WfiOutcome::Continue } else { WfiOutcome::SleepUntil(deadline) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ESR of a stage-2 data abort from a lower EL with `iss`.
+    fn data_abort(iss: u64) -> u64 {
+        ec::DATA_ABORT_LOWER << 26 | ESR_IL | iss
+    }
+
+    /// ISS of a translation fault at level 3 with a valid syndrome.
+    fn mmio_iss(sas: u64, sse: bool, srt: u64, sf: bool, write: bool) -> u64 {
+        ISS_ISV
+            | sas << 22
+            | u64::from(sse) << 21
+            | srt << 16
+            | u64::from(sf) << 15
+            | u64::from(write) << 6
+            | 0x07
+    }
+
+    #[test]
+    fn stage2_loads_and_stores_decode_with_ipa_size_and_register() {
+        let trap = Trap {
+            esr: data_abort(mmio_iss(2, false, 3, false, false)),
+            far: 0xffff_8000_0901_0abc,
+            hpfar: 0x9010 << 4,
+        };
+        assert_eq!(
+            decode(&trap),
+            Exit::Mmio(MmioTrap {
+                ipa: 0x0901_0abc,
+                far: 0xffff_8000_0901_0abc,
+                size: 4,
+                write: false,
+                register: 3,
+                sign_extend: false,
+                sixty_four: false,
+            })
+        );
+        let store = Trap {
+            esr: data_abort(mmio_iss(3, false, 31, true, true)),
+            far: 0x10,
+            hpfar: 0xff_ffff_f000 << 4,
+        };
+        let Exit::Mmio(access) = decode(&store) else { panic!("a store decodes as MMIO") };
+        assert_eq!(
+            (access.ipa, access.size, access.write, access.register),
+            (0x000f_ffff_ff00_0010, 8, true, 31)
+        );
+        let byte = Trap { esr: data_abort(mmio_iss(0, true, 7, true, false)), ..trap };
+        let Exit::Mmio(access) = decode(&byte) else { panic!("a byte load decodes as MMIO") };
+        assert_eq!((access.size, access.sign_extend, access.sixty_four), (1, true, true));
+    }
+
+    #[test]
+    fn aborts_the_kernel_cannot_emulate_are_classified() {
+        let trap = |iss| decode(&Trap { esr: data_abort(iss), far: 0x1234, hpfar: 0x8000 << 4 });
+        assert_eq!(
+            trap(ISS_WNR | 0x06),
+            Exit::UnhandledDataAbort {
+                cause: AbortCause::NoSyndrome,
+                ipa: 0x800_0234,
+                far: 0x1234,
+                write: true
+            }
+        );
+        assert_eq!(
+            trap(ISS_S1PTW | 0x07),
+            Exit::UnhandledDataAbort {
+                cause: AbortCause::TableWalk,
+                ipa: 0x800_0234,
+                far: 0x1234,
+                write: false
+            }
+        );
+        assert!(matches!(
+            trap(mmio_iss(2, false, 1, false, false) & !0x3f | 0x0f),
+            Exit::UnhandledDataAbort { cause: AbortCause::Other, .. }
+        ));
+        assert_eq!(trap(ISS_CM | ISS_WNR | 0x05), Exit::CacheMaintenance);
+        let fetch =
+            Trap { esr: ec::INSTRUCTION_ABORT_LOWER << 26 | ESR_IL | 0x06, far: 0x50, hpfar: 0x40 << 4 };
+        assert_eq!(decode(&fetch), Exit::InstructionAbort { ipa: 0x4_0050, far: 0x50 });
+    }
+
+    #[test]
+    fn calls_waits_and_system_registers_decode() {
+        let esr = |class: u64, iss: u64| Trap { esr: class << 26 | ESR_IL | iss, ..Trap::default() };
+        assert_eq!(decode(&esr(ec::HVC64, 0)), Exit::Hvc);
+        assert_eq!(decode(&esr(ec::SMC64, 0)), Exit::Smc);
+        assert_eq!(decode(&esr(ec::WFX, 0)), Exit::Wfi);
+        assert_eq!(decode(&esr(ec::WFX, 1)), Exit::Wfe);
+        assert_eq!(decode(&esr(0x0e, 0)), Exit::Other(0x0e));
+        assert_eq!(decode(&esr(ec::SERROR, 0x11)), Exit::SError(0x11));
+        // MSR ICC_SGI1R_EL1, x5: op0 3, op1 0, CRn 12, CRm 11, op2 5.
+        let sgi = 3 << 20 | 5 << 17 | 12 << 10 | 5 << 5 | 11 << 1;
+        assert_eq!(
+            decode(&esr(ec::SYSREG, sgi)),
+            Exit::SysReg(SysRegTrap { encoding: 0xc65d, register: 5, write: true })
+        );
+        // MRS x2, MDSCR_EL1: op0 2, op1 0, CRn 0, CRm 2, op2 2; direction 1 = read.
+        let Exit::SysReg(mdscr) = decode(&esr(ec::SYSREG, 2 << 20 | 2 << 17 | 2 << 5 | 2 << 1 | 1)) else {
+            panic!("MRS decodes as a system register access")
+        };
+        assert_eq!((mdscr.encoding, mdscr.register, mdscr.write), (0x8012, 2, false));
+        assert_eq!(instruction_length(ESR_IL), 4);
+        assert_eq!(instruction_length(0), 2);
+    }
+
+    #[test]
+    fn debug_and_pmu_registers_are_recognised() {
+        let register = |op0: u16, op1: u16, crn: u16, crm: u16, op2: u16| SysRegTrap {
+            encoding: op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2,
+            register: 0,
+            write: false,
+        };
+        assert!(register(2, 0, 0, 2, 2).is_debug_or_pmu(), "MDSCR_EL1");
+        assert!(register(2, 0, 1, 0, 4).is_debug_or_pmu(), "OSLAR_EL1");
+        assert!(register(3, 3, 9, 12, 0).is_debug_or_pmu(), "PMCR_EL0");
+        assert!(register(3, 3, 9, 14, 0).is_debug_or_pmu(), "PMUSERENR_EL0");
+        assert!(register(3, 0, 9, 14, 1).is_debug_or_pmu(), "PMINTENSET_EL1");
+        assert!(register(3, 3, 14, 15, 7).is_debug_or_pmu(), "PMCCFILTR_EL0");
+        assert!(register(3, 3, 14, 8, 0).is_debug_or_pmu(), "PMEVCNTR0_EL0");
+        assert!(!register(3, 0, 12, 11, 5).is_debug_or_pmu(), "ICC_SGI1R_EL1");
+        assert!(!register(3, 3, 14, 3, 1).is_debug_or_pmu(), "CNTV_CTL_EL0");
+        assert!(!register(3, 0, 14, 1, 0).is_debug_or_pmu(), "CNTKCTL_EL1");
+        assert!(!register(3, 0, 9, 9, 0).is_debug_or_pmu(), "PMSCR_EL1 (SPE) is not the PMU");
+    }
+
+    #[test]
+    fn load_results_follow_size_sign_and_register_width() {
+        assert_eq!(load_result(0x1234_5678_9abc_def0, 8, false, true), 0x1234_5678_9abc_def0);
+        assert_eq!(load_result(0x1234_5678_9abc_def0, 4, false, false), 0x9abc_def0);
+        assert_eq!(load_result(0xffff_ffff_ffff_ff80, 1, false, false), 0x80, "LDRB zero-extends");
+        assert_eq!(load_result(0x80, 1, true, true), 0xffff_ffff_ffff_ff80, "LDRSB Xt");
+        assert_eq!(load_result(0x80, 1, true, false), 0xffff_ff80, "LDRSB Wt");
+        assert_eq!(load_result(0x7fff, 2, true, true), 0x7fff);
+        assert_eq!(load_result(0x1_8000, 2, true, true), 0xffff_ffff_ffff_8000, "LDRSH ignores upper bits");
+        assert_eq!(load_result(0x8000_0000, 4, true, true), 0xffff_ffff_8000_0000, "LDRSW");
+    }
+
+    #[test]
+    fn injected_exceptions_enter_el1h_at_the_right_vector() {
+        const VBAR: u64 = 0xffff_8000_1000_0000;
+        // From EL1h with flags set, SPAN clear: current EL with SP_ELx, PAN set.
+        let entry = take_exception(
+            Injection::DataAbort { far: 0xdead, write: true },
+            0x4000_1000,
+            0x6000_0005,
+            VBAR,
+            0,
+        );
+        assert_eq!(entry.pc, VBAR + 0x200);
+        assert_eq!(entry.elr, 0x4000_1000);
+        assert_eq!(entry.spsr, 0x6000_0005);
+        assert_eq!(entry.pstate, 0x6000_0000 | 0x3c0 | 0x5 | pstate::PAN);
+        assert_eq!(entry.esr, 0x25 << 26 | ESR_IL | ISS_WNR | 0x10);
+        assert_eq!(entry.far, Some(0xdead));
+        // From EL0: lower EL, AArch64; SPAN set and DSSBS set.
+        let entry = take_exception(
+            Injection::InstructionAbort { far: 0x88 },
+            0x8000,
+            0x0,
+            VBAR,
+            SCTLR_SPAN | SCTLR_DSSBS,
+        );
+        assert_eq!(entry.pc, VBAR + 0x400);
+        assert_eq!(entry.esr, 0x20 << 26 | ESR_IL | 0x10);
+        assert_eq!(entry.pstate, 0x3c5 | pstate::SSBS);
+        // From EL1t and from AArch32 EL0.
+        assert_eq!(take_exception(Injection::Undefined, 0, 0x4, VBAR, 0).pc, VBAR);
+        let undefined = take_exception(Injection::Undefined, 0x100, 0x10, VBAR, SCTLR_SPAN);
+        assert_eq!(undefined.pc, VBAR + 0x600);
+        assert_eq!(undefined.esr, ESR_IL, "class 0 with IL set");
+        assert_eq!(undefined.far, None);
+    }
+
+    #[test]
+    fn wfi_sleeps_until_the_earliest_armed_timer() {
+        let enabled = |cval| TimerState { ctl: 1, cval };
+        let state = WakeState { now: 1_000, cntvoff: 300, ..WakeState::default() };
+        assert_eq!(state.wfi(), WfiOutcome::Sleep, "no timer armed");
+        let virtual_only = WakeState { virtual_timer: enabled(2_000), ..state };
+        assert_eq!(virtual_only.wfi(), WfiOutcome::SleepUntil(2_300), "virtual time runs CNTVOFF behind");
+        let both = WakeState { physical_timer: enabled(2_100), ..virtual_only };
+        assert_eq!(both.wfi(), WfiOutcome::SleepUntil(2_100));
+        let masked = WakeState { physical_timer: TimerState { ctl: 0b11, cval: 1_500 }, ..virtual_only };
+        assert_eq!(masked.wfi(), WfiOutcome::SleepUntil(2_300), "IMASK keeps a timer from waking");
+        let due = WakeState { virtual_timer: enabled(700), ..state };
+        assert_eq!(due.wfi(), WfiOutcome::Continue);
+        let pending = WakeState { interrupt_pending: true, ..virtual_only };
+        assert_eq!(pending.wfi(), WfiOutcome::Continue);
+        let far_future = WakeState { virtual_timer: enabled(u64::MAX), ..state };
+        assert_eq!(far_future.wfi(), WfiOutcome::SleepUntil(u64::MAX));
+    }
+}

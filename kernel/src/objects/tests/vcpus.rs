@@ -1,0 +1,520 @@
+//! vCPUs: boot states, traps forwarded as calls and finished by replies, the kernel's own
+//! answers (unclaimed accesses, debug and PMU registers, injected exceptions), WFI, and
+//! the `VCPU_START` and `CONSOLE_WRITE` invocations.
+
+use super::*;
+use crate::guest::{Injection, TimerState, Trap, WakeState, ec};
+use crate::{ThreadKind, UserContext, VcpuId, VcpuRequest};
+use ipc::endpoint_rights as ep;
+use ipc::vcpu as protocol;
+
+/// The MMIO server: CPU 0, priority 20, receives on endpoint 0.
+const DEVICE: usize = 0;
+/// The VMM: CPU 1, priority 20, receives on endpoint 1, may start vCPU 1 and write the
+/// console.
+const VMM: usize = 2;
+/// A low-priority component on CPU 1 with the same capabilities as the VMM.
+const HELPER: usize = 1;
+/// vCPU 0 (CPU 0, priority 10, running from boot) and vCPU 1 (CPU 0, stopped).
+const VCPU0: usize = 3;
+const VCPU1: usize = 4;
+const ENTRY: u64 = 0x4008_0000;
+const DTB: u64 = 0x4400_0000;
+const ROUTE_BADGE: u64 = 0x77;
+const FAULT_BADGE: u64 = 0x99;
+const UART: u64 = 0x0900_0000;
+const NOWHERE: u64 = 0x0a00_0000;
+
+fn system(unclaimed_abort: u8, fault_endpoint: u32) -> System {
+    let vmm_caps = [
+        endpoint_cap(1, ep::RECV, 0),
+        cap_of(cap_kind::VCPU, 1),
+        cap_of(cap_kind::CONSOLE, 0),
+        cap_of(cap_kind::VCPU, 0),
+    ];
+    let mut system = System::new(2, 2, 0)
+        .with(thread("device", 20, 0, &[endpoint_cap(0, ep::RECV, 0)]))
+        .with(thread("helper", 1, 1, &vmm_caps))
+        .with(thread("vmm", 20, 1, &vmm_caps));
+    let vcpu = |index: u16, start_running: u8| Vcpu {
+        index,
+        priority: 10,
+        cpu: 0,
+        mpidr: u64::from(index),
+        start_running,
+        entry: ENTRY,
+        x0: DTB,
+        ..Vcpu::default()
+    };
+    system.vms.push(VmSpec {
+        vm: Vm { unclaimed_abort, fault_endpoint, fault_badge: FAULT_BADGE, vmid: 1, ..Vm::default() },
+        vcpus: vec![vcpu(0, 1), vcpu(1, 0)],
+        routes: vec![Route { ipa: UART, size: 0x1000, endpoint: 0, badge: ROUTE_BADGE, ..Route::default() }],
+    });
+    system
+}
+
+/// Boots with both servers waiting for messages, so vCPU 0 runs on CPU 0.
+fn booted(unclaimed_abort: u8, fault_endpoint: u32) -> Harness {
+    let mut harness = system(unclaimed_abort, fault_endpoint).boot();
+    harness.syscall(0, Syscall::Recv, 0);
+    harness.syscall(1, Syscall::Recv, 0);
+    assert_eq!((harness.current(0), harness.current(1)), (Some(VCPU0), Some(HELPER)));
+    harness
+}
+
+fn guest() -> Harness {
+    booted(0, 1)
+}
+
+fn context(harness: &Harness, thread: usize) -> UserContext {
+    harness.kernel.threads[thread].context
+}
+
+fn trap(harness: &mut Harness, trap: Trap) {
+    harness.kernel.handle_vcpu_trap(0, &trap, &mut harness.platform);
+    harness.schedule(0);
+}
+
+/// A load or store of `1 << sas` bytes through register `srt` at `ipa` (a stage-2
+/// translation fault with a full syndrome).
+fn access(ipa: u64, sas: u64, srt: u64, sign_extend: bool, sixty_four: bool, write: bool) -> Trap {
+    let iss = 1 << 24
+        | sas << 22
+        | u64::from(sign_extend) << 21
+        | srt << 16
+        | u64::from(sixty_four) << 15
+        | u64::from(write) << 6
+        | 0x07;
+    Trap {
+        esr: ec::DATA_ABORT_LOWER << 26 | 1 << 25 | iss,
+        far: 0xffff_0000_0000_0000 | ipa,
+        hpfar: (ipa >> 12) << 4,
+    }
+}
+
+fn class(class: u64, iss: u64) -> Trap {
+    Trap { esr: class << 26 | 1 << 25 | iss, ..Trap::default() }
+}
+
+fn injected(harness: &mut Harness, vcpu: u16) -> Option<VcpuRequest> {
+    harness.kernel.take_vcpu_request(VcpuId(vcpu))
+}
+
+#[test]
+fn vcpus_boot_ready_or_stopped_in_their_entry_state() {
+    let harness = system(0, 1).boot();
+    assert_eq!(harness.state(VCPU0), ThreadState::Ready);
+    assert_eq!(harness.state(VCPU1), ThreadState::Stopped);
+    assert_eq!(harness.kernel.thread_kind(ThreadId(VCPU0 as u16)), ThreadKind::Vcpu(VcpuId(0)));
+    assert_eq!(harness.kernel.thread_kind(ThreadId(VCPU1 as u16)), ThreadKind::Vcpu(VcpuId(1)));
+    let entry = context(&harness, VCPU0);
+    assert_eq!((entry.elr, entry.spsr, entry.x[0], entry.x[1]), (ENTRY, 0x3c5, DTB, 0));
+}
+
+#[test]
+fn a_routed_read_is_one_call_and_its_reply_finishes_the_load() {
+    let mut harness = guest();
+    harness.kernel.threads[VCPU0].context.x[5] = 0x5555;
+    trap(&mut harness, access(UART + 0x18, 0, 5, true, true, false));
+    assert_eq!(harness.current(0), Some(DEVICE), "the fast path hands over at once");
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedReply);
+    assert_eq!(
+        harness.received(DEVICE),
+        Received { label: protocol::MMIO.0, words: vec![UART + 0x18, 1, 0], badge: ROUTE_BADGE }
+    );
+    harness.message(0, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[0x1_2380]);
+    assert_eq!(harness.current(0), Some(VCPU0));
+    assert_eq!(harness.state(DEVICE), ThreadState::BlockedRecv(0));
+    let after = context(&harness, VCPU0);
+    assert_eq!(after.x[5], 0xffff_ffff_ffff_ff80, "LDRSB Xt sign-extends the byte");
+    assert_eq!(after.elr, ENTRY + 4);
+    assert_eq!(after.x[0], DTB, "no other register changes");
+    assert_eq!(injected(&mut harness, 0), None);
+}
+
+#[test]
+fn a_routed_write_carries_the_stored_bytes_and_resumes_past_the_store() {
+    let mut harness = guest();
+    harness.kernel.threads[VCPU0].context.x[7] = 0xdead_beef_cafe_f00d;
+    trap(&mut harness, access(UART + 4, 1, 7, false, false, true));
+    let flags = 2 | 1 << 8;
+    assert_eq!(harness.received(DEVICE).words, [UART + 4, flags, 0xf00d]);
+    harness.message(0, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[0x1234]);
+    let after = context(&harness, VCPU0);
+    assert_eq!((after.x[7], after.elr), (0xdead_beef_cafe_f00d, ENTRY + 4));
+}
+
+#[test]
+fn a_reply_from_a_server_on_another_cpu_wakes_the_vcpu_there() {
+    let mut system = system(0, 1);
+    system.vms[0].routes[0].endpoint = 1;
+    let mut harness = system.boot();
+    harness.syscall(0, Syscall::Recv, 0);
+    harness.syscall(1, Syscall::Recv, 0);
+    trap(&mut harness, access(UART, 2, 3, false, false, false));
+    assert_eq!(harness.current(0), None, "CPU 0 idles while the VMM works");
+    assert_eq!(harness.platform.kicks, [1]);
+    assert_eq!(harness.schedule(1), Some(VMM));
+    assert_eq!(harness.received(VMM).badge, ROUTE_BADGE);
+    harness.message(1, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[0xffff_ffff_1234_5678]);
+    assert_eq!(harness.platform.kicks, [1, 0]);
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    assert_eq!(context(&harness, VCPU0).x[3], 0x1234_5678, "LDR Wt keeps 32 bits");
+}
+
+#[test]
+fn a_trap_with_no_server_waiting_queues_as_a_call() {
+    let mut harness = system(0, 1).boot();
+    harness.syscall(1, Syscall::Recv, 0);
+    // The device server is busy (never received); the vCPU gets CPU 0 once it blocks.
+    harness.syscall(0, Syscall::Yield, 0);
+    assert_eq!(harness.current(0), Some(DEVICE));
+    harness.kernel.threads[DEVICE].priority = 5;
+    harness.kernel.timer_tick(0);
+    harness.kernel.cpus[0].request_reschedule();
+    harness.syscall(0, Syscall::Yield, 0);
+    assert_eq!(harness.current(0), Some(VCPU0));
+    trap(&mut harness, access(UART, 2, 1, false, false, false));
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedSend(0));
+    assert_eq!(harness.current(0), Some(DEVICE));
+    harness.syscall(0, Syscall::Recv, 0);
+    assert_eq!(harness.received(DEVICE).words, [UART, 4, 0]);
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedReply);
+    harness.message(0, Syscall::Reply, 0, protocol::RESUME.0, &[9]);
+    assert_eq!(harness.current(0), Some(VCPU0), "it outranks the server now");
+    assert_eq!(context(&harness, VCPU0).x[1], 9);
+}
+
+#[test]
+fn unclaimed_accesses_read_zero_and_log_at_a_falling_rate() {
+    let mut harness = guest();
+    harness.kernel.threads[VCPU0].context.x[2] = 0x77;
+    trap(&mut harness, access(NOWHERE, 3, 2, false, true, false));
+    assert_eq!(context(&harness, VCPU0).x[2], 0);
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY + 4);
+    assert_eq!(harness.current(0), Some(VCPU0), "no message, no switch");
+    for _ in 0..6 {
+        trap(&mut harness, access(NOWHERE, 2, 2, false, false, true));
+    }
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY + 7 * 4);
+    let lines = harness.platform.lines();
+    assert_eq!(
+        lines,
+        [
+            "[kernel] vm vm0 vcpu 0: read of 8 bytes at ipa 0xa000000: reads as zero (unclaimed access 1)",
+            "[kernel] vm vm0 vcpu 0: write of 4 bytes at ipa 0xa000000: ignored (unclaimed access 2)",
+            "[kernel] vm vm0 vcpu 0: write of 4 bytes at ipa 0xa000000: ignored (unclaimed access 4)",
+        ]
+    );
+    assert!(lines.iter().all(|line| !line.contains("error")));
+    assert_eq!(injected(&mut harness, 0), None);
+}
+
+#[test]
+fn with_the_abort_policy_unclaimed_accesses_get_a_data_abort() {
+    let mut harness = booted(1, 1);
+    trap(&mut harness, access(NOWHERE + 8, 2, 2, false, false, true));
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY, "the abort reports the store itself");
+    assert_eq!(
+        injected(&mut harness, 0),
+        Some(VcpuRequest::Inject(Injection::DataAbort { far: 0xffff_0000_0a00_0008, write: true }))
+    );
+    assert_eq!(injected(&mut harness, 0), None, "a request is taken once");
+}
+
+#[test]
+fn accesses_without_syndrome_get_a_data_abort_and_a_line() {
+    let mut harness = guest();
+    let mut pair = access(UART, 3, 0, false, true, false);
+    pair.esr &= !(1 << 24);
+    trap(&mut harness, pair);
+    assert_eq!(harness.current(0), Some(VCPU0), "never forwarded");
+    assert_eq!(
+        injected(&mut harness, 0),
+        Some(VcpuRequest::Inject(Injection::DataAbort { far: 0xffff_0000_0900_0000, write: false }))
+    );
+    assert_eq!(
+        harness.platform.lines(),
+        [format!(
+            "[kernel] vm vm0 vcpu 0: access without instruction syndrome at ipa 0x9000000 pc {ENTRY:#x}: \
+             data abort (guest exception 1)"
+        )]
+    );
+}
+
+#[test]
+fn an_hvc_goes_to_the_fault_endpoint_and_its_reply_sets_x0_to_x3() {
+    let mut harness = guest();
+    let registers: Vec<u64> = (0..10).map(|n| 0x100 + n).collect();
+    harness.kernel.threads[VCPU0].context.x[..10].copy_from_slice(&registers);
+    harness.kernel.threads[VCPU0].context.elr = ENTRY + 4; // HVC returns past itself
+    trap(&mut harness, class(ec::HVC64, 0));
+    assert_eq!(harness.platform.kicks, [1]);
+    assert_eq!(harness.schedule(1), Some(VMM));
+    let mut words = registers[..8].to_vec();
+    words.push(0);
+    assert_eq!(harness.received(VMM), Received { label: protocol::HVC.0, words, badge: FAULT_BADGE });
+    harness.message(1, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[0, 0xaa]);
+    harness.schedule(0);
+    let after = context(&harness, VCPU0);
+    assert_eq!(&after.x[..4], &[0, 0xaa, 0x102, 0x103], "only the words of the reply");
+    assert_eq!(after.elr, ENTRY + 4);
+}
+
+#[test]
+fn an_smc_resumes_past_the_instruction() {
+    let mut harness = guest();
+    trap(&mut harness, class(ec::SMC64, 0));
+    harness.schedule(1);
+    assert_eq!(harness.received(VMM).label, protocol::SMC.0);
+    harness.message(1, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[5]);
+    assert_eq!((context(&harness, VCPU0).x[0], context(&harness, VCPU0).elr), (5, ENTRY + 4));
+}
+
+#[test]
+fn an_undefined_reply_to_an_hvc_reports_the_hvc_itself() {
+    let mut harness = guest();
+    harness.kernel.threads[VCPU0].context.elr = ENTRY + 4;
+    trap(&mut harness, class(ec::HVC64, 0));
+    harness.schedule(1);
+    harness.message(1, Syscall::ReplyRecv, 0, protocol::INJECT_UNDEFINED.0, &[]);
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY);
+    assert_eq!(injected(&mut harness, 0), Some(VcpuRequest::Inject(Injection::Undefined)));
+}
+
+#[test]
+fn without_a_fault_endpoint_calls_are_undefined() {
+    let mut harness = booted(0, bootinfo::NONE);
+    harness.kernel.threads[VCPU0].context.elr = ENTRY + 4;
+    trap(&mut harness, class(ec::HVC64, 0));
+    assert_eq!(harness.current(0), Some(VCPU0));
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY);
+    assert_eq!(injected(&mut harness, 0), Some(VcpuRequest::Inject(Injection::Undefined)));
+    assert_eq!(harness.platform.lines().len(), 1);
+}
+
+#[test]
+fn a_data_abort_reply_injects_at_the_access() {
+    let mut harness = guest();
+    trap(&mut harness, access(UART, 2, 1, false, false, false));
+    harness.message(0, Syscall::ReplyRecv, 0, protocol::INJECT_DATA_ABORT.0, &[]);
+    assert_eq!(harness.current(0), Some(VCPU0));
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY);
+    assert_eq!(
+        injected(&mut harness, 0),
+        Some(VcpuRequest::Inject(Injection::DataAbort { far: 0xffff_0000_0900_0000, write: false }))
+    );
+}
+
+#[test]
+fn stop_and_vcpu_start() {
+    let mut harness = guest();
+    trap(&mut harness, class(ec::HVC64, 0));
+    harness.schedule(1);
+    harness.message(1, Syscall::ReplyRecv, 0, protocol::STOP.0, &[]);
+    assert_eq!(harness.state(VCPU0), ThreadState::Stopped);
+    assert_eq!(harness.schedule(0), None);
+    // The helper (same caps as the VMM) starts vCPU 1, then restarts vCPU 0 (slot 3).
+    harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_START.0, &[0x4100_0000, 42]);
+    assert_eq!(harness.result(HELPER), Ok(()));
+    assert_eq!(harness.state(VCPU1), ThreadState::Ready);
+    assert_eq!(harness.platform.kicks, [1, 0]);
+    assert_eq!(harness.schedule(0), Some(VCPU1));
+    let started = context(&harness, VCPU1);
+    assert_eq!((started.elr, started.spsr, started.x[0]), (0x4100_0000, 0x3c5, 42));
+    assert_eq!(injected(&mut harness, 1), Some(VcpuRequest::Reset));
+    harness.kernel.threads[VCPU0].context.x[9] = 9;
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_START.0, &[0x4200_0000, 7]);
+    assert_eq!(harness.result(HELPER), Ok(()));
+    let restarted = context(&harness, VCPU0);
+    assert_eq!((restarted.elr, restarted.x[0], restarted.x[9]), (0x4200_0000, 7, 0));
+    // Neither is stopped any more.
+    harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_START.0, &[0, 0]);
+    assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation));
+    harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_START.0, &[0]);
+    assert_eq!(harness.result(HELPER), Err(Error::InvalidArgument));
+    harness.message(1, Syscall::Call, 1, 9, &[0, 0]);
+    assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation));
+}
+
+#[test]
+fn debug_and_pmu_registers_read_as_zero_without_a_message() {
+    let mut harness = guest();
+    harness.kernel.threads[VCPU0].context.x[2] = 0x55;
+    // MRS x2, MDSCR_EL1.
+    trap(&mut harness, class(ec::SYSREG, 2 << 20 | 2 << 17 | 2 << 5 | 2 << 1 | 1));
+    // MSR PMUSERENR_EL0, x2.
+    trap(&mut harness, class(ec::SYSREG, 3 << 20 | 3 << 14 | 9 << 10 | 2 << 5 | 14 << 1));
+    assert_eq!(harness.current(0), Some(VCPU0));
+    assert_eq!((context(&harness, VCPU0).x[2], context(&harness, VCPU0).elr), (0, ENTRY + 8));
+    assert!(harness.platform.kicks.is_empty() && harness.platform.console.is_empty());
+}
+
+#[test]
+fn other_system_registers_go_to_the_fault_endpoint() {
+    let mut harness = guest();
+    harness.kernel.threads[VCPU0].context.x[4] = 0x0100_0001;
+    // MSR ICC_SGI1R_EL1, x4.
+    trap(&mut harness, class(ec::SYSREG, 3 << 20 | 5 << 17 | 12 << 10 | 4 << 5 | 11 << 1));
+    harness.schedule(1);
+    let encoding: u64 = 3 << 14 | 12 << 7 | 11 << 3 | 5;
+    assert_eq!(harness.received(VMM).words, [encoding | 1 << 16, 0x0100_0001]);
+    harness.message(1, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[]);
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY + 4);
+    // MRS x6, an implementation-defined register: the reply's word 0 is the value.
+    trap(&mut harness, class(ec::SYSREG, 3 << 20 | 11 << 10 | 6 << 5 | 1));
+    harness.schedule(1);
+    harness.message(1, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[0xabc]);
+    assert_eq!(context(&harness, VCPU0).x[6], 0xabc);
+}
+
+#[test]
+fn wfi_sleeps_until_the_timer_deadline() {
+    let mut harness = guest();
+    harness.platform.wake_state = WakeState {
+        now: 1_000,
+        virtual_timer: TimerState { ctl: 1, cval: 4_000 },
+        cntvoff: 100,
+        ..WakeState::default()
+    };
+    trap(&mut harness, class(ec::WFX, 0));
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedWfi);
+    assert_eq!(harness.current(0), None, "the CPU idles");
+    assert_eq!(harness.platform.wakeups, [(0, 4_100)]);
+    harness.kernel.wake_sleepers(0, 4_099, &mut harness.platform);
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedWfi);
+    assert_eq!(harness.platform.wakeups, [(0, 4_100), (0, 4_100)], "the next deadline is set again");
+    harness.kernel.wake_sleepers(1, 5_000, &mut harness.platform);
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedWfi, "another CPU's timer does not wake it");
+    harness.kernel.wake_sleepers(0, 4_100, &mut harness.platform);
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY + 4);
+}
+
+#[test]
+fn wfi_with_something_due_continues_and_wfe_yields() {
+    let mut harness = guest();
+    harness.platform.wake_state =
+        WakeState { now: 1_000, physical_timer: TimerState { ctl: 1, cval: 999 }, ..WakeState::default() };
+    trap(&mut harness, class(ec::WFX, 0));
+    assert_eq!(harness.current(0), Some(VCPU0));
+    trap(&mut harness, class(ec::WFX, 1));
+    assert_eq!(harness.current(0), Some(VCPU0), "nothing else is ready");
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY + 8);
+    assert!(harness.platform.wakeups.is_empty());
+}
+
+#[test]
+fn unknown_exceptions_and_bad_fetches_are_injected() {
+    let mut harness = guest();
+    trap(&mut harness, class(0x0e, 0));
+    assert_eq!(injected(&mut harness, 0), Some(VcpuRequest::Inject(Injection::Undefined)));
+    let fetch = Trap { esr: ec::INSTRUCTION_ABORT_LOWER << 26 | 1 << 25 | 0x06, far: 0x10, hpfar: 0x10 << 4 };
+    trap(&mut harness, fetch);
+    assert_eq!(
+        injected(&mut harness, 0),
+        Some(VcpuRequest::Inject(Injection::InstructionAbort { far: 0x10 }))
+    );
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY);
+    assert_eq!(harness.platform.lines().len(), 2);
+}
+
+#[test]
+fn a_guest_serror_is_dropped_with_a_line() {
+    let mut harness = guest();
+    trap(&mut harness, class(ec::SERROR, 0x11));
+    assert_eq!(harness.current(0), Some(VCPU0));
+    assert_eq!(injected(&mut harness, 0), None);
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY);
+    assert_eq!(
+        harness.platform.lines(),
+        [format!(
+            "[kernel] vm vm0 vcpu 0: SError (syndrome 0x11) near pc {ENTRY:#x}: dropped (guest exception 1)"
+        )]
+    );
+}
+
+#[test]
+fn console_write_puts_raw_bytes_on_the_console() {
+    let mut harness = guest();
+    harness.platform.buffer(HELPER).debug[..7].copy_from_slice(b"\x1b[0m\r\nx");
+    harness.message(1, Syscall::Call, 2, ipc::invocation::CONSOLE_WRITE.0, &[7]);
+    assert_eq!(harness.result(HELPER), Ok(()));
+    assert_eq!(harness.platform.console, b"\x1b[0m\r\nx");
+    harness.message(
+        1,
+        Syscall::Call,
+        2,
+        ipc::invocation::CONSOLE_WRITE.0,
+        &[ipc::MAX_DEBUG_BYTES as u64 + 1],
+    );
+    assert_eq!(harness.result(HELPER), Err(Error::InvalidArgument));
+}
+
+#[test]
+fn boot_rejects_vms_that_name_missing_objects() {
+    let mut bad_route = system(0, 1);
+    bad_route.vms[0].routes[0].endpoint = 2;
+    assert_eq!(bad_route.try_boot().err(), Some(super::super::BootError::BadReference));
+    let mut bad_fault_endpoint = system(0, 5);
+    bad_fault_endpoint.vms[0].vm.fault_endpoint = 5;
+    assert_eq!(bad_fault_endpoint.try_boot().err(), Some(super::super::BootError::BadReference));
+    let mut bad_cpu = system(0, 1);
+    bad_cpu.vms[0].vcpus[1].cpu = 2;
+    assert_eq!(bad_cpu.try_boot().err(), Some(super::super::BootError::BadReference));
+    let mut bad_cap = system(0, 1);
+    bad_cap.threads[VMM].caps[1].object = 2;
+    assert_eq!(bad_cap.try_boot().err(), Some(super::super::BootError::BadReference));
+}
+
+/// Runs `trap` and the device server's reply `(label, words)`, through the fast paths or
+/// (`slow`) with a reschedule pending at each step, which forces the slow paths. The
+/// device server is the VM's fault endpoint too.
+fn forward_and_reply(slow: bool, trap: Trap, label: u32, words: &[u64]) -> Harness {
+    let mut harness = booted(0, 0);
+    harness.kernel.threads[VCPU0].context.x[..8].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+    harness.kernel.threads[VCPU0].context.elr = ENTRY + 4;
+    if slow {
+        harness.kernel.cpus[0].request_reschedule();
+    }
+    harness.kernel.handle_vcpu_trap(0, &trap, &mut harness.platform);
+    assert_eq!(harness.current(0) == Some(DEVICE), !slow, "only the fast path hands over at once");
+    harness.schedule(0);
+    assert_eq!(harness.current(0), Some(DEVICE));
+    if slow {
+        harness.kernel.cpus[0].request_reschedule();
+    }
+    harness.load_message(0, Syscall::ReplyRecv, 0, label, words);
+    harness.kernel.handle_syscall(0, &mut harness.platform);
+    assert_eq!(harness.current(0) == Some(VCPU0), !slow, "only the fast path hands back at once");
+    harness.schedule(0);
+    assert_eq!(harness.current(0), Some(VCPU0));
+    harness
+}
+
+#[test]
+fn forwarded_traps_end_the_same_with_and_without_the_fast_paths() {
+    let msr = class(ec::SYSREG, 3 << 20 | 5 << 17 | 12 << 10 | 4 << 5 | 11 << 1);
+    let cases = [
+        (access(UART + 8, 1, 6, true, false, false), protocol::RESUME.0, vec![0x8001]),
+        (access(UART + 8, 3, 6, false, true, true), protocol::RESUME.0, vec![]),
+        (access(UART + 8, 2, 6, false, false, false), protocol::INJECT_DATA_ABORT.0, vec![]),
+        (class(ec::HVC64, 0), protocol::RESUME.0, vec![9, 8, 7]),
+        (class(ec::SMC64, 0), protocol::INJECT_UNDEFINED.0, vec![]),
+        (msr, protocol::RESUME.0, vec![]),
+    ];
+    for (index, (trap, label, words)) in cases.into_iter().enumerate() {
+        let run = |slow| {
+            let mut harness = forward_and_reply(slow, trap, label, &words);
+            let request = injected(&mut harness, 0);
+            let thread = |index: usize| {
+                let tcb = &harness.kernel.threads[index];
+                (tcb.state, tcb.context, tcb.reply_target.get())
+            };
+            (thread(DEVICE), thread(VCPU0), request, harness.received(DEVICE))
+        };
+        assert_eq!(run(false), run(true), "case {index}");
+    }
+}

@@ -1,0 +1,651 @@
+//! vCPUs and VMs: a guest's traps become messages, replies become guest state.
+//!
+//! The shell calls [`Kernel::handle_vcpu_trap`] for every synchronous exception a guest
+//! takes to EL2 (interrupts go through the usual paths). What happens:
+//!
+//! | trap | what the kernel does |
+//! |---|---|
+//! | load/store to an IPA in a route | `Call` to its endpoint, its badge: [`ipc::vcpu::MmioAccess`] |
+//! | load/store to an IPA nobody claims | policy 0: reads return 0, writes ignored; 1: data abort |
+//! | load/store without syndrome, on a table walk, permission or external fault | data abort injected |
+//! | data cache maintenance on an unmapped IPA | completes, nothing else |
+//! | instruction fetch from an unmapped IPA | instruction abort injected |
+//! | HVC, SMC | `Call` to the VM's fault endpoint: [`ipc::vcpu::Call`] words, label `HVC`/`SMC` |
+//! | MSR/MRS of a debug or PMU register | read as zero, write ignored |
+//! | other MSR/MRS (ICC_SGI*R_EL1, ...) | `Call` to the fault endpoint: [`ipc::vcpu::SysRegAccess`] words |
+//! | WFI | sleeps until its earliest armed EL1 timer's deadline (none: until woken) |
+//! | WFE | ends the time slice |
+//! | SError | a diagnostic line; the guest continues (no virtual SError yet) |
+//! | anything else | undefined instruction injected |
+//!
+//! A forwarded trap blocks the vCPU like a `Call` (`BlockedSend`, then `BlockedReply`);
+//! the server's reply (`Reply` or `ReplyRecv`, both with the fast path) finishes it:
+//! label `RESUME` writes a read's value (word 0, as wide and extended as the instruction
+//! says; register 31 is the zero register) or for HVC/SMC words 0..length (at most 4) into
+//! x0..x3, and moves the PC past the instruction; `INJECT_DATA_ABORT` makes the guest take
+//! a synchronous external abort at the access's address (an undefined instruction for
+//! non-MMIO traps); `INJECT_UNDEFINED` (and any unknown label) an undefined instruction;
+//! `STOP` stops the vCPU until `VCPU_START`. Without a fault endpoint, HVC, SMC and
+//! forwarded system registers are undefined instructions.
+//!
+//! Changes to EL1 state (an injected exception, the reset of `VCPU_START`) wait in the
+//! vCPU as a [`VcpuRequest`] until the shell resumes it on its own CPU, where that state is
+//! loaded: a reply may come from a server on another CPU.
+//!
+//! Console lines about a guest are diagnostics, never errors, rate-limited per VM and
+//! kind (unclaimed accesses; exceptions the kernel injects or drops on its own): the `n`th of a
+//! kind is printed when `n` is a power of two.
+
+use super::console::kernel_line;
+use super::endpoint::{PendingSend, SendKind};
+use super::{Kernel, ThreadState};
+use crate::guest::{self, AbortCause, Exit, Injection, MmioTrap, SysRegTrap, WfiOutcome};
+use crate::{Platform, UserContext};
+use core::fmt;
+use ipc::{Label, MessageInfo, REGISTER_WORDS, vcpu as protocol};
+
+/// A vCPU's index among all vCPUs (boot-info `all_vcpus` order, as VCPU capabilities
+/// name them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VcpuId(pub u16);
+
+/// Work on a vCPU's EL1 state that the shell does when it next resumes the vCPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VcpuRequest {
+    /// Load the architected reset state (`VCPU_START`): EL1 system registers as out of
+    /// reset (SCTLR_EL1 with the MMU and caches off), timers off, FP/SIMD zero.
+    Reset,
+    /// Make the guest take this exception now (see [`guest::take_exception`]).
+    Inject(Injection),
+}
+
+/// Longest message a vCPU sends (HVC and SMC: x0..=x7 and the vCPU index).
+const MESSAGE_WORDS: usize = 9;
+
+/// The kind of trap a server handles for a vCPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TrapKind {
+    /// Nothing forwarded (a restarted vCPU).
+    Nothing,
+    /// An MMIO load.
+    Load,
+    /// An MMIO store.
+    Store,
+    /// HVC.
+    Hvc,
+    /// SMC.
+    Smc,
+    /// MRS.
+    SysRegRead,
+    /// MSR.
+    SysRegWrite,
+}
+
+/// How to finish the instruction of a forwarded trap once its reply comes. Plain
+/// aligned fields, so that storing and reading it on the fast path is a few instructions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Forwarded {
+    kind: TrapKind,
+    /// How far the PC moves on `RESUME` (0 for HVC, whose return address is past it).
+    advance: u8,
+    /// The register a load or MRS writes (31: none).
+    register: u8,
+    /// A load's size in bytes.
+    size: u8,
+    /// A load sign-extends.
+    sign_extend: bool,
+    /// A load writes a 64-bit register.
+    sixty_four: bool,
+    /// An MMIO access's guest virtual address (for an injected abort).
+    far: u64,
+}
+
+impl Forwarded {
+    /// Nothing forwarded.
+    const NOTHING: Self = Self::call(TrapKind::Nothing, 0);
+
+    /// An HVC, SMC or nothing, `advance` bytes long.
+    const fn call(kind: TrapKind, advance: u8) -> Self {
+        Self { kind, advance, register: 31, size: 0, sign_extend: false, sixty_four: false, far: 0 }
+    }
+
+    /// An MMIO access of an instruction `length` bytes long.
+    const fn mmio(access: &MmioTrap, length: u8) -> Self {
+        Self {
+            kind: if access.write { TrapKind::Store } else { TrapKind::Load },
+            advance: length,
+            register: access.register,
+            size: access.size,
+            sign_extend: access.sign_extend,
+            sixty_four: access.sixty_four,
+            far: access.far,
+        }
+    }
+
+    /// A system-register access of an instruction `length` bytes long.
+    const fn sysreg(access: &SysRegTrap, length: u8) -> Self {
+        let kind = if access.write { TrapKind::SysRegWrite } else { TrapKind::SysRegRead };
+        Self { register: access.register, ..Self::call(kind, length) }
+    }
+}
+
+/// What a diagnostic line is about (each kind is rate-limited on its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Diagnostic {
+    /// An access nobody claims.
+    Unclaimed = 0,
+    /// A guest exception the kernel handles without a server (injected, or dropped).
+    Exception = 1,
+}
+
+/// A VM: where its traps go.
+pub(super) struct VmObject<'a> {
+    /// Name from the manifest, for console lines.
+    pub(super) name: &'a str,
+    routes: &'a [bootinfo::Route],
+    /// Endpoint for HVC, SMC and system registers, or `bootinfo::NONE`.
+    fault_endpoint: u32,
+    fault_badge: u64,
+    /// Unclaimed accesses get a data abort (else reads return zero, writes are ignored).
+    unclaimed_abort: bool,
+    /// Diagnostics so far per [`Diagnostic`] kind, printed or not (for the rate limit).
+    diagnostics: [u64; 2],
+}
+
+impl<'a> VmObject<'a> {
+    /// An unused slot.
+    pub(super) const UNUSED: VmObject<'static> = VmObject {
+        name: "",
+        routes: &[],
+        fault_endpoint: bootinfo::NONE,
+        fault_badge: 0,
+        unclaimed_abort: false,
+        diagnostics: [0; 2],
+    };
+
+    /// The VM of boot-info record `vm` with its `routes` (references checked by the caller).
+    pub(super) fn new(name: &'a str, vm: &bootinfo::Vm, routes: &'a [bootinfo::Route]) -> Self {
+        Self {
+            name,
+            routes,
+            fault_endpoint: vm.fault_endpoint,
+            fault_badge: vm.fault_badge,
+            unclaimed_abort: vm.unclaimed_abort != 0,
+            diagnostics: [0; 2],
+        }
+    }
+}
+
+/// The guest side of a vCPU thread.
+pub(super) struct VcpuObject {
+    /// Index of its VM.
+    vm: u8,
+    /// Index within its VM (in messages and console lines).
+    index: u16,
+    /// The trap a server is handling, while blocked on it.
+    forwarded: Forwarded,
+    /// EL1 work for the shell's next resume.
+    request: Option<VcpuRequest>,
+    /// While in WFI: the physical counter value to wake at, if any.
+    wake_at: Option<u64>,
+    /// The words of the message it sends (words past the length are stale).
+    message: [u64; MESSAGE_WORDS],
+}
+
+impl VcpuObject {
+    /// An unused slot.
+    pub(super) const UNUSED: Self = Self {
+        vm: 0,
+        index: 0,
+        forwarded: Forwarded::NOTHING,
+        request: None,
+        wake_at: None,
+        message: [0; MESSAGE_WORDS],
+    };
+
+    /// The vCPU of boot-info record `record` (its VM index checked by the caller).
+    pub(super) fn new(record: &bootinfo::Vcpu) -> Self {
+        Self { vm: record.vm as u8, index: record.index, ..Self::UNUSED }
+    }
+
+    /// The words of the message it sends (as many as its header says).
+    pub(super) fn message(&self) -> &[u64; MESSAGE_WORDS] {
+        &self.message
+    }
+}
+
+/// General register `register` of a guest (31 reads as zero: XZR/WZR).
+fn register(context: &UserContext, register: u8) -> u64 {
+    context.x.get(usize::from(register)).copied().unwrap_or(0)
+}
+
+/// Sets general register `register` of a guest (31, the zero register, stays zero).
+fn set_register(context: &mut UserContext, register: u8, value: u64) {
+    if let Some(slot) = context.x.get_mut(usize::from(register)) {
+        *slot = value;
+    }
+}
+
+/// Moves a guest's PC `bytes` on, past the instruction that trapped (wrapping, as the
+/// PC does).
+fn skip(context: &mut UserContext, bytes: u64) {
+    context.elr = context.elr.wrapping_add(bytes);
+}
+
+/// The message header for `words` words with `label` (never more than the maximum).
+#[inline(always)]
+const fn guest_info(label: Label, words: usize) -> MessageInfo {
+    MessageInfo::new(label, words).expect("vCPU messages are at most MESSAGE_WORDS long")
+}
+
+impl Kernel<'_> {
+    /// The current thread of `cpu`, a vCPU, took a synchronous exception to EL2 with the
+    /// syndrome `trap` (see the module docs for what follows).
+    pub fn handle_vcpu_trap(&mut self, cpu: usize, trap: &guest::Trap, platform: &mut impl Platform) {
+        let Some(thread) = self.cpus[cpu].current() else { return };
+        let Some(vcpu) = self.threads[thread].vcpu.map(usize::from) else { return };
+        let length = guest::instruction_length(trap.esr);
+        match guest::decode(trap) {
+            Exit::Mmio(access) => self.mmio(cpu, thread, vcpu, access, length as u8, platform),
+            Exit::CacheMaintenance => skip(&mut self.threads[thread].context, length),
+            Exit::UnhandledDataAbort { cause, ipa, far, write } => {
+                let pc = self.threads[thread].context.elr;
+                let what = match cause {
+                    AbortCause::NoSyndrome => "access without instruction syndrome",
+                    AbortCause::TableWalk => "stage-1 table walk",
+                    AbortCause::Other => "access",
+                };
+                self.diagnostic(
+                    vcpu,
+                    Diagnostic::Exception,
+                    platform,
+                    format_args!("{what} at ipa {ipa:#x} pc {pc:#x}: data abort"),
+                );
+                self.vcpus[vcpu].request = Some(VcpuRequest::Inject(Injection::DataAbort { far, write }));
+            }
+            Exit::InstructionAbort { ipa, far } => {
+                self.diagnostic(
+                    vcpu,
+                    Diagnostic::Exception,
+                    platform,
+                    format_args!("instruction fetch at ipa {ipa:#x}: abort"),
+                );
+                self.vcpus[vcpu].request = Some(VcpuRequest::Inject(Injection::InstructionAbort { far }));
+            }
+            Exit::Wfi => {
+                skip(&mut self.threads[thread].context, length);
+                self.wait_for_interrupt(cpu, thread, vcpu, platform);
+            }
+            Exit::Wfe => {
+                skip(&mut self.threads[thread].context, length);
+                self.timer_tick(cpu);
+            }
+            Exit::Hvc => self.forward_call(cpu, thread, vcpu, Forwarded::call(TrapKind::Hvc, 0), platform),
+            Exit::Smc => {
+                self.forward_call(cpu, thread, vcpu, Forwarded::call(TrapKind::Smc, length as u8), platform)
+            }
+            Exit::SysReg(access) if access.is_debug_or_pmu() => {
+                let context = &mut self.threads[thread].context;
+                if !access.write {
+                    set_register(context, access.register, 0);
+                }
+                skip(context, length);
+            }
+            Exit::SysReg(access) => {
+                let forwarded = Forwarded::sysreg(&access, length as u8);
+                let value = register(&self.threads[thread].context, access.register);
+                let vcpu_index = self.vcpus[vcpu].index;
+                let message = protocol::SysRegAccess {
+                    encoding: access.encoding,
+                    write: access.write,
+                    value: if access.write { value } else { 0 },
+                    vcpu: vcpu_index,
+                };
+                self.forward_to_fault_endpoint(
+                    cpu,
+                    thread,
+                    vcpu,
+                    protocol::SYSREG,
+                    &message.words(),
+                    forwarded,
+                    platform,
+                );
+            }
+            Exit::SError(syndrome) => {
+                let pc = self.threads[thread].context.elr;
+                self.diagnostic(
+                    vcpu,
+                    Diagnostic::Exception,
+                    platform,
+                    format_args!("SError (syndrome {syndrome:#x}) near pc {pc:#x}: dropped"),
+                );
+            }
+            Exit::Other(class) => {
+                let pc = self.threads[thread].context.elr;
+                self.diagnostic(
+                    vcpu,
+                    Diagnostic::Exception,
+                    platform,
+                    format_args!("exception class {class:#x} at pc {pc:#x}: undefined"),
+                );
+                self.vcpus[vcpu].request = Some(VcpuRequest::Inject(Injection::Undefined));
+            }
+        }
+        self.flush_kicks(platform);
+    }
+
+    /// An access to an unmapped IPA with a full syndrome: to its route, or the VM's
+    /// unclaimed policy.
+    fn mmio(
+        &mut self,
+        cpu: usize,
+        thread: usize,
+        vcpu: usize,
+        access: MmioTrap,
+        length: u8,
+        platform: &mut impl Platform,
+    ) {
+        let vm = &self.vms[usize::from(self.vcpus[vcpu].vm)];
+        let route = vm.routes.iter().find(|route| access.ipa.wrapping_sub(route.ipa) < route.size).copied();
+        let unclaimed_abort = vm.unclaimed_abort;
+        if let Some(route) = route {
+            let (endpoint, badge) = (route.endpoint as usize, route.badge);
+            let context = &self.threads[thread].context;
+            let value = if access.write {
+                guest::load_result(register(context, access.register), access.size, false, true)
+            } else {
+                0
+            };
+            let message = protocol::MmioAccess {
+                ipa: access.ipa,
+                size: access.size,
+                write: access.write,
+                value,
+                vcpu: self.vcpus[vcpu].index,
+            };
+            let forwarded = Forwarded::mmio(&access, length);
+            self.forward(
+                cpu,
+                thread,
+                vcpu,
+                endpoint,
+                protocol::MMIO,
+                &message.words(),
+                badge,
+                forwarded,
+                platform,
+            );
+            return;
+        }
+        let direction = if access.write { "write" } else { "read" };
+        let (ipa, size) = (access.ipa, access.size);
+        if unclaimed_abort {
+            self.diagnostic(
+                vcpu,
+                Diagnostic::Unclaimed,
+                platform,
+                format_args!("{direction} of {size} bytes at ipa {ipa:#x}: data abort"),
+            );
+            let injection = Injection::DataAbort { far: access.far, write: access.write };
+            self.vcpus[vcpu].request = Some(VcpuRequest::Inject(injection));
+            return;
+        }
+        let outcome = if access.write { "ignored" } else { "reads as zero" };
+        self.diagnostic(
+            vcpu,
+            Diagnostic::Unclaimed,
+            platform,
+            format_args!("{direction} of {size} bytes at ipa {ipa:#x}: {outcome}"),
+        );
+        let context = &mut self.threads[thread].context;
+        if !access.write {
+            set_register(context, access.register, 0);
+        }
+        skip(context, u64::from(length));
+    }
+
+    /// HVC or SMC: x0..=x7 to the fault endpoint.
+    fn forward_call(
+        &mut self,
+        cpu: usize,
+        thread: usize,
+        vcpu: usize,
+        forwarded: Forwarded,
+        platform: &mut impl Platform,
+    ) {
+        let context = &self.threads[thread].context;
+        let mut x = [0; 8];
+        x.copy_from_slice(&context.x[..8]);
+        let call = protocol::Call { x, vcpu: self.vcpus[vcpu].index };
+        let label = if forwarded.kind == TrapKind::Hvc { protocol::HVC } else { protocol::SMC };
+        self.forward_to_fault_endpoint(cpu, thread, vcpu, label, &call.words(), forwarded, platform);
+    }
+
+    /// Sends `words` with `label` to the VM's fault endpoint, or makes the trapping
+    /// instruction undefined if the VM has none.
+    #[allow(clippy::too_many_arguments)] // One trap's worth of context; a struct would only rename them.
+    fn forward_to_fault_endpoint(
+        &mut self,
+        cpu: usize,
+        thread: usize,
+        vcpu: usize,
+        label: Label,
+        words: &[u64],
+        forwarded: Forwarded,
+        platform: &mut impl Platform,
+    ) {
+        let vm = &self.vms[usize::from(self.vcpus[vcpu].vm)];
+        let (endpoint, badge) = (vm.fault_endpoint, vm.fault_badge);
+        if endpoint == bootinfo::NONE {
+            let pc = self.threads[thread].context.elr;
+            self.diagnostic(
+                vcpu,
+                Diagnostic::Exception,
+                platform,
+                format_args!("no fault endpoint for label {:#x} at pc {pc:#x}: undefined", label.0),
+            );
+            self.finish_forwarded(thread, vcpu, forwarded, protocol::INJECT_UNDEFINED, [0; 4], 0);
+            return;
+        }
+        self.forward(cpu, thread, vcpu, endpoint as usize, label, words, badge, forwarded, platform);
+    }
+
+    /// Blocks `thread` (vCPU `vcpu`, current on `cpu`) in a `Call` of `words` with
+    /// `label` and `badge` to `endpoint`. When the fast path's conditions hold, a message
+    /// that fits in registers goes straight into the waiting server's registers, which
+    /// then runs.
+    #[allow(clippy::too_many_arguments)] // One trap's worth of context; a struct would only rename them.
+    fn forward(
+        &mut self,
+        cpu: usize,
+        thread: usize,
+        vcpu: usize,
+        endpoint: usize,
+        label: Label,
+        words: &[u64],
+        badge: u64,
+        forwarded: Forwarded,
+        platform: &impl Platform,
+    ) {
+        self.vcpus[vcpu].forwarded = forwarded;
+        let info = guest_info(label, words.len());
+        if words.len() <= REGISTER_WORDS
+            && !self.cpus[cpu].reschedule_pending()
+            && let Some(receiver) = self.take_fast_receiver(cpu, endpoint)
+        {
+            let context = &mut self.threads[receiver].context;
+            context.x[0] = 0;
+            context.x[1] = info.raw();
+            for index in 0..REGISTER_WORDS {
+                context.x[2 + index] = words.get(index).copied().unwrap_or(0);
+            }
+            context.x[6] = badge;
+            self.hand_over_call(cpu, thread, receiver);
+            return;
+        }
+        self.vcpus[vcpu].message[..words.len()].copy_from_slice(words);
+        let message = PendingSend { kind: SendKind::Guest, info, badge };
+        if self.cpus[cpu].reschedule_pending() || !self.fast_call(cpu, thread, endpoint, message, platform) {
+            self.send(cpu, thread, endpoint, message, platform);
+        }
+    }
+
+    /// `thread`, a vCPU in `BlockedReply`, gets its server's answer: `label` and `words`
+    /// (zero past `length`). Returns whether it runs again (anything but `STOP`).
+    #[inline]
+    pub(super) fn answer_vcpu(
+        &mut self,
+        thread: usize,
+        label: Label,
+        words: [u64; 4],
+        length: usize,
+    ) -> bool {
+        let vcpu = usize::from(self.threads[thread].vcpu.expect("only vCPUs wait for a trap's answer"));
+        let forwarded = self.vcpus[vcpu].forwarded;
+        self.finish_forwarded(thread, vcpu, forwarded, label, words, length)
+    }
+
+    /// Finishes the trapping instruction of `thread` (vCPU `vcpu`) as `label` says.
+    #[inline]
+    fn finish_forwarded(
+        &mut self,
+        thread: usize,
+        vcpu: usize,
+        forwarded: Forwarded,
+        label: Label,
+        words: [u64; 4],
+        length: usize,
+    ) -> bool {
+        let context = &mut self.threads[thread].context;
+        let injection = match (label, forwarded.kind) {
+            (_, TrapKind::Nothing) => return true,
+            (protocol::RESUME, kind) => {
+                match kind {
+                    TrapKind::Load => {
+                        let value = guest::load_result(
+                            words[0],
+                            forwarded.size,
+                            forwarded.sign_extend,
+                            forwarded.sixty_four,
+                        );
+                        set_register(context, forwarded.register, value);
+                    }
+                    TrapKind::SysRegRead => set_register(context, forwarded.register, words[0]),
+                    TrapKind::Hvc | TrapKind::Smc => {
+                        let count = length.min(words.len());
+                        context.x[..count].copy_from_slice(&words[..count]);
+                    }
+                    _ => {}
+                }
+                skip(context, u64::from(forwarded.advance));
+                return true;
+            }
+            (protocol::STOP, _) => {
+                self.threads[thread].state = ThreadState::Stopped;
+                return false;
+            }
+            (protocol::INJECT_DATA_ABORT, TrapKind::Load | TrapKind::Store) => {
+                Injection::DataAbort { far: forwarded.far, write: forwarded.kind == TrapKind::Store }
+            }
+            (_, TrapKind::Hvc) => {
+                // The exception reports the HVC itself, whose address is 4 bytes back.
+                context.elr = context.elr.wrapping_sub(4);
+                Injection::Undefined
+            }
+            _ => Injection::Undefined,
+        };
+        self.vcpus[vcpu].request = Some(VcpuRequest::Inject(injection));
+        true
+    }
+
+    /// WFI of `thread` (vCPU `vcpu`, current on `cpu`, PC already past it): sleeps until
+    /// its timers say otherwise.
+    fn wait_for_interrupt(&mut self, cpu: usize, thread: usize, vcpu: usize, platform: &mut impl Platform) {
+        let wake_at = match platform.guest_wake_state().wfi() {
+            WfiOutcome::Continue => return,
+            WfiOutcome::SleepUntil(deadline) => {
+                platform.set_wakeup(cpu, deadline);
+                Some(deadline)
+            }
+            WfiOutcome::Sleep => None,
+        };
+        self.vcpus[vcpu].wake_at = wake_at;
+        self.threads[thread].state = ThreadState::BlockedWfi;
+        self.cpus[cpu].request_reschedule();
+    }
+
+    /// The kernel timer of `cpu` fired with the physical counter at `now`: every vCPU of
+    /// that CPU whose WFI deadline has passed wakes, and the timer is set for the next
+    /// deadline.
+    pub fn wake_sleepers(&mut self, cpu: usize, now: u64, platform: &mut impl Platform) {
+        let mut next = None::<u64>;
+        for vcpu in 0..self.vcpu_count {
+            let thread = self.first_vcpu_thread + vcpu;
+            let tcb = &self.threads[thread];
+            if usize::from(tcb.cpu) != cpu || tcb.state != ThreadState::BlockedWfi {
+                continue;
+            }
+            match self.vcpus[vcpu].wake_at {
+                Some(deadline) if deadline <= now => {
+                    self.vcpus[vcpu].wake_at = None;
+                    self.wake(cpu, thread);
+                }
+                Some(deadline) => next = Some(next.map_or(deadline, |next| next.min(deadline))),
+                None => {}
+            }
+        }
+        if let Some(deadline) = next {
+            platform.set_wakeup(cpu, deadline);
+        }
+    }
+
+    /// `VCPU_START` on vCPU `vcpu` from `cpu`: a stopped vCPU starts at `entry` with
+    /// `x0 = context_id`, PSTATE EL1h with D, A, I, F masked, every other general register
+    /// zero, and its EL1 state reset on its way in. Fails on a vCPU that is not stopped.
+    pub(super) fn start_vcpu(
+        &mut self,
+        cpu: usize,
+        vcpu: usize,
+        entry: u64,
+        context_id: u64,
+    ) -> Result<(), ipc::Error> {
+        let thread = self.first_vcpu_thread + vcpu;
+        if self.threads[thread].state != ThreadState::Stopped {
+            return Err(ipc::Error::IllegalOperation);
+        }
+        let context = &mut self.threads[thread].context;
+        *context = UserContext { elr: entry, spsr: guest::SPSR_EL1H_MASKED, ..UserContext::default() };
+        context.x[0] = context_id;
+        self.vcpus[vcpu].request = Some(VcpuRequest::Reset);
+        self.vcpus[vcpu].forwarded = Forwarded::NOTHING;
+        self.wake(cpu, thread);
+        Ok(())
+    }
+
+    /// The EL1 work waiting for the shell's resume of `vcpu` (now taken).
+    pub fn take_vcpu_request(&mut self, vcpu: VcpuId) -> Option<VcpuRequest> {
+        self.vcpus[usize::from(vcpu.0)].request.take()
+    }
+
+    /// Prints a rate-limited diagnostic line of `kind` about vCPU `vcpu`.
+    fn diagnostic(
+        &mut self,
+        vcpu: usize,
+        kind: Diagnostic,
+        platform: &mut impl Platform,
+        args: fmt::Arguments,
+    ) {
+        let index = self.vcpus[vcpu].index;
+        let vm = &mut self.vms[usize::from(self.vcpus[vcpu].vm)];
+        let count = &mut vm.diagnostics[kind as usize];
+        *count += 1;
+        if count.is_power_of_two() {
+            let (name, count) = (vm.name, *count);
+            let what = match kind {
+                Diagnostic::Unclaimed => "unclaimed access",
+                Diagnostic::Exception => "guest exception",
+            };
+            kernel_line(platform, format_args!("vm {name} vcpu {index}: {args} ({what} {count})"));
+        }
+    }
+}
