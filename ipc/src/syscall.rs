@@ -43,20 +43,17 @@ fn ipc_buffer() -> *mut IpcBuffer {
 
 /// Puts `message` in registers and the IPC buffer, runs `syscall` on `cap`, and returns
 /// the received message with its badge.
-#[inline]
+///
+/// Always inlined, with the IPC-buffer copies for long messages kept out of line so that
+/// inlining stays cheap: an out-of-line body made every caller pass the message and the
+/// result through memory, and each extra copy or clear of a whole `Message` is a `memcpy`
+/// or `memset` call on this target, which dominates a short round trip.
+#[inline(always)]
 fn message_syscall(syscall: Syscall, cap: u32, message: &Message) -> Result<(Message, Badge)> {
-    let length = message.info.length();
-    if length > REGISTER_WORDS {
-        let buffer = ipc_buffer();
-        for i in REGISTER_WORDS..length {
-            // SAFETY: the kernel maps this thread's IPC buffer at IPC_BUFFER_VA for its whole
-            // life, and only this thread and the kernel (while this thread is in a syscall)
-            // touch it.
-            unsafe { (*buffer).words[i] = message.words[i] };
-        }
+    if message.info.length() > REGISTER_WORDS {
+        store_buffer_words(message);
     }
-    let mut words = [0; REGISTER_WORDS];
-    words.copy_from_slice(&message.words[..REGISTER_WORDS]);
+    let words = [message.words[0], message.words[1], message.words[2], message.words[3]];
     let out = svc(syscall, Frame { cap: u64::from(cap), info: message.info.raw(), words, badge: 0 });
     if let Some(error) = Error::from_code(out.cap) {
         return Err(error);
@@ -65,11 +62,27 @@ fn message_syscall(syscall: Syscall, cap: u32, message: &Message) -> Result<(Mes
     let mut received = Message::new(info.label());
     received.info = info;
     received.words[..REGISTER_WORDS].copy_from_slice(&out.words);
-    for i in REGISTER_WORDS..info.length() {
-        // SAFETY: as above; the kernel wrote these words before returning.
-        received.words[i] = unsafe { (*ipc_buffer()).words[i] };
+    if info.length() > REGISTER_WORDS {
+        load_buffer_words(&mut received);
     }
     Ok((received, Badge(out.badge)))
+}
+
+/// Copies the words of `message` past [`REGISTER_WORDS`] into the IPC buffer.
+#[inline(never)]
+fn store_buffer_words(message: &Message) {
+    let range = REGISTER_WORDS..message.info.length();
+    // SAFETY: the kernel maps this thread's IPC buffer at IPC_BUFFER_VA for its whole life,
+    // and only this thread and the kernel (while this thread is in a syscall) touch it.
+    unsafe { (&mut (*ipc_buffer()).words)[range.clone()].copy_from_slice(&message.words[range]) };
+}
+
+/// Copies the words of `received` past [`REGISTER_WORDS`] out of the IPC buffer.
+#[inline(never)]
+fn load_buffer_words(received: &mut Message) {
+    let range = REGISTER_WORDS..received.info.length();
+    // SAFETY: as in `store_buffer_words`; the kernel wrote these words before returning.
+    received.words[range.clone()].copy_from_slice(unsafe { &(&(*ipc_buffer()).words)[range] });
 }
 
 impl Cap<Endpoint> {

@@ -151,8 +151,9 @@ fn run_cli() -> Result<()> {
     }
 }
 
-/// The benchmark figures of `images/bench`, as the `bench-runner` component prints them.
+/// The benchmark figures, as `bench-floor` and the `bench-runner` component print them.
 const BENCH_ROWS: &[(&str, &str)] = &[
+    ("hvc-floor", "floor: null HVC round trip from EL1 to an EL2 `eret`, loop included (bare metal)"),
     ("null-syscall", "null syscall round trip from EL0 (Poll)"),
     ("ipc-call-fastpath", "IPC Call+ReplyRecv round trip, same CPU, 2 words (fast path)"),
     ("ipc-call-long-message", "IPC Call+ReplyRecv round trip, same CPU, 16 words (fast path, IPC buffer)"),
@@ -164,35 +165,88 @@ const BENCH_ROWS: &[(&str, &str)] = &[
         "signal-cross-cpu-round-trip-system-wide",
         "Signal + Wait round trip to a thread on the other CPU (system-wide)",
     ),
+    ("guest-mmio-read", "guest MMIO read forwarded to a server and back, loop included"),
+    ("guest-hvc-to-server", "guest HVC (PSCI_VERSION) forwarded to a server and back, loop included"),
+    ("guest-unclaimed-read", "guest read of an unclaimed address, answered by the kernel, loop included"),
 ];
 
-/// `cargo xtask bench`: one deterministic run, one table.
+/// Ratios printed under the table: (label, numerator row, denominator row, goal).
+const BENCH_RATIOS: &[(&str, &str, &str, f64)] =
+    &[("guest MMIO read round trip / floor (goal: under 4x)", "guest-mmio-read", "hvc-floor", 4.0)];
+
+/// How long the bare-metal floor program may run (it takes well under a second).
+const BENCH_FLOOR_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `cargo xtask bench`: the floor program, then the bench system, one table.
 fn bench() -> Result<()> {
-    let built = system::build("bench", system::Checks::None, &GuestOverride::default())?;
     // Instruction counting: exact and repeatable, and virtual time never follows the host.
-    let icount = vec!["-icount".to_string(), "shift=0,sleep=off".to_string()];
+    let icount = || vec!["-icount".to_string(), "shift=0,sleep=off".to_string()];
+    let floor_output = bench_floor(icount())?;
+    let built = system::build("bench", system::Checks::None, &GuestOverride::default())?;
     let outcome = qemu::run(&built.run_config(
         qemu::Console::Captured,
         Duration::from_secs(built.timeout_seconds),
-        icount,
+        icount(),
     ))?;
     if let Some(failure) = outcome.failure() {
         bail!("bench system: {failure}");
     }
+    let figure = |key: &str| {
+        let value =
+            [&floor_output, &outcome.output].into_iter().flat_map(|output| output.lines()).find_map(|line| {
+                let rest = line.split_once(&format!("bench {key} "))?.1;
+                rest.trim().parse::<u64>().ok()
+            });
+        value.with_context(|| format!("the bench run printed no figure for {key}"))
+    };
     println!();
     println!("| path | instructions |");
     println!("|---|---:|");
     for (key, label) in BENCH_ROWS {
-        let value = outcome.output.lines().find_map(|line| {
-            let rest = line.split_once(&format!(" bench {key} "))?.1;
-            rest.trim().parse::<u64>().ok()
-        });
-        match value {
-            Some(value) => println!("| {label} | {value} |"),
-            None => bail!("the bench system printed no figure for {key}"),
-        }
+        println!("| {label} | {} |", figure(key)?);
+    }
+    for (label, numerator, denominator, goal) in BENCH_RATIOS {
+        let ratio = figure(numerator)? as f64 / figure(denominator)?.max(1) as f64;
+        let verdict = if ratio < *goal { "met" } else { "not met" };
+        println!("| {label} | {ratio:.1}x ({verdict}) |");
     }
     Ok(())
+}
+
+/// Builds and boots `images/bench/floor` (bare metal, no kernel) on one CPU; returns its
+/// console output. The program prints a figure, not a verdict, and no kernel runs to print
+/// a nonce-tagged result line: the caller takes the figure from the output and a missing
+/// one is an error, so only the timeout is checked here, never the result status.
+fn bench_floor(icount: Vec<String>) -> Result<String> {
+    // Its own target directory: it links with its own script and no component RUSTFLAGS.
+    let target_dir = "target/systems/bench/floor";
+    system::cargo(
+        &[
+            "build",
+            "--release",
+            "--target",
+            toolchain::TARGET,
+            "--target-dir",
+            target_dir,
+            "-p",
+            "bench-floor",
+        ],
+        &[],
+    )?;
+    let image = Path::new(target_dir).join(toolchain::TARGET).join("release").join("bench-floor");
+    let outcome = qemu::run(&qemu::RunConfig {
+        image: &image,
+        cpus: 1,
+        memory_mib: 128,
+        nonce: qemu::new_nonce(),
+        timeout: BENCH_FLOOR_TIMEOUT,
+        console: qemu::Console::Captured,
+        extra_args: icount,
+    })?;
+    if outcome.timed_out {
+        bail!("bench-floor: timed out");
+    }
+    Ok(outcome.output)
 }
 
 /// `cargo xtask test`: every check, then a closing `N passed, M failed` line.

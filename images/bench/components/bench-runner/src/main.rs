@@ -2,6 +2,9 @@
 //! EL0 and EL2, which the kernel sets up for systems that enable `pmu-for-components`) and
 //! prints one `bench <name> <instructions>` line per figure for `cargo xtask bench`.
 //!
+//! After its rows it lets the bench guest measure (notification `vm-go`) and ends the run
+//! once the guest is done (`guest-done`).
+//!
 //! Under `-icount shift=0,sleep=off` QEMU counts every CPU's instructions in one global
 //! count, so figures that involve the other CPU are system-wide and labelled so.
 #![no_std]
@@ -67,6 +70,9 @@ fn main() -> ! {
     for (name, operation) in figures {
         report(name, measure(operation));
     }
+    // The bench guest measures now, alone on this CPU while this thread waits.
+    VM_GO.signal().expect("signal VM_GO");
+    GUEST_DONE.wait().expect("wait on GUEST_DONE");
     let _ = CONTROL.shutdown(0);
     unreachable!("shutdown powers the machine off")
 }
