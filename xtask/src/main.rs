@@ -128,7 +128,8 @@ fn run_cli() -> Result<()> {
                 extra_args,
             ))?;
             if let Some(failure) = outcome.failure() {
-                bail!("system {system}: {failure}");
+                eprintln!("xtask: error: system {system}: {failure}");
+                std::process::exit(exit_code(outcome.status));
             }
             Ok(())
         }
@@ -148,6 +149,16 @@ fn run_cli() -> Result<()> {
             toolchain::ensure_qemu()?;
             test(systems)
         }
+    }
+}
+
+/// The exit code of a `run` that did not pass: the system's own status where it reported
+/// one (a test guest's failure code reaches the shell), else 1. Statuses that do not fit
+/// in an exit code become 1, so that a failure never exits 0.
+fn exit_code(status: Option<u32>) -> i32 {
+    match status {
+        Some(code @ 1..=255) => code as i32,
+        _ => 1,
     }
 }
 
@@ -292,4 +303,18 @@ fn test(only: Vec<String>) -> Result<()> {
         bail!("{} check(s) failed", failed.len());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exit_code;
+
+    #[test]
+    fn a_failing_run_exits_with_the_systems_status_or_one() {
+        assert_eq!(exit_code(Some(3)), 3);
+        assert_eq!(exit_code(Some(255)), 255);
+        assert_eq!(exit_code(Some(256)), 1);
+        assert_eq!(exit_code(Some(57005)), 1);
+        assert_eq!(exit_code(None), 1);
+    }
 }
