@@ -226,6 +226,17 @@ pub mod invocation {
     /// `Vcpu`: start a stopped vCPU (PSCI CPU_ON). Words: entry PC (guest-physical),
     /// x0 (context id). Its EL1 state is reset to the architected entry state (MMU off).
     pub const VCPU_START: Label = Label(1);
+    /// `Vcpu`: read the vCPU's virtual CPU interface state (the live registers if it is
+    /// loaded on the caller's CPU). No words; the reply's words are
+    /// [`crate::vcpu::GicSnapshot::words`]. A vCPU running on another CPU is
+    /// [`super::Error::IllegalOperation`] (busy there).
+    pub const VCPU_SYNC: Label = Label(2);
+    /// `Vcpu`: replace the vCPU's list registers and ICH_HCR_EL2 UIE/NPIE bits, loaded
+    /// when it next runs. Words: [`crate::vcpu::LrWrite::words`]. A vCPU running on
+    /// another CPU is [`super::Error::IllegalOperation`] (busy there).
+    pub const VCPU_WRITE_LRS: Label = Label(3);
+    /// `Vcpu`: wake the vCPU if it sleeps in WFI; nothing otherwise. No words.
+    pub const VCPU_KICK: Label = Label(4);
     /// `Console`: write the `IpcBuffer::debug` bytes (count in word 0) to the console
     /// exactly as given (a guest's UART output).
     pub const CONSOLE_WRITE: Label = Label(1);

@@ -169,6 +169,29 @@ impl Cap<Vcpu> {
         let message = Message::new(invocation::VCPU_START).with_words(&[entry, context]);
         message_syscall(Syscall::Call, self.index().0, &message).map(|_| ())
     }
+
+    /// Invocation `VCPU_SYNC`: this vCPU's virtual CPU interface state (fails with
+    /// [`Error::IllegalOperation`] while it is live on another CPU).
+    #[inline]
+    pub fn sync(self) -> Result<crate::vcpu::GicSnapshot> {
+        let (reply, _) =
+            message_syscall(Syscall::Call, self.index().0, &Message::new(invocation::VCPU_SYNC))?;
+        crate::vcpu::GicSnapshot::from_words(reply.body()).ok_or(Error::InvalidArgument)
+    }
+
+    /// Invocation `VCPU_WRITE_LRS`: this vCPU runs next with `write`'s list registers and
+    /// maintenance bits (fails as `sync` does).
+    #[inline]
+    pub fn write_lrs(self, write: &crate::vcpu::LrWrite) -> Result<()> {
+        let message = Message::new(invocation::VCPU_WRITE_LRS).with_words(&write.words());
+        message_syscall(Syscall::Call, self.index().0, &message).map(|_| ())
+    }
+
+    /// Invocation `VCPU_KICK`: end this vCPU's WFI, if it sleeps in one.
+    #[inline]
+    pub fn kick(self) -> Result<()> {
+        message_syscall(Syscall::Call, self.index().0, &Message::new(invocation::VCPU_KICK)).map(|_| ())
+    }
 }
 
 impl Cap<Console> {

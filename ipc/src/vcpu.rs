@@ -9,6 +9,9 @@
 //! The badge of the message is the badge of the route (or of the VM's fault endpoint) in
 //! the manifest; the vCPU index is in the message.
 //!
+//! The words of the vCPU invocations that manage its virtual CPU interface
+//! (`invocation::VCPU_SYNC`, `VCPU_WRITE_LRS`) are [`GicSnapshot`] and [`LrWrite`].
+//!
 //! ```ignore
 //! let (message, badge) = FAULTS.recv()?;
 //! match ipc::vcpu::Fault::decode(&message) {
@@ -147,6 +150,83 @@ impl Call {
     }
 }
 
+/// Number of list registers a vCPU has (ICH_LR0..3_EL2, as QEMU implements).
+pub const LIST_REGISTERS: usize = 4;
+
+/// [`GicSnapshot::hardware_lines`] bit: the virtual timer's output is asserted
+/// (CNTV_CTL: ENABLE, ISTATUS set, IMASK clear).
+pub const LINE_VIRTUAL_TIMER: u64 = 1 << 0;
+/// [`GicSnapshot::hardware_lines`] bit: the EL1 physical timer's output is asserted.
+pub const LINE_PHYSICAL_TIMER: u64 = 1 << 1;
+
+/// ICH_HCR_EL2.UIE: maintenance interrupt when at most one list register is valid.
+pub const HCR_UIE: u64 = 1 << 1;
+/// ICH_HCR_EL2.NPIE: maintenance interrupt when no list register is pending.
+pub const HCR_NPIE: u64 = 1 << 3;
+
+/// A vCPU's virtual CPU interface state: the reply to `VCPU_SYNC`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GicSnapshot {
+    /// ICH_LR0..3_EL2, raw.
+    pub lrs: [u64; LIST_REGISTERS],
+    /// ICH_VMCR_EL2.
+    pub vmcr: u64,
+    /// ICH_AP0R0_EL2.
+    pub ap0r0: u64,
+    /// ICH_AP1R0_EL2.
+    pub ap1r0: u64,
+    /// [`LINE_VIRTUAL_TIMER`] and [`LINE_PHYSICAL_TIMER`].
+    pub hardware_lines: u64,
+}
+
+impl GicSnapshot {
+    /// Number of words of [`GicSnapshot::words`].
+    pub const WORDS: usize = LIST_REGISTERS + 4;
+
+    /// The reply words: `[lr0, lr1, lr2, lr3, vmcr, ap0r0, ap1r0, hardware_lines]`.
+    pub fn words(&self) -> [u64; Self::WORDS] {
+        let [lr0, lr1, lr2, lr3] = self.lrs;
+        [lr0, lr1, lr2, lr3, self.vmcr, self.ap0r0, self.ap1r0, self.hardware_lines]
+    }
+
+    /// Decodes the reply words; `None` if there are not exactly [`GicSnapshot::WORDS`].
+    pub fn from_words(words: &[u64]) -> Option<Self> {
+        let [lr0, lr1, lr2, lr3, vmcr, ap0r0, ap1r0, hardware_lines]: [u64; Self::WORDS] =
+            words.try_into().ok()?;
+        Some(Self { lrs: [lr0, lr1, lr2, lr3], vmcr, ap0r0, ap1r0, hardware_lines })
+    }
+}
+
+/// New list registers and maintenance settings for a vCPU: the words of `VCPU_WRITE_LRS`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LrWrite {
+    /// ICH_LR0..3_EL2, raw.
+    pub lrs: [u64; LIST_REGISTERS],
+    /// The ICH_HCR_EL2 bits to set: only [`HCR_UIE`] and [`HCR_NPIE`].
+    pub hcr: u64,
+}
+
+impl LrWrite {
+    /// Number of words of [`LrWrite::words`].
+    pub const WORDS: usize = LIST_REGISTERS + 1;
+
+    /// The invocation's words: `[lr0, lr1, lr2, lr3, hcr]`.
+    pub fn words(&self) -> [u64; Self::WORDS] {
+        let [lr0, lr1, lr2, lr3] = self.lrs;
+        [lr0, lr1, lr2, lr3, self.hcr]
+    }
+
+    /// Decodes the invocation's words; `None` if there are not exactly [`LrWrite::WORDS`]
+    /// or `hcr` has bits other than UIE and NPIE.
+    pub fn from_words(words: &[u64]) -> Option<Self> {
+        let [lr0, lr1, lr2, lr3, hcr]: [u64; Self::WORDS] = words.try_into().ok()?;
+        if hcr & !(HCR_UIE | HCR_NPIE) != 0 {
+            return None;
+        }
+        Some(Self { lrs: [lr0, lr1, lr2, lr3], hcr })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +253,27 @@ mod tests {
         let call = Call { x: [0x8400_0000, 1, 2, 3, 4, 5, 6, 7], vcpu: 2 };
         assert_eq!(Call::decode(&call.encode(SMC)), Some(call));
         assert_eq!(Call::decode(&call.encode(MMIO)), None);
+    }
+
+    #[test]
+    fn gic_snapshot_round_trips() {
+        let snapshot = GicSnapshot {
+            lrs: [1 << 62 | 27, 0, 1 << 63 | 30, 5],
+            vmcr: 0xf0_0003,
+            ap0r0: 1,
+            ap1r0: 1 << 31,
+            hardware_lines: LINE_VIRTUAL_TIMER | LINE_PHYSICAL_TIMER,
+        };
+        assert_eq!(GicSnapshot::from_words(&snapshot.words()), Some(snapshot));
+        assert_eq!(GicSnapshot::from_words(&snapshot.words()[..7]), None);
+    }
+
+    #[test]
+    fn lr_write_round_trips_and_rejects_other_hcr_bits() {
+        let write = LrWrite { lrs: [1 << 62 | 27, 2, 3, 4], hcr: HCR_UIE | HCR_NPIE };
+        assert_eq!(LrWrite::from_words(&write.words()), Some(write));
+        assert_eq!(LrWrite::from_words(&write.words()[..4]), None);
+        let enable = LrWrite { hcr: 1, ..write };
+        assert_eq!(LrWrite::from_words(&enable.words()), None);
     }
 }

@@ -371,6 +371,12 @@ impl TimerState {
     const fn armed(&self) -> bool {
         self.ctl & 0b11 == 0b01
     }
+
+    /// Whether its interrupt line is asserted (ENABLE, ISTATUS and not IMASK) once the
+    /// physical counter reaches `now`, for a timer whose counter runs `offset` behind it.
+    const fn asserted(&self, now: u64, offset: u64) -> bool {
+        self.armed() && self.cval.saturating_add(offset) <= now
+    }
 }
 
 /// What could end a vCPU's WFI, read on the CPU that holds its state.
@@ -415,6 +421,16 @@ impl WakeState {
             (true, true) => self.physical_timer.cval,
         };
         if deadline <= self.now { WfiOutcome::Continue } else { WfiOutcome::SleepUntil(deadline) }
+    }
+
+    /// The timers' interrupt lines now, as [`ipc::vcpu::LINE_VIRTUAL_TIMER`] and
+    /// [`ipc::vcpu::LINE_PHYSICAL_TIMER`] bits (a saved timer's ISTATUS is stale, so the
+    /// deadline is compared with the counter).
+    pub const fn hardware_lines(&self) -> u64 {
+        let virtual_line = self.virtual_timer.asserted(self.now, self.cntvoff);
+        let physical_line = self.physical_timer.asserted(self.now, 0);
+        (if virtual_line { ipc::vcpu::LINE_VIRTUAL_TIMER } else { 0 })
+            | if physical_line { ipc::vcpu::LINE_PHYSICAL_TIMER } else { 0 }
     }
 }
 
@@ -612,5 +628,21 @@ mod tests {
         assert_eq!(pending.wfi(), WfiOutcome::Continue);
         let far_future = WakeState { virtual_timer: enabled(u64::MAX), ..state };
         assert_eq!(far_future.wfi(), WfiOutcome::SleepUntil(u64::MAX));
+    }
+
+    #[test]
+    fn timer_lines_are_up_when_enabled_unmasked_and_due() {
+        use ipc::vcpu::{LINE_PHYSICAL_TIMER, LINE_VIRTUAL_TIMER};
+        let timer = |ctl, cval| TimerState { ctl, cval };
+        let state = WakeState { now: 1_000, cntvoff: 300, ..WakeState::default() };
+        assert_eq!(state.hardware_lines(), 0, "both timers off");
+        let virtual_due = WakeState { virtual_timer: timer(1, 700), ..state };
+        assert_eq!(virtual_due.hardware_lines(), LINE_VIRTUAL_TIMER);
+        let virtual_not_yet = WakeState { virtual_timer: timer(1, 701), ..state };
+        assert_eq!(virtual_not_yet.hardware_lines(), 0, "virtual time runs CNTVOFF behind");
+        let physical_due = WakeState { physical_timer: timer(1, 1_000), ..virtual_due };
+        assert_eq!(physical_due.hardware_lines(), LINE_VIRTUAL_TIMER | LINE_PHYSICAL_TIMER);
+        let masked = WakeState { physical_timer: timer(0b11, 0), ..state };
+        assert_eq!(masked.hardware_lines(), 0, "IMASK holds the line down");
     }
 }

@@ -73,4 +73,21 @@ pub trait Platform {
     /// Makes `cpu` (the calling CPU) call [`Kernel::wake_sleepers`] once the physical
     /// counter reaches `deadline`, if it does not already by then.
     fn set_wakeup(&mut self, cpu: usize, deadline: u64);
+    /// The virtual CPU interface state of `vcpu`, which runs nowhere now, with its timer
+    /// lines at this moment: from its saved state, which first takes in the live state if
+    /// the calling CPU `cpu` holds it loaded.
+    fn vcpu_gic_state(&mut self, cpu: usize, vcpu: VcpuId)
+    -> Result<ipc::vcpu::GicSnapshot, LoadedElsewhere>;
+    /// Replaces the list registers and ICH_HCR_EL2 UIE/NPIE of `vcpu`, which runs nowhere
+    /// now, as [`Platform::vcpu_gic_state`] finds them; the vCPU runs with them next.
+    fn write_vcpu_lrs(
+        &mut self,
+        cpu: usize,
+        vcpu: VcpuId,
+        write: &ipc::vcpu::LrWrite,
+    ) -> Result<(), LoadedElsewhere>;
 }
+
+/// A vCPU's state is live on a CPU other than the caller's, which cannot reach it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadedElsewhere;

@@ -61,10 +61,13 @@ mod el2 {
     use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, Readable};
     use bootinfo::{BootInfo, Header, MAX_CPUS, MAX_VCPUS, MAX_VMS, MAX_VSPACES, ParseError, header_flags};
     use core::fmt;
+    use ipc::vcpu::{GicSnapshot, LrWrite};
     use kernel::address::{KERNEL_BASE, LINEAR_MAP_SIZE, Pa, Va};
     use kernel::guest::{Trap, WakeState};
     use kernel::pagetable::{LeafAttributes, MapError, PageTable};
-    use kernel::{BootError, Kernel, Platform, ThreadId, ThreadKind, UserContext, VcpuId, VcpuRequest};
+    use kernel::{
+        BootError, Kernel, LoadedElsewhere, Platform, ThreadId, ThreadKind, UserContext, VcpuId, VcpuRequest,
+    };
     use spin::MutexGuard;
 
     /// The big kernel lock: every kernel object, and the machine state the kernel's
@@ -178,6 +181,23 @@ mod el2 {
             let timer = &mut self.timers[cpu];
             timer.wake_at = timer.wake_at.min(deadline);
             timer.program();
+        }
+
+        fn vcpu_gic_state(&mut self, cpu: usize, vcpu: VcpuId) -> Result<GicSnapshot, LoadedElsewhere> {
+            self.unload_vcpu(cpu, vcpu)?;
+            let slot = &self.vcpus[usize::from(vcpu.0)];
+            Ok(slot.context.gic_snapshot(timer::now(), self.vms[usize::from(slot.vm)].cntvoff))
+        }
+
+        fn write_vcpu_lrs(
+            &mut self,
+            cpu: usize,
+            vcpu: VcpuId,
+            write: &LrWrite,
+        ) -> Result<(), LoadedElsewhere> {
+            self.unload_vcpu(cpu, vcpu)?;
+            self.vcpus[usize::from(vcpu.0)].context.write_lrs(write);
+            Ok(())
         }
     }
 
@@ -635,6 +655,19 @@ mod el2 {
                 context.elr = entry.pc;
                 context.spsr = entry.pstate;
             }
+        }
+
+        /// Makes `vcpu`'s saved state its whole state: if `cpu` (the calling CPU) holds it
+        /// loaded, saves it and forgets it there, so that its next run loads it afresh
+        /// (with whatever the kernel changed); fails if another CPU holds it.
+        fn unload_vcpu(&mut self, cpu: usize, vcpu: VcpuId) -> Result<(), LoadedElsewhere> {
+            if self.loaded[cpu] == Some(vcpu.0) {
+                guest::save(&mut self.vcpus[usize::from(vcpu.0)].context);
+                self.loaded[cpu] = None;
+            } else if self.loaded.contains(&Some(vcpu.0)) {
+                return Err(LoadedElsewhere);
+            }
+            Ok(())
         }
 
         /// Saves the vCPU `cpu` holds and loads vCPU `index` there.

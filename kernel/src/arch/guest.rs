@@ -15,6 +15,7 @@
 
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicBool, Ordering};
+use ipc::vcpu::{GicSnapshot, HCR_NPIE, HCR_UIE, LIST_REGISTERS, LrWrite};
 use kernel::guest::{El1Entry, TimerState, WakeState};
 
 /// HCR_EL2 while a component runs: E2H (VHE), RW, TGE (EL0 in the EL2&0 regime).
@@ -77,6 +78,18 @@ const EL1_REGISTERS: usize = count_items(el1_registers!());
 
 /// Index of SCTLR_EL1 in [`El1Context::registers`].
 const SCTLR: usize = 0;
+/// Indices of CNTV_CVAL, CNTV_CTL, CNTP_CVAL and CNTP_CTL in [`El1Context::registers`].
+const CNTV_CVAL: usize = 20;
+const CNTV_CTL: usize = 21;
+const CNTP_CVAL: usize = 22;
+const CNTP_CTL: usize = 23;
+/// Indices of ICH_VMCR_EL2, ICH_AP0R0_EL2, ICH_AP1R0_EL2 and ICH_LR0_EL2 (the other
+/// list registers follow it) in [`El1Context::registers`].
+const ICH_VMCR: usize = 34;
+const ICH_AP0R0: usize = 35;
+const ICH_AP1R0: usize = 36;
+const ICH_LR0: usize = 37;
+const _: () = assert!(EL1_REGISTERS == ICH_LR0 + LIST_REGISTERS + 2, "the indices above follow the list");
 
 /// Number of comma-separated items in `list`.
 const fn count_items(list: &str) -> usize {
@@ -113,6 +126,34 @@ impl El1Context {
         registers[SCTLR] = SCTLR_EL1_RESET;
         Self { fp: [0; 32], registers, ich_hcr: 0 }
     };
+
+    /// The saved virtual CPU interface state, with the timer lines at physical counter
+    /// value `now` for a VM whose virtual counter runs `cntvoff` behind it.
+    pub fn gic_snapshot(&self, now: u64, cntvoff: u64) -> GicSnapshot {
+        let registers = &self.registers;
+        let timers = WakeState {
+            now,
+            virtual_timer: TimerState { ctl: registers[CNTV_CTL], cval: registers[CNTV_CVAL] },
+            physical_timer: TimerState { ctl: registers[CNTP_CTL], cval: registers[CNTP_CVAL] },
+            cntvoff,
+            interrupt_pending: false,
+        };
+        let mut lrs = [0; LIST_REGISTERS];
+        lrs.copy_from_slice(&registers[ICH_LR0..ICH_LR0 + LIST_REGISTERS]);
+        GicSnapshot {
+            lrs,
+            vmcr: registers[ICH_VMCR],
+            ap0r0: registers[ICH_AP0R0],
+            ap1r0: registers[ICH_AP1R0],
+            hardware_lines: timers.hardware_lines(),
+        }
+    }
+
+    /// Replaces the saved list registers and ICH_HCR_EL2 UIE/NPIE bits.
+    pub fn write_lrs(&mut self, write: &LrWrite) {
+        self.registers[ICH_LR0..ICH_LR0 + LIST_REGISTERS].copy_from_slice(&write.lrs);
+        self.ich_hcr = self.ich_hcr & !(HCR_UIE | HCR_NPIE) | write.hcr;
+    }
 }
 
 global_asm!(

@@ -83,7 +83,7 @@ impl PendingSend {
 }
 
 /// Writes `words` into message words `REGISTER_WORDS..` of the IPC buffer at `to`.
-fn write_buffer_words(platform: &impl Platform, to: Pa, words: &[u64]) {
+pub(super) fn write_buffer_words(platform: &impl Platform, to: Pa, words: &[u64]) {
     let destination = platform.phys_to_virt(to.0).cast::<IpcBuffer>();
     // SAFETY: as in `copy_buffer_words`: the receiver's own buffer page, mapped for the
     // kernel, which the blocked receiver does not touch now; callers pass at most

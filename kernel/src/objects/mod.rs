@@ -29,8 +29,14 @@
 //!   PSTATE EL1h with D, A, I, F masked: ready at boot if `start_running`, else stopped
 //!   until a `VCPU_START` invocation (words: entry, `x0`) on a VCPU capability, which also
 //!   asks the shell to reset its EL1 state; `VCPU_START` on a vCPU that is not stopped is
-//!   [`ipc::Error::IllegalOperation`]. VCPU and console capabilities carry no rights. See
-//!   `vcpu.rs` for its traps.
+//!   [`ipc::Error::IllegalOperation`]. `VCPU_SYNC` (no words) answers with the vCPU's
+//!   virtual CPU interface state ([`ipc::vcpu::GicSnapshot`]), `VCPU_WRITE_LRS`
+//!   ([`ipc::vcpu::LrWrite`]) replaces its list registers and UIE/NPIE for its next run,
+//!   `VCPU_KICK` (no words) ends its WFI; other lengths are [`ipc::Error::InvalidArgument`].
+//!   Sync and write need the vCPU's state where the caller's CPU reaches it: a vCPU
+//!   running, or lazily loaded, on another CPU is busy, [`ipc::Error::IllegalOperation`]
+//!   (no cross-CPU sync yet). VCPU and console capabilities carry no rights. See `vcpu.rs`
+//!   for its traps.
 //!
 //! A thread's capability table is its slice of `bootinfo::Cap` records, read-only, slot
 //! `i` at record `i`. Lookup errors: index out of range or empty slot
@@ -49,7 +55,7 @@
 //! | `BlockedRecv(ep)` | `Recv`, `ReplyRecv`, no sender | a message arrives |
 //! | `BlockedReply` | its `Call` was taken | the reply |
 //! | `BlockedWait(n)` | `Wait` on a zero word | a `Signal` or IRQ |
-//! | `BlockedWfi` | a vCPU's WFI | its timer deadline passes |
+//! | `BlockedWfi` | a vCPU's WFI | its timer deadline passes, `VCPU_KICK` |
 //! | `Stopped` | boot (a vCPU not started), a `STOP` reply to its fault | `VCPU_START` |
 //! | `Inactive` | a fault | never |
 //!

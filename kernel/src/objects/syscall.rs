@@ -2,12 +2,14 @@
 
 use super::cap::object_with_right;
 use super::console::component_lines;
-use super::endpoint::{PendingSend, SendKind};
+use super::endpoint::{PendingSend, SendKind, write_buffer_words};
 use super::{Kernel, return_empty};
 use crate::Platform;
 use bootinfo::cap_kind;
+use ipc::vcpu::LrWrite;
 use ipc::{
-    Error, IpcBuffer, MAX_DEBUG_BYTES, MessageInfo, Syscall, endpoint_rights, invocation, notification_rights,
+    Error, IpcBuffer, Label, MAX_DEBUG_BYTES, MAX_WORDS, MessageInfo, REGISTER_WORDS, Syscall,
+    endpoint_rights, invocation, notification_rights,
 };
 
 /// Decodes a message header register.
@@ -156,6 +158,31 @@ impl Kernel<'_> {
                 }
                 self.start_vcpu(cpu, cap.object as usize, word0, word1)?;
             }
+            (cap_kind::VCPU, invocation::VCPU_SYNC) => {
+                if info.length() != 0 {
+                    return Err(Error::InvalidArgument);
+                }
+                let words = self.sync_vcpu(cpu, cap.object as usize, platform)?.words();
+                let context = &mut self.threads[caller].context;
+                context.x[0] = 0;
+                context.x[1] =
+                    MessageInfo::new(Label(0), words.len()).expect("a snapshot fits a message").raw();
+                context.x[2..2 + REGISTER_WORDS].copy_from_slice(&words[..REGISTER_WORDS]);
+                context.x[6] = 0;
+                write_buffer_words(platform, self.threads[caller].ipc_buffer, &words[REGISTER_WORDS..]);
+                return Ok(());
+            }
+            (cap_kind::VCPU, invocation::VCPU_WRITE_LRS) => {
+                let words = self.message_words(caller, info, platform);
+                let write = LrWrite::from_words(&words[..info.length()]).ok_or(Error::InvalidArgument)?;
+                self.write_vcpu_lrs(cpu, cap.object as usize, &write, platform)?;
+            }
+            (cap_kind::VCPU, invocation::VCPU_KICK) => {
+                if info.length() != 0 {
+                    return Err(Error::InvalidArgument);
+                }
+                self.kick_vcpu(cpu, cap.object as usize);
+            }
             (cap_kind::CONSOLE, invocation::CONSOLE_WRITE) => {
                 if info.length() < 1 {
                     return Err(Error::InvalidArgument);
@@ -172,6 +199,30 @@ impl Kernel<'_> {
         }
         return_empty(&mut self.threads[caller].context, 0);
         Ok(())
+    }
+
+    /// The words of the message `thread` sends with header `info`: registers, then its
+    /// IPC buffer (zero past the length).
+    fn message_words(&self, thread: usize, info: MessageInfo, platform: &impl Platform) -> [u64; MAX_WORDS] {
+        let mut words = [0; MAX_WORDS];
+        let length = info.length();
+        let in_registers = length.min(REGISTER_WORDS);
+        words[..in_registers].copy_from_slice(&self.threads[thread].context.x[2..2 + in_registers]);
+        if length > REGISTER_WORDS {
+            let buffer = platform.phys_to_virt(self.threads[thread].ipc_buffer.0).cast::<IpcBuffer>();
+            // SAFETY: boot-info gives the thread its own IPC buffer page and `phys_to_virt`
+            // maps it for the kernel; `length <= MAX_WORDS` (a checked `MessageInfo`), the
+            // size of both arrays. The thread is in this system call, so nothing else
+            // writes the page now.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    (&raw const (*buffer).words).cast::<u64>().add(REGISTER_WORDS),
+                    words.as_mut_ptr().add(REGISTER_WORDS),
+                    length - REGISTER_WORDS,
+                );
+            }
+        }
+        words
     }
 
     /// `DebugWrite` of `count` bytes from the IPC buffer's `debug` field.

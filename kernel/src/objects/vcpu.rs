@@ -40,7 +40,7 @@ use super::console::kernel_line;
 use super::endpoint::{PendingSend, SendKind};
 use super::{Kernel, ThreadState};
 use crate::guest::{self, AbortCause, Exit, Injection, MmioTrap, SysRegTrap, WfiOutcome};
-use crate::{Platform, UserContext};
+use crate::{LoadedElsewhere, Platform, UserContext};
 use core::fmt;
 use ipc::{Label, MessageInfo, REGISTER_WORDS, vcpu as protocol};
 
@@ -620,6 +620,55 @@ impl Kernel<'_> {
         self.vcpus[vcpu].forwarded = Forwarded::NOTHING;
         self.wake(cpu, thread);
         Ok(())
+    }
+
+    /// Whether vCPU `vcpu` is the current thread of some CPU (its state is live there).
+    fn vcpu_running(&self, vcpu: usize) -> bool {
+        let thread = self.first_vcpu_thread + vcpu;
+        self.cpus.iter().any(|other| other.current() == Some(thread))
+    }
+
+    /// `VCPU_SYNC` on vCPU `vcpu` from `cpu`: its virtual CPU interface state. A vCPU
+    /// whose state is live on another CPU (running there, or loaded there) is busy:
+    /// [`ipc::Error::IllegalOperation`].
+    pub(super) fn sync_vcpu(
+        &mut self,
+        cpu: usize,
+        vcpu: usize,
+        platform: &mut impl Platform,
+    ) -> Result<protocol::GicSnapshot, ipc::Error> {
+        if self.vcpu_running(vcpu) {
+            return Err(ipc::Error::IllegalOperation);
+        }
+        platform
+            .vcpu_gic_state(cpu, VcpuId(vcpu as u16))
+            .map_err(|LoadedElsewhere| ipc::Error::IllegalOperation)
+    }
+
+    /// `VCPU_WRITE_LRS` on vCPU `vcpu` from `cpu`: new list registers and maintenance
+    /// bits for its next run; busy as for [`Kernel::sync_vcpu`].
+    pub(super) fn write_vcpu_lrs(
+        &mut self,
+        cpu: usize,
+        vcpu: usize,
+        write: &protocol::LrWrite,
+        platform: &mut impl Platform,
+    ) -> Result<(), ipc::Error> {
+        if self.vcpu_running(vcpu) {
+            return Err(ipc::Error::IllegalOperation);
+        }
+        platform
+            .write_vcpu_lrs(cpu, VcpuId(vcpu as u16), write)
+            .map_err(|LoadedElsewhere| ipc::Error::IllegalOperation)
+    }
+
+    /// `VCPU_KICK` on vCPU `vcpu` from `cpu`: ends its WFI if it sleeps in one.
+    pub(super) fn kick_vcpu(&mut self, cpu: usize, vcpu: usize) {
+        let thread = self.first_vcpu_thread + vcpu;
+        if self.threads[thread].state == ThreadState::BlockedWfi {
+            self.vcpus[vcpu].wake_at = None;
+            self.wake(cpu, thread);
+        }
     }
 
     /// The EL1 work waiting for the shell's resume of `vcpu` (now taken).

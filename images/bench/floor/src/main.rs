@@ -3,7 +3,7 @@
 //! INST_RETIRED at EL1 and EL2). `cargo xtask bench` boots it alone in QEMU, under the
 //! same `-icount` mode as the bench system, and divides the hypervisor's guest rows by it.
 //!
-//! QEMU enters `_start` at EL2 with the MMU off. The program installs a vector table whose
+//! QEMU enters guest-rt's `_start` at EL2 with the MMU off. The program installs a vector table whose
 //! lower-EL synchronous entry is `eret` (ELR_EL2 already points past the `hvc`), drops to
 //! EL1, times `ITERATIONS` HVCs, prints `bench hvc-floor <instructions per round trip>`
 //! on the PL011 and powers the machine off with PSCI SYSTEM_OFF over SMC.
@@ -11,27 +11,19 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-/// Host builds (workspace checks) have nothing to run.
-#[cfg(not(target_os = "none"))]
-fn main() {}
+guest_rt::entry!(bare_metal::el1_main, el2_to_el1 = bare_metal::drop_to_el1);
 
 /// The program proper (bare-metal target only).
 #[cfg(target_os = "none")]
 mod bare_metal {
-    use core::arch::{asm, global_asm};
-    use core::fmt::{self, Write};
+    use core::arch::{asm, naked_asm};
+    use core::fmt::Write;
+    use guest_rt::{Pl011, QEMU_VIRT_PL011};
 
     /// HVC round trips timed; the figure is their mean, loop branch included.
     const ITERATIONS: u32 = 1000;
-    /// Bytes of the EL1 stack.
-    const STACK_SIZE: usize = 16 * 1024;
-    /// QEMU virt's PL011 data register and flag register.
-    const UART_DR: usize = 0x0900_0000;
-    const UART_FR: usize = 0x0900_0018;
-    /// PL011 FR.TXFF: the transmit FIFO is full.
-    const UART_TX_FULL: u32 = 1 << 5;
     /// PSCI SYSTEM_OFF (SMC32).
-    const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+    const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
     /// PMEVTYPER0_EL0: event INST_RETIRED (0x08), counted at EL2 too (NSH, bit 27); the
     /// clear P and U bits keep EL1 and EL0 counted.
     const INST_RETIRED_EL1_AND_EL2: u64 = 0x08 | 1 << 27;
@@ -45,41 +37,37 @@ mod bare_metal {
     /// SPSR_EL2 for the drop: EL1h with D, A, I and F masked.
     const SPSR_EL1H_MASKED: u64 = 0x3c5;
 
-    #[repr(C, align(16))]
-    struct Stack([u8; STACK_SIZE]);
+    /// EL2, called first by `_start`: vectors, traps and PMU access for EL1, then `eret` to
+    /// the caller's return address at EL1.
+    #[unsafe(naked)]
+    pub(crate) extern "C" fn drop_to_el1() {
+        naked_asm!(
+            "adr x0, floor_vectors",
+            "msr vbar_el2, x0",
+            "ldr x0, ={hcr}",
+            "msr hcr_el2, x0",
+            "mrs x0, mdcr_el2",
+            "ldr x1, ={mdcr_clear}",
+            "bic x0, x0, x1",
+            "msr mdcr_el2, x0",
+            "ldr x0, ={sctlr}",
+            "msr sctlr_el1, x0",
+            "ldr x0, ={spsr}",
+            "msr spsr_el2, x0",
+            "msr elr_el2, x30",
+            "isb",
+            "eret",
+            hcr = const HCR_EL2_RW,
+            mdcr_clear = const MDCR_EL2_CLEAR,
+            sctlr = const SCTLR_EL1_RES1,
+            spsr = const SPSR_EL1H_MASKED,
+        );
+    }
 
-    /// The EL1 stack (only `_start` names it).
-    static mut STACK: Stack = Stack([0; STACK_SIZE]);
-
-    // EL2: vectors, traps and PMU access for EL1, then `eret` to EL1 with the stack set.
-    global_asm!(
+    // Sixteen entries of 0x80 bytes; only "lower EL, AArch64, synchronous" (0x400) is
+    // expected, and returns at once. Anything else stops here and the run times out.
+    core::arch::global_asm!(
         r#"
-        .section .text._start, "ax"
-        .global _start
-        _start:
-            adr x0, floor_vectors
-            msr vbar_el2, x0
-            ldr x0, ={hcr}
-            msr hcr_el2, x0
-            mrs x0, mdcr_el2
-            ldr x1, ={mdcr_clear}
-            bic x0, x0, x1
-            msr mdcr_el2, x0
-            ldr x0, ={sctlr}
-            msr sctlr_el1, x0
-            ldr x0, ={spsr}
-            msr spsr_el2, x0
-            adr x0, 0f
-            msr elr_el2, x0
-            isb
-            eret
-        0:  adrp x0, {stack}
-            add x0, x0, :lo12:{stack}
-            add sp, x0, #{stack_size}
-            bl {el1_main}
-
-        // Sixteen entries of 0x80 bytes; only "lower EL, AArch64, synchronous" (0x400) is
-        // expected, and returns at once. Anything else stops here and the run times out.
         .section .text.vectors, "ax"
         .balign 2048
         floor_vectors:
@@ -93,27 +81,17 @@ mod bare_metal {
             .balign 0x80
             b .
         .endr
-        "#,
-        hcr = const HCR_EL2_RW,
-        mdcr_clear = const MDCR_EL2_CLEAR,
-        sctlr = const SCTLR_EL1_RES1,
-        spsr = const SPSR_EL1H_MASKED,
-        stack = sym STACK,
-        stack_size = const STACK_SIZE,
-        el1_main = sym el1_main,
+        "#
     );
 
     /// EL1: measure, print, power off.
-    extern "C" fn el1_main() -> ! {
+    pub(crate) extern "C" fn el1_main() -> ! {
         let instructions = measure_null_hvc();
         // Nothing to do if the UART fails; the run's timeout reports the missing figure.
-        let _ = writeln!(Uart, "bench hvc-floor {}", instructions / ITERATIONS);
-        // SAFETY: PSCI SYSTEM_OFF ends the machine; it touches no memory of this program.
-        unsafe { asm!("smc #0", in("x0") PSCI_SYSTEM_OFF, options(nomem, nostack)) };
-        loop {
-            // SAFETY: waiting for an interrupt has no effect on memory.
-            unsafe { asm!("wfi", options(nomem, nostack)) };
-        }
+        let _ = writeln!(Pl011::new(QEMU_VIRT_PL011), "bench hvc-floor {}", instructions / ITERATIONS);
+        // PSCI SYSTEM_OFF ends the machine and does not return.
+        guest_rt::smc(PSCI_SYSTEM_OFF, &[]);
+        guest_rt::wait_forever()
     }
 
     /// Instructions retired at EL1 and EL2 over `ITERATIONS` HVCs and their loop.
@@ -148,28 +126,8 @@ mod bare_metal {
         (after as u32).wrapping_sub(before as u32)
     }
 
-    /// The PL011 at its physical address (the MMU is off).
-    struct Uart;
-
-    impl Write for Uart {
-        fn write_str(&mut self, text: &str) -> fmt::Result {
-            for byte in text.bytes() {
-                // SAFETY: UART_FR and UART_DR are QEMU virt's PL011 registers, Device
-                // memory with the MMU off; aligned 32-bit accesses.
-                unsafe {
-                    while (UART_FR as *const u32).read_volatile() & UART_TX_FULL != 0 {}
-                    (UART_DR as *mut u32).write_volatile(u32::from(byte));
-                }
-            }
-            Ok(())
-        }
-    }
-
     #[panic_handler]
     fn panic(_: &core::panic::PanicInfo) -> ! {
-        loop {
-            // SAFETY: waiting for an interrupt has no effect on memory.
-            unsafe { asm!("wfi", options(nomem, nostack)) };
-        }
+        guest_rt::wait_forever()
     }
 }

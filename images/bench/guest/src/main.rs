@@ -9,53 +9,27 @@
 //! It first waits (HVC `BENCH_READY`) until the bench-runner has finished, so that it
 //! measures alone: its vCPU shares CPU 0 with the runner and the other CPU is idle. The
 //! figures go to the server (HVC `BENCH_REPORT`), which prints them; `BENCH_DONE` lets the
-//! runner end the run. The vCPU enters `_start` with the MMU off (Device memory: every
-//! access is a single aligned load or store).
+//! runner end the run. The vCPU enters guest-rt's `_start` with the MMU off (Device memory:
+//! every access is a single aligned load or store).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-/// Host builds (workspace checks) have nothing to run.
-#[cfg(not(target_os = "none"))]
-fn main() {}
+guest_rt::entry!(el1::main);
 
 /// The guest program proper (bare-metal target only).
 #[cfg(target_os = "none")]
 mod el1 {
     use bench_vm_server::{BENCH_DONE, BENCH_READY, BENCH_REPORT, PSCI_VERSION, ROWS};
-    use core::arch::{asm, global_asm};
+    use core::arch::asm;
 
     /// Round trips timed per figure; the figure is their mean.
     const ITERATIONS: u32 = 1000;
-    /// Bytes of the stack.
-    const STACK_SIZE: usize = 16 * 1024;
     /// The bench device: `system.toml` routes this page to `bench-vm-server`.
     const BENCH_DEVICE: u64 = 0x0a00_0000;
     /// A page that nothing maps or routes (QEMU virt's virtio-mmio area): the VM's
     /// `unclaimed = "read-zero"` policy answers in the kernel.
     const UNCLAIMED: u64 = 0x0a00_1000;
-
-    #[repr(C, align(16))]
-    struct Stack([u8; STACK_SIZE]);
-
-    /// The stack (only `_start` names it).
-    static mut STACK: Stack = Stack([0; STACK_SIZE]);
-
-    global_asm!(
-        r#"
-        .section .text._start, "ax"
-        .global _start
-        _start:
-            msr spsel, #1
-            adrp x0, {stack}
-            add x0, x0, :lo12:{stack}
-            add sp, x0, #{stack_size}
-            bl {main}
-        "#,
-        stack = sym STACK,
-        stack_size = const STACK_SIZE,
-        main = sym main,
-    );
 
     /// Times `$operation` (asm lines) `ITERATIONS` times in a `subs`/`b.ne` loop, after one
     /// untimed run; the remaining arguments are the operands it names.
@@ -87,21 +61,9 @@ mod el1 {
         }};
     }
 
-    /// A hypervisor call to `bench-vm-server` with x0..=x2; returns x0.
-    fn hvc(function: u64, x1: u64, x2: u64) -> u64 {
-        let result: u64;
-        // SAFETY: an HVC that the VM's fault endpoint answers; it changes only x0..=x3.
-        unsafe {
-            asm!(
-                "hvc #0",
-                inout("x0") function => result,
-                inout("x1") x1 => _,
-                inout("x2") x2 => _,
-                lateout("x3") _,
-                options(nomem, nostack),
-            );
-        }
-        result
+    /// A hypervisor call to `bench-vm-server` (its functions are SMC32 identifiers).
+    fn hvc(function: u64, args: &[u64]) {
+        guest_rt::hvc(function as u32, args);
     }
 
     /// Unclaimed reads before the timed ones: the kernel logs the 1st, 2nd, 4th, 8th, ...
@@ -123,8 +85,8 @@ mod el1 {
     }
 
     /// Waits for the runner, measures, reports, and lets the run end.
-    extern "C" fn main() -> ! {
-        hvc(BENCH_READY, 0, 0);
+    pub(crate) extern "C" fn main() -> ! {
+        hvc(BENCH_READY, &[]);
         let mmio_read = mean_instructions!(
             "ldr {value:w}, [{address}]";
             address = in(reg) BENCH_DEVICE, value = out(reg) _,
@@ -140,21 +102,15 @@ mod el1 {
         );
         let figures: [u64; ROWS.len()] = [mmio_read, hvc_to_server, unclaimed_read];
         for (index, figure) in figures.into_iter().enumerate() {
-            hvc(BENCH_REPORT, index as u64, figure);
+            hvc(BENCH_REPORT, &[index as u64, figure]);
         }
-        hvc(BENCH_DONE, 0, 0);
+        hvc(BENCH_DONE, &[]);
         // The server stops this vCPU at BENCH_DONE; nothing runs past it.
-        loop {
-            // SAFETY: waiting for an interrupt has no effect on memory.
-            unsafe { asm!("wfi", options(nomem, nostack)) };
-        }
+        guest_rt::wait_forever()
     }
 
     #[panic_handler]
     fn panic(_: &core::panic::PanicInfo) -> ! {
-        loop {
-            // SAFETY: waiting for an interrupt has no effect on memory.
-            unsafe { asm!("wfi", options(nomem, nostack)) };
-        }
+        guest_rt::wait_forever()
     }
 }

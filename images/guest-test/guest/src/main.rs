@@ -8,19 +8,17 @@
 //! number of failures with the VMM's vendor hypervisor call (`vmm::psci::REPORT_STATUS`)
 //! and powers the VM off with PSCI SYSTEM_OFF, which ends the run with that status.
 //!
-//! The boot vCPU enters at `_start` (0x4008_0000, `guest.ld`) with the MMU off, so every
-//! data access is to Device memory: the target's `+strict-align` keeps them aligned;
-//! device registers are accessed with single `ldr`/`str` instructions that the hypervisor
-//! can decode (`mmio_read`, `mmio_write`); and the vCPUs share memory with plain
+//! The boot vCPU enters at guest-rt's `_start` (0x4008_0000, `guest.ld`) with the MMU off,
+//! so every data access is to Device memory: the target's `+strict-align` keeps them
+//! aligned; device registers are accessed with single `ldr`/`str` instructions that the
+//! hypervisor can decode (`guest_rt::mmio`); and the vCPUs share memory with plain
 //! acquire/release loads and stores, since exclusives on Device memory are
 //! IMPLEMENTATION DEFINED.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-/// Host builds (for the library's tests) have nothing to run.
-#[cfg(not(target_os = "none"))]
-fn main() {}
+guest_rt::entry!(el1::boot_main);
 
 /// The guest program proper (bare-metal target only).
 #[cfg(target_os = "none")]
@@ -31,8 +29,9 @@ mod el1 {
         Writeable,
     };
     use core::arch::{asm, global_asm};
-    use core::fmt::{self, Write};
+    use core::fmt::Write;
     use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use guest_rt::{Pl011, Registers, Stack, hvc, mmio, smc};
     use guest_test::{
         Outcome, Recorded, Report, VECTOR_NAMES, VECTOR_SYNC_CURRENT, expect_data_abort, expect_eq,
         expect_undefined, fail, ticks,
@@ -41,8 +40,6 @@ mod el1 {
     use vmm::pl011::{flag, reg};
     use vmm::{PL011_BASE, psci::REPORT_STATUS};
 
-    /// Bytes of each vCPU's stack.
-    const STACK_SIZE: usize = 16 * 1024;
     /// MPIDR affinity fields (Aff3, Aff2..Aff0).
     const AFFINITY_MASK: u64 = 0xff_00ff_ffff;
     /// The second vCPU's MPIDR affinity (xtask's layout: Aff0 = vCPU index).
@@ -55,34 +52,13 @@ mod el1 {
     /// Status reported when the guest must stop early (a panic, an unexpected exception).
     const ABORTED: u32 = 0xdead;
 
-    #[repr(C, align(16))]
-    struct Stack([u8; STACK_SIZE]);
-
-    /// The boot vCPU's stack (set up by `_start`).
-    static mut BOOT_STACK: Stack = Stack([0; STACK_SIZE]);
     /// The second vCPU's stack; its top is the CPU_ON context id, which becomes its `sp`.
-    static mut SECOND_STACK: Stack = Stack([0; STACK_SIZE]);
+    static mut SECOND_STACK: Stack = Stack::new();
+    /// The PL011 at its `virt` address, through the VMM's emulation.
+    const UART: Pl011 = Pl011::new(PL011_BASE);
 
     global_asm!(
         r#"
-        .section .text._start, "ax"
-        .global _start
-        _start:
-            msr spsel, #1
-            adrp x1, {boot_stack}
-            add x1, x1, :lo12:{boot_stack}
-            add sp, x1, #{stack_size}
-            adrp x1, __bss_start
-            add x1, x1, :lo12:__bss_start
-            adrp x2, __bss_end
-            add x2, x2, :lo12:__bss_end
-        0:  cmp x1, x2
-            b.hs 1f
-            stp xzr, xzr, [x1], #16
-            b 0b
-        1:  bl {install_vectors}
-            bl {boot_main}
-
         .section .text.secondary_entry, "ax"
         .global secondary_entry
         secondary_entry:
@@ -91,10 +67,7 @@ mod el1 {
             bl {install_vectors}
             bl {second_main}
         "#,
-        boot_stack = sym BOOT_STACK,
-        stack_size = const STACK_SIZE,
         install_vectors = sym install_vectors,
-        boot_main = sym boot_main,
         second_main = sym second_main,
     );
 
@@ -179,91 +152,12 @@ mod el1 {
         }
     }
 
-    /// Reads the 32-bit device register at guest-physical `address`.
-    ///
-    /// # Safety
-    ///
-    /// `address` is a 4-byte aligned device register that may be read.
-    unsafe fn mmio_read(address: u64) -> u32 {
-        let value: u32;
-        // SAFETY: the caller names a readable register. One `ldr` without writeback, which
-        // the hypervisor can decode (a compiler's `read_volatile` may pick post-indexed or
-        // pair loads, which have no syndrome).
-        unsafe {
-            asm!(
-                "ldr {value:w}, [{address}]",
-                value = out(reg) value,
-                address = in(reg) address,
-                options(nostack, preserves_flags),
-            )
-        };
-        value
-    }
-
-    /// Writes the 32-bit device register at guest-physical `address`.
-    ///
-    /// # Safety
-    ///
-    /// `address` is a 4-byte aligned device register that may be written with `value`.
-    unsafe fn mmio_write(address: u64, value: u32) {
-        // SAFETY: as in `mmio_read`, with one `str`.
-        unsafe {
-            asm!(
-                "str {value:w}, [{address}]",
-                value = in(reg) value,
-                address = in(reg) address,
-                options(nostack, preserves_flags),
-            )
-        };
-    }
-
-    /// The output side of the PL011 at its `virt` address, through the VMM's emulation.
-    struct Uart;
-
-    impl Uart {
-        fn read(offset: u64) -> u32 {
-            // SAFETY: the VM's PL011 registers are at PL011_BASE (a route to the VMM), and
-            // every `offset` used is one of its registers.
-            unsafe { mmio_read(PL011_BASE + offset) }
-        }
-
-        fn write(offset: u64, value: u32) {
-            // SAFETY: as in `read`.
-            unsafe { mmio_write(PL011_BASE + offset, value) }
-        }
-    }
-
-    impl Write for Uart {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            for byte in s.bytes() {
-                while Self::read(reg::FR) & flag::TXFF != 0 {
-                    core::hint::spin_loop();
-                }
-                Self::write(reg::DR, byte.into());
-            }
-            Ok(())
-        }
-    }
-
     macro_rules! println {
         ($($arg:tt)*) => {{
+            let mut uart = UART;
             // The UART cannot fail.
-            let _ = writeln!(Uart, $($arg)*);
+            let _ = writeln!(uart, $($arg)*);
         }};
-    }
-
-    /// A hypervisor call with the SMC calling convention; returns x0.
-    fn hvc(function: u32, args: &[u64]) -> i64 {
-        let mut registers = [0; 17];
-        registers[..args.len()].copy_from_slice(args);
-        smccc::hvc64(function, registers)[0] as i64
-    }
-
-    /// A secure monitor call (which the hypervisor traps); returns x0.
-    fn smc(function: u32, args: &[u64]) -> i64 {
-        let mut registers = [0; 17];
-        registers[..args.len()].copy_from_slice(args);
-        smccc::smc64(function, registers)[0] as i64
     }
 
     /// Reports `status` to the VMM and powers the VM off.
@@ -271,10 +165,7 @@ mod el1 {
         hvc(REPORT_STATUS, &[status.into()]);
         hvc(psci::PSCI_SYSTEM_OFF, &[]);
         println!("SYSTEM_OFF returned");
-        loop {
-            barrier::isb(barrier::SY);
-            aarch64_cpu::asm::wfi();
-        }
+        guest_rt::wait_forever()
     }
 
     #[panic_handler]
@@ -370,8 +261,7 @@ mod el1 {
     }
 
     fn cpu_on_second() -> i64 {
-        // SAFETY: only the address of the stack is taken; the second vCPU is its only user.
-        let stack_top = unsafe { (&raw const SECOND_STACK).cast::<u8>().add(STACK_SIZE) } as u64;
+        let stack_top = Stack::top(&raw const SECOND_STACK);
         hvc(psci::PSCI_CPU_ON_64, &[SECOND_VCPU, secondary_entry as *const () as u64, stack_top])
     }
 
@@ -412,23 +302,23 @@ mod el1 {
     }
 
     fn pl011_round_trip() -> Outcome {
-        let saved = (Uart::read(reg::IBRD), Uart::read(reg::FBRD));
-        Uart::write(reg::IBRD, 0x1234_abcd);
-        Uart::write(reg::FBRD, 0xff);
-        let read = (Uart::read(reg::IBRD), Uart::read(reg::FBRD));
-        Uart::write(reg::IBRD, saved.0);
-        Uart::write(reg::FBRD, saved.1);
+        let saved = (UART.read(reg::IBRD), UART.read(reg::FBRD));
+        UART.write(reg::IBRD, 0x1234_abcd);
+        UART.write(reg::FBRD, 0xff);
+        let read = (UART.read(reg::IBRD), UART.read(reg::FBRD));
+        UART.write(reg::IBRD, saved.0);
+        UART.write(reg::FBRD, saved.1);
         expect_eq("IBRD (16 bits)", 0xabcd, read.0.into())?;
         expect_eq("FBRD (6 bits)", 0x3f, read.1.into())?;
-        expect_eq("FR.TXFE", flag::TXFE.into(), (Uart::read(reg::FR) & flag::TXFE).into())
+        expect_eq("FR.TXFE", flag::TXFE.into(), (UART.read(reg::FR) & flag::TXFE).into())
     }
 
     fn pl011_identification() -> Outcome {
         let expected = [0x11, 0x10, 0x34, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
         for (i, value) in expected.into_iter().enumerate() {
             let offset = reg::PERIPH_ID0 + 4 * i as u64;
-            if Uart::read(offset) != value {
-                return fail!("ID register {offset:#x}: expected {value:#x}, got {:#x}", Uart::read(offset));
+            if UART.read(offset) != value {
+                return fail!("ID register {offset:#x}: expected {value:#x}, got {:#x}", UART.read(offset));
             }
         }
         Ok(())
@@ -462,9 +352,9 @@ mod el1 {
         // makes reads return zero and ignores writes (a data abort would be recorded as an
         // unexpected exception and end the run).
         let (before, after) = unsafe {
-            let before = mmio_read(UNCLAIMED);
-            mmio_write(UNCLAIMED, 0xdead_beef);
-            (before, mmio_read(UNCLAIMED))
+            let before = mmio::read32(UNCLAIMED);
+            mmio::write32(UNCLAIMED, 0xdead_beef);
+            (before, mmio::read32(UNCLAIMED))
         };
         expect_eq("first read", 0, before.into())?;
         expect_eq("read after a write", 0, after.into())
@@ -493,7 +383,7 @@ mod el1 {
         });
         expect_data_abort(recorded, pc, PL011_BASE)?;
         // The UART still works: this check's own line is printed through it.
-        expect_eq("FR.TXFE afterwards", flag::TXFE.into(), (Uart::read(reg::FR) & flag::TXFE).into())
+        expect_eq("FR.TXFE afterwards", flag::TXFE.into(), (UART.read(reg::FR) & flag::TXFE).into())
     }
 
     /// With semihosting off, `hlt #0xf000` is an undefined instruction at EL1; had QEMU
@@ -522,9 +412,10 @@ mod el1 {
     }
 
     /// The boot vCPU: runs every check, reports and powers off.
-    extern "C" fn boot_main() -> ! {
+    pub(crate) extern "C" fn boot_main() -> ! {
+        install_vectors();
         println!("guest-test: boot vCPU running");
-        let mut report = Report::new(Uart);
+        let mut report = Report::new(UART);
         let version = 0x1_0001;
         report.check("boot-vcpu-mpidr", expect_eq("MPIDR", 0, MPIDR_EL1.get() & AFFINITY_MASK));
         report.check("psci-version-hvc", expect_eq("VERSION", version, hvc(psci::PSCI_VERSION, &[]) as u64));

@@ -12,9 +12,10 @@ mod scheduling;
 mod vcpus;
 
 use super::{Kernel, ThreadId, ThreadState};
-use crate::Platform;
+use crate::{LoadedElsewhere, Platform, VcpuId};
 use bootinfo::writer::Builder;
 use bootinfo::{BootInfo, Cap, Endpoint, Irq, Notification, Route, Tcb, Vcpu, Vm, cap_kind};
+use ipc::vcpu::{GicSnapshot, LrWrite};
 use ipc::{Error, IpcBuffer, Label, MAX_WORDS, MessageInfo, REGISTER_WORDS, Syscall};
 use std::collections::HashMap;
 
@@ -34,6 +35,10 @@ pub(super) struct FakePlatform {
     pub(super) wake_state: crate::guest::WakeState,
     /// `set_wakeup` calls: (CPU, deadline).
     pub(super) wakeups: Vec<(usize, u64)>,
+    /// Saved virtual CPU interface state and ICH_HCR_EL2 bits per vCPU.
+    pub(super) gic: HashMap<u16, (GicSnapshot, u64)>,
+    /// The vCPU whose state each CPU holds live, with its live interface state.
+    pub(super) loaded: HashMap<usize, (u16, GicSnapshot)>,
     /// Physical address to page, each from `Box::into_raw`, freed on drop.
     pages: HashMap<u64, *mut IpcBuffer>,
 }
@@ -58,6 +63,21 @@ impl FakePlatform {
     /// The console output as lines.
     pub(super) fn lines(&self) -> Vec<String> {
         String::from_utf8(self.console.clone()).unwrap().lines().map(str::to_owned).collect()
+    }
+}
+
+impl FakePlatform {
+    /// Saves `vcpu`'s live state if `cpu` holds it; fails if another CPU does.
+    fn fold(&mut self, cpu: usize, vcpu: VcpuId) -> Result<&mut (GicSnapshot, u64), LoadedElsewhere> {
+        match self.loaded.get(&cpu) {
+            Some(&(loaded, live)) if loaded == vcpu.0 => {
+                self.loaded.remove(&cpu);
+                self.gic.entry(vcpu.0).or_default().0 = live;
+            }
+            _ if self.loaded.values().any(|&(loaded, _)| loaded == vcpu.0) => return Err(LoadedElsewhere),
+            _ => {}
+        }
+        Ok(self.gic.entry(vcpu.0).or_default())
     }
 }
 
@@ -91,6 +111,15 @@ impl Platform for FakePlatform {
     }
     fn set_wakeup(&mut self, cpu: usize, deadline: u64) {
         self.wakeups.push((cpu, deadline));
+    }
+    fn vcpu_gic_state(&mut self, cpu: usize, vcpu: VcpuId) -> Result<GicSnapshot, LoadedElsewhere> {
+        Ok(self.fold(cpu, vcpu)?.0)
+    }
+    fn write_vcpu_lrs(&mut self, cpu: usize, vcpu: VcpuId, write: &LrWrite) -> Result<(), LoadedElsewhere> {
+        let (saved, hcr) = self.fold(cpu, vcpu)?;
+        saved.lrs = write.lrs;
+        *hcr = write.hcr;
+        Ok(())
     }
 }
 

@@ -518,3 +518,101 @@ fn forwarded_traps_end_the_same_with_and_without_the_fast_paths() {
         assert_eq!(run(false), run(true), "case {index}");
     }
 }
+
+/// A virtual CPU interface state with every field distinct.
+fn snapshot(seed: u64) -> protocol::GicSnapshot {
+    protocol::GicSnapshot {
+        lrs: [seed, seed + 1, seed + 2, seed + 3],
+        vmcr: seed + 4,
+        ap0r0: seed + 5,
+        ap1r0: seed + 6,
+        hardware_lines: protocol::LINE_VIRTUAL_TIMER,
+    }
+}
+
+#[test]
+fn sync_and_write_lrs_of_a_stopped_vcpu_use_its_saved_state() {
+    let mut harness = guest();
+    harness.platform.gic.insert(1, (snapshot(0x10), protocol::HCR_NPIE));
+    // Slot 1: vCPU 1, stopped; VCPU capabilities carry no rights.
+    harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_SYNC.0, &[]);
+    let received = harness.received(HELPER);
+    assert_eq!((received.label, received.badge), (0, 0));
+    assert_eq!(protocol::GicSnapshot::from_words(&received.words), Some(snapshot(0x10)));
+    let write = protocol::LrWrite { lrs: [1 << 62 | 27, 0, 0, 1 << 62 | 30], hcr: protocol::HCR_UIE };
+    harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_WRITE_LRS.0, &write.words());
+    assert_eq!(harness.received(HELPER).words, [] as [u64; 0]);
+    let (saved, hcr) = harness.platform.gic[&1];
+    assert_eq!((saved.lrs, saved.vmcr, hcr), (write.lrs, 0x14, protocol::HCR_UIE));
+    assert_eq!(harness.state(VCPU1), ThreadState::Stopped);
+}
+
+#[test]
+fn a_vcpu_loaded_on_the_callers_cpu_is_saved_first() {
+    let mut harness = guest();
+    harness.platform.gic.insert(1, (snapshot(0x10), 0));
+    harness.platform.loaded.insert(1, (1, snapshot(0x20)));
+    harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_SYNC.0, &[]);
+    assert_eq!(protocol::GicSnapshot::from_words(&harness.received(HELPER).words), Some(snapshot(0x20)));
+    assert!(harness.platform.loaded.is_empty(), "its next run loads the saved state");
+    harness.platform.loaded.insert(1, (1, snapshot(0x30)));
+    let write = protocol::LrWrite { lrs: [7, 8, 9, 10], hcr: 0 };
+    harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_WRITE_LRS.0, &write.words());
+    assert_eq!(harness.result(HELPER), Ok(()));
+    assert_eq!(harness.platform.gic[&1].0, protocol::GicSnapshot { lrs: write.lrs, ..snapshot(0x30) });
+}
+
+#[test]
+fn a_vcpu_live_on_another_cpu_is_busy() {
+    let mut harness = guest();
+    let write = protocol::LrWrite::default().words();
+    // Slot 3: vCPU 0, running on CPU 0.
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &write);
+    assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation));
+    // Asleep in WFI but still loaded on CPU 0.
+    trap(&mut harness, class(ec::WFX, 0));
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedWfi);
+    harness.platform.loaded.insert(0, (0, snapshot(0)));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &write);
+    assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation));
+    assert!(harness.platform.gic.is_empty(), "nothing changed");
+}
+
+#[test]
+fn kick_wakes_only_a_vcpu_in_wfi() {
+    let mut harness = guest();
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_KICK.0, &[]);
+    assert_eq!(harness.result(HELPER), Ok(()));
+    assert_eq!(harness.current(0), Some(VCPU0), "a running vCPU runs on");
+    harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_KICK.0, &[]);
+    assert_eq!((harness.result(HELPER), harness.state(VCPU1)), (Ok(()), ThreadState::Stopped));
+    trap(&mut harness, class(ec::WFX, 0));
+    assert_eq!((harness.state(VCPU0), harness.current(0)), (ThreadState::BlockedWfi, None));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_KICK.0, &[]);
+    assert_eq!(harness.result(HELPER), Ok(()));
+    assert_eq!(harness.state(VCPU0), ThreadState::Ready);
+    assert_eq!(harness.platform.kicks, [0], "its CPU reschedules");
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY + 4, "past the WFI");
+}
+
+#[test]
+fn gic_invocations_check_their_lengths() {
+    let mut harness = guest();
+    harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_SYNC.0, &[0]);
+    assert_eq!(harness.result(HELPER), Err(Error::InvalidArgument));
+    harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_KICK.0, &[0]);
+    assert_eq!(harness.result(HELPER), Err(Error::InvalidArgument));
+    harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_WRITE_LRS.0, &[0; 4]);
+    assert_eq!(harness.result(HELPER), Err(Error::InvalidArgument));
+    harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_WRITE_LRS.0, &[0; 6]);
+    assert_eq!(harness.result(HELPER), Err(Error::InvalidArgument));
+    // ICH_HCR_EL2.En is the kernel's.
+    harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_WRITE_LRS.0, &[0, 0, 0, 0, 1]);
+    assert_eq!(harness.result(HELPER), Err(Error::InvalidArgument));
+    assert!(harness.platform.gic.is_empty(), "nothing changed");
+}
