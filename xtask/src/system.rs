@@ -62,6 +62,9 @@ pub struct Built {
     pub memory_mib: u64,
     /// Test timeout from the manifest.
     pub timeout_seconds: u64,
+    /// Held while the image is built and run: a second `cargo xtask` for the same system
+    /// waits instead of overwriting this image (whose nonce would then not match).
+    _exclusive: std::fs::File,
 }
 
 impl Built {
@@ -139,6 +142,12 @@ pub fn build(name: &str, checks: Checks, guest: &GuestOverride) -> Result<Built>
         );
     }
     let out_dir = std::fs::canonicalize(".")?.join("target").join("systems").join(name);
+    std::fs::create_dir_all(&out_dir)?;
+    let exclusive = std::fs::File::create(out_dir.join(".lock"))?;
+    if exclusive.try_lock().is_err() {
+        eprintln!("xtask: another cargo xtask is using system {name}; waiting for it");
+        exclusive.lock()?;
+    }
     let components = build_components(&system, &out_dir, checks)?;
     let guests = guest_files(&system, &out_dir, checks)?;
 
@@ -177,6 +186,7 @@ pub fn build(name: &str, checks: Checks, guest: &GuestOverride) -> Result<Built>
         cpus: system.cpus,
         memory_mib: system.memory >> 20,
         timeout_seconds: system.timeout_seconds,
+        _exclusive: exclusive,
     })
 }
 
