@@ -2,18 +2,9 @@
 //! retraction, migration, syncing reads, deactivation, EOImode, WFI wake-up and
 //! hardware-linked interrupts.
 
+use super::spec::*;
 use crate::fakes::{Machine, VMCR_EOI_MODE};
 use crate::{Config, LrState, Trigger, Width};
-
-const ISENABLER: u64 = 0x0100;
-const ICENABLER: u64 = 0x0180;
-const ISPENDR: u64 = 0x0200;
-const ICPENDR: u64 = 0x0280;
-const ISACTIVER: u64 = 0x0300;
-const ICACTIVER: u64 = 0x0380;
-const ICFGR: u64 = 0x0c00;
-const IROUTER: u64 = 0x6000;
-const SGI_BASE: u64 = 0x1_0000;
 
 fn machine() -> Machine<2> {
     let mut m = Machine::new(Config { vcpus: 2, spis: 64, lpi_id_bits: None });

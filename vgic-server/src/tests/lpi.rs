@@ -2,12 +2,10 @@
 
 use its_server::{Reload, Vgic as _};
 
+use super::spec::*;
 use crate::fakes::{Machine, RAM_BASE};
 use crate::{Config, LrState, Width};
 
-const GICR_CTLR: u64 = 0x0000;
-const GICR_PROPBASER: u64 = 0x0070;
-const GICR_PENDBASER: u64 = 0x0078;
 const PTZ: u64 = 1 << 62;
 const PROPERTY_TABLE: u64 = RAM_BASE + 0x1_0000;
 const LPI: u32 = 8192;

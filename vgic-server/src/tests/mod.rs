@@ -8,3 +8,4 @@ mod lpi;
 mod model;
 mod registers;
 mod sgi;
+mod spec;

@@ -14,18 +14,9 @@
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use super::spec::*;
 use crate::fakes::{Machine, VMCR_EOI_MODE};
 use crate::{Config, Width};
-
-const ISENABLER: u64 = 0x0100;
-const ICENABLER: u64 = 0x0180;
-const ISPENDR: u64 = 0x0200;
-const ICPENDR: u64 = 0x0280;
-const ISACTIVER: u64 = 0x0300;
-const ICACTIVER: u64 = 0x0380;
-const ICFGR: u64 = 0x0c00;
-const IROUTER: u64 = 0x6000;
-const SGI_BASE: u64 = 0x1_0000;
 
 /// The SPIs: INTID, edge-triggered, priority (with ties on purpose).
 const SPIS: [(u32, bool, u8); 8] = [

@@ -1,38 +1,9 @@
 //! Register-level behaviour, per register group, with offsets and fields written from the
 //! GICv3 specification.
 
+use super::spec::*;
 use crate::fakes::{Machine, RAM_BASE};
 use crate::{Config, LrState, Width};
-
-const CTLR: u64 = 0x0000;
-const TYPER: u64 = 0x0004;
-const IIDR: u64 = 0x0008;
-const TYPER2: u64 = 0x000c;
-const STATUSR: u64 = 0x0010;
-const IGROUPR: u64 = 0x0080;
-const ISENABLER: u64 = 0x0100;
-const ICENABLER: u64 = 0x0180;
-const ISPENDR: u64 = 0x0200;
-const ICPENDR: u64 = 0x0280;
-const ISACTIVER: u64 = 0x0300;
-const ICACTIVER: u64 = 0x0380;
-const IPRIORITYR: u64 = 0x0400;
-const ITARGETSR: u64 = 0x0800;
-const ICFGR: u64 = 0x0c00;
-const IGRPMODR: u64 = 0x0d00;
-const NSACR: u64 = 0x0e00;
-const SGIR: u64 = 0x0f00;
-const IROUTER: u64 = 0x6000;
-const PIDR2: u64 = 0xffe8;
-
-const GICR_CTLR: u64 = 0x0000;
-const GICR_IIDR: u64 = 0x0004;
-const GICR_TYPER: u64 = 0x0008;
-const GICR_STATUSR: u64 = 0x0010;
-const GICR_WAKER: u64 = 0x0014;
-const GICR_PROPBASER: u64 = 0x0070;
-const GICR_PENDBASER: u64 = 0x0078;
-const SGI_BASE: u64 = 0x1_0000;
 
 fn machine() -> Machine<4> {
     Machine::new(Config { vcpus: 4, spis: 64, lpi_id_bits: Some(14) })
