@@ -250,6 +250,12 @@ pub mod fault {
     pub const COMPONENT_FAULT: Label = Label(0xFA17);
 }
 
+/// Label of what `Recv` and `ReplyRecv` return when the caller's bound notification (the
+/// manifest's `bound-notification`) has a non-zero word instead of a message: no words,
+/// and the badge is that word, which the kernel cleared as `Wait` does. When a message and
+/// the word are both ready at the call, the notification comes first.
+pub const NOTIFIED: Label = Label(0xffff_fffe);
+
 /// A message: header plus up to [`MAX_WORDS`] words.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {

@@ -1,6 +1,7 @@
 //! Endpoints: message transfer, `Send`/`Call`, `Recv`, `Reply`, and fault messages.
 
 use super::console::kernel_line;
+use super::notification::NotificationObject;
 use super::queue::{Link, Queue};
 use super::{Kernel, ThreadState, return_empty};
 use crate::Platform;
@@ -32,6 +33,13 @@ impl EndpointObject {
     /// Dequeues the first thread if the queue holds `waiters`.
     fn pop(&mut self, links: &mut super::Links, waiters: Waiters) -> Option<usize> {
         if self.waiters == waiters { self.queue.pop_front(links) } else { None }
+    }
+
+    /// Takes the blocked receiver `thread` out of the queue (its bound notification woke it).
+    pub(super) fn remove_receiver(&mut self, links: &mut super::Links, thread: usize) {
+        debug_assert_eq!(self.waiters, Waiters::Receivers);
+        let removed = self.queue.remove(links, thread);
+        debug_assert!(removed, "a thread in BlockedRecv is in its endpoint's queue");
     }
 
     /// Whether a sender waits.
@@ -196,10 +204,14 @@ impl Kernel<'_> {
         self.wake(cpu, receiver);
     }
 
-    /// `receiver`, the current thread of `cpu`, takes the first queued message of
-    /// `endpoint`, or queues until one comes. Forgets any reply it still owed.
+    /// `receiver`, the current thread of `cpu`, takes its bound notification's word if
+    /// that is non-zero, else the first queued message of `endpoint`, or queues until one
+    /// of them comes. Forgets any reply it still owed.
     pub(super) fn receive(&mut self, cpu: usize, receiver: usize, endpoint: usize, platform: &impl Platform) {
         self.threads[receiver].reply_target = Link::NONE;
+        if self.take_bound_notification(receiver) {
+            return;
+        }
         let Some(sender) = self.endpoints[endpoint].pop(&mut self.links, Waiters::Senders) else {
             self.block_on(cpu, receiver, endpoint, Waiters::Receivers);
             return;
@@ -310,7 +322,9 @@ impl Kernel<'_> {
     ) -> bool {
         let Some(caller) = self.threads[replier].reply_target.get() else { return false };
         let target = &self.threads[caller];
+        let bound = self.threads[replier].bound_notification as usize;
         if self.endpoints[endpoint].has_senders()
+            || self.notifications.get(bound).is_some_and(NotificationObject::is_signalled)
             || usize::from(target.cpu) != cpu
             || !self.cpus[cpu].outranks_ready(target.priority)
             || (target.vcpu.is_some() && info.label() == ipc::vcpu::STOP)
