@@ -142,7 +142,8 @@ impl Kernel<'_> {
                 if length > REGISTER_WORDS {
                     copy_buffer_words(platform, from.ipc_buffer, to, length);
                 }
-                [from.context.x[2], from.context.x[3], from.context.x[4], from.context.x[5]]
+                self.transfer_registers(sender, receiver, message.info, message.badge);
+                return;
             }
             SendKind::Guest => {
                 let vcpu = usize::from(from.vcpu.expect("guest messages come from vCPUs"));
@@ -153,13 +154,37 @@ impl Kernel<'_> {
                 [words[0], words[1], words[2], words[3]]
             }
         };
+        self.write_message(receiver, message.info, words, message.badge);
+    }
+
+    /// [`Kernel::transfer`] of a `Send`, `Call` or reply's register part: `receiver` gets
+    /// `info`, words 0-3 from `sender`'s `x2..=x5` and `badge`. The fast paths use it alone
+    /// for messages that fit in registers.
+    #[inline(always)]
+    fn transfer_registers(&mut self, sender: usize, receiver: usize, info: MessageInfo, badge: u64) {
+        let x = &self.threads[sender].context.x;
+        let words = [x[2], x[3], x[4], x[5]];
+        self.write_message(receiver, info, words, badge);
+    }
+
+    /// Sets the registers of a received message: `x0` = 0, `x1` = `info`, `words` in
+    /// `x2..=x5` (zero past the length), `x6` = `badge`.
+    #[inline(always)]
+    fn write_message(
+        &mut self,
+        receiver: usize,
+        info: MessageInfo,
+        words: [u64; REGISTER_WORDS],
+        badge: u64,
+    ) {
+        let length = info.length();
         let context = &mut self.threads[receiver].context;
         context.x[0] = 0;
-        context.x[1] = message.info.raw();
+        context.x[1] = info.raw();
         for (index, word) in words.into_iter().enumerate() {
             context.x[2 + index] = if index < length { word } else { 0 };
         }
-        context.x[6] = message.badge;
+        context.x[6] = badge;
     }
 
     /// Queues the current thread of `cpu` on `endpoint`.
@@ -281,7 +306,11 @@ impl Kernel<'_> {
         platform: &impl Platform,
     ) -> bool {
         let Some(receiver) = self.take_fast_receiver(cpu, endpoint) else { return false };
-        self.transfer(platform, caller, receiver, message);
+        if message.kind == SendKind::Call && message.info.length() <= REGISTER_WORDS {
+            self.transfer_registers(caller, receiver, message.info, message.badge);
+        } else {
+            self.transfer(platform, caller, receiver, message);
+        }
         self.hand_over_call(cpu, caller, receiver);
         true
     }
@@ -332,7 +361,11 @@ impl Kernel<'_> {
             return false;
         }
         self.threads[replier].reply_target = Link::NONE;
-        self.deliver_reply(platform, replier, caller, info);
+        if self.threads[caller].vcpu.is_none() && info.length() <= REGISTER_WORDS {
+            self.transfer_registers(replier, caller, info, 0);
+        } else {
+            self.deliver_reply(platform, replier, caller, info);
+        }
         self.block_on(cpu, replier, endpoint, Waiters::Receivers);
         self.switch_to(cpu, caller);
         true

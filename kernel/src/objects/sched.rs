@@ -131,12 +131,22 @@ impl Kernel<'_> {
     /// Chooses the thread to run next on `cpu` (`None`: idle until an interrupt). The
     /// current thread keeps running unless it blocked, its slice ended, or a thread of
     /// higher priority is ready; a preempted thread goes back to the front of its queue.
+    ///
+    /// Inlined into the shell: after a fast-path hand-off it is one test.
+    #[inline]
     pub fn schedule(&mut self, cpu: usize) -> Option<ThreadId> {
-        let Self { threads, links, cpus, .. } = self;
-        let state = &mut cpus[cpu];
+        let state = &self.cpus[cpu];
         if !state.reschedule {
             return state.current().map(thread_id);
         }
+        self.choose(cpu)
+    }
+
+    /// [`Kernel::schedule`] when the choice may change.
+    #[inline(never)]
+    fn choose(&mut self, cpu: usize) -> Option<ThreadId> {
+        let Self { threads, links, cpus, .. } = self;
+        let state = &mut cpus[cpu];
         state.reschedule = false;
         let slice_ended = core::mem::take(&mut state.slice_ended);
         if let Some(current) = state.current()
