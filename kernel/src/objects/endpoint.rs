@@ -297,6 +297,7 @@ impl Kernel<'_> {
     /// Fast-path `Call`: hands `message` from `caller`, the current thread of `cpu`, to
     /// the first receiver of `endpoint` and runs it, if that is what the slow path and
     /// the scheduler would do. Returns whether it did.
+    #[inline]
     pub(super) fn fast_call(
         &mut self,
         cpu: usize,
@@ -341,6 +342,7 @@ impl Kernel<'_> {
     /// Fast-path `ReplyRecv`: hands the reply of `replier`, the current thread of `cpu`,
     /// to its reply target and runs it while the replier waits on `endpoint`, if that is
     /// what the slow path and the scheduler would do. Returns whether it did.
+    #[inline]
     pub(super) fn fast_reply_recv(
         &mut self,
         cpu: usize,

@@ -16,6 +16,9 @@ pub(super) struct Cpu {
     slice_ended: bool,
     /// Bit `p` is set when `run_queues[p]` is not empty.
     ready: [u64; PRIORITIES / 64],
+    /// Bit `w` is set when `ready[w]` is not zero, so that the highest ready priority takes
+    /// two bit scans and no loop.
+    ready_words: u8,
     /// Ready threads per priority.
     run_queues: [Queue; PRIORITIES],
 }
@@ -27,6 +30,7 @@ impl Cpu {
         reschedule: false,
         slice_ended: false,
         ready: [0; PRIORITIES / 64],
+        ready_words: 0,
         run_queues: [Queue::EMPTY; PRIORITIES],
     };
 
@@ -48,8 +52,11 @@ impl Cpu {
     /// The highest priority with a ready thread.
     #[inline]
     fn highest_ready(&self) -> Option<u8> {
-        let word = self.ready.iter().rposition(|&bits| bits != 0)?;
-        Some((word * 64 + 63 - self.ready[word].leading_zeros() as usize) as u8)
+        if self.ready_words == 0 {
+            return None;
+        }
+        let word = (u8::BITS - 1 - self.ready_words.leading_zeros()) as usize;
+        Some((word * 64 + 63 - self.ready[word % self.ready.len()].leading_zeros() as usize) as u8)
     }
 
     /// Whether a thread of `priority` runs before every ready thread.
@@ -60,6 +67,7 @@ impl Cpu {
 
     fn queue(&mut self, priority: u8) -> &mut Queue {
         self.ready[usize::from(priority) / 64] |= 1 << (priority % 64);
+        self.ready_words |= 1 << (priority / 64);
         &mut self.run_queues[usize::from(priority)]
     }
 
@@ -68,7 +76,11 @@ impl Cpu {
         let queue = &mut self.run_queues[usize::from(priority)];
         let thread = queue.pop_front(links);
         if queue.is_empty() {
-            self.ready[usize::from(priority) / 64] &= !(1 << (priority % 64));
+            let word = usize::from(priority) / 64;
+            self.ready[word] &= !(1 << (priority % 64));
+            if self.ready[word] == 0 {
+                self.ready_words &= !(1 << word);
+            }
         }
         thread
     }
