@@ -562,8 +562,17 @@ mod el2 {
     /// `exit_to_user`.
     #[inline(always)]
     fn kernel_entry(per_cpu: &PerCpu, handle: impl FnOnce(&mut System, usize)) -> *mut UserContext {
+        locked_entry(per_cpu, KERNEL.lock(), handle)
+    }
+
+    /// [`kernel_entry`] with the big lock already taken (`guard`).
+    #[inline(always)]
+    fn locked_entry(
+        per_cpu: &PerCpu,
+        mut guard: KernelGuard,
+        handle: impl FnOnce(&mut System, usize),
+    ) -> *mut UserContext {
         let cpu = per_cpu.cpu();
-        let mut guard = KERNEL.lock();
         let system = system(&mut guard);
         handle(system, cpu);
         let (context, ttbr0) = match system.kernel.schedule(cpu) {
@@ -757,19 +766,26 @@ mod el2 {
     const EC_WITH_HPFAR: [u64; 2] = [0x20, 0x24];
 
     /// Synchronous exception from a lower EL: a guest's trap, or a component's system
-    /// call or fault.
+    /// call or fault. A system call first tries the IPC fast path, which hands the CPU to
+    /// another thread with nothing for the scheduler to decide, so its exit only prepares
+    /// that thread.
     pub extern "C" fn lower_sync(per_cpu: &PerCpu) -> *mut UserContext {
         let esr = ESR_EL2.get();
         if per_cpu.mode().is_guest() {
             return guest_trap(per_cpu, esr);
         }
-        kernel_entry(per_cpu, |system, cpu| {
-            if (esr >> 26) & 0x3f == EC_SVC64 {
-                system.kernel.handle_syscall(cpu, &mut system.machine);
-            } else {
-                fault(system, cpu, esr);
-            }
-        })
+        if (esr >> 26) & 0x3f != EC_SVC64 {
+            return kernel_entry(per_cpu, |system, cpu| fault(system, cpu, esr));
+        }
+        let mut guard = KERNEL.lock();
+        let system = system(&mut guard);
+        if let Some(thread) = system.kernel.fast_syscall(per_cpu.cpu(), &system.machine) {
+            let (context, ttbr0) = system.resume(per_cpu, thread);
+            drop(guard);
+            per_cpu.switch_address_space(ttbr0);
+            return context;
+        }
+        locked_entry(per_cpu, guard, |system, cpu| system.kernel.slow_syscall(cpu, &mut system.machine))
     }
 
     /// A synchronous exception other than `svc`: a fault of the running thread.

@@ -449,12 +449,32 @@ impl<'a> Kernel<'a> {
     }
 
     /// The current thread of `cpu` executed `svc #0`; its context holds the arguments and
-    /// receives the results (or the thread blocks).
+    /// receives the results (or the thread blocks): [`Kernel::fast_syscall`], else
+    /// [`Kernel::slow_syscall`].
     pub fn handle_syscall(&mut self, cpu: usize, platform: &mut impl Platform) {
-        let Some(caller) = self.cpus[cpu].current() else { return };
-        if !self.fast_path(cpu, caller, platform) {
-            self.slow_path(cpu, caller, platform);
+        if self.fast_syscall(cpu, platform).is_none() {
+            self.slow_syscall(cpu, platform);
         }
+    }
+
+    /// The IPC fast path alone (see the module docs): completes the system call of `cpu`'s
+    /// current thread by a direct hand-off and returns the thread that now runs on `cpu`
+    /// (nothing is left for [`Kernel::schedule`] to decide), or changes nothing and
+    /// returns `None`. The shell calls it first, without the generic entry's work.
+    #[inline]
+    pub fn fast_syscall(&mut self, cpu: usize, platform: &impl Platform) -> Option<ThreadId> {
+        let caller = self.cpus[cpu].current()?;
+        if !self.fast_path(cpu, caller, platform) {
+            return None;
+        }
+        self.cpus[cpu].current().map(thread_id)
+    }
+
+    /// The system call of `cpu`'s current thread by the slow path, the reference
+    /// semantics (after [`Kernel::fast_syscall`] declined it).
+    pub fn slow_syscall(&mut self, cpu: usize, platform: &mut impl Platform) {
+        let Some(caller) = self.cpus[cpu].current() else { return };
+        self.slow_path(cpu, caller, platform);
     }
 
     /// The current thread of `cpu` took a synchronous exception other than `svc`: it stops

@@ -155,7 +155,6 @@ impl Kernel<'_> {
     }
 
     /// [`Kernel::schedule`] when the choice may change.
-    #[inline(never)]
     fn choose(&mut self, cpu: usize) -> Option<ThreadId> {
         let Self { threads, links, cpus, .. } = self;
         let state = &mut cpus[cpu];

@@ -21,6 +21,7 @@ impl Kernel<'_> {
     /// Completes a `Call` or `ReplyRecv` of `caller` (the current thread of `cpu`) by a
     /// direct hand-off when the module docs' conditions hold; returns whether it did.
     /// Anything unusual, errors included, is left to the slow path.
+    #[inline]
     pub(super) fn fast_path(&mut self, cpu: usize, caller: usize, platform: &impl Platform) -> bool {
         if self.cpus[cpu].reschedule_pending() {
             return false;
@@ -45,9 +46,6 @@ impl Kernel<'_> {
 
     /// Runs the system call of `caller` (the current thread of `cpu`): on success the
     /// operation sets its results or blocks the caller; an error only sets `x0`.
-    ///
-    /// Never inlined: its large stack frame would otherwise be set up on every fast path.
-    #[inline(never)]
     pub(super) fn slow_path(&mut self, cpu: usize, caller: usize, platform: &mut impl Platform) {
         let result = match Syscall::from_u64(self.threads[caller].context.x[7]) {
             Some(syscall) => self.dispatch(cpu, caller, syscall, platform),
