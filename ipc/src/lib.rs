@@ -12,7 +12,10 @@
 //! `x0` the capability index, `x1` the [`MessageInfo`], `x2..=x5` message words 0-3.
 //! The kernel returns an [`Error`] code in `x0` (0 for success), the received
 //! [`MessageInfo`] in `x1`, message words 0-3 in `x2..=x5` and the badge in `x6`.
-//! Words 4 and up travel in the thread's [`IpcBuffer`].
+//! Words 4 and up travel in the thread's [`IpcBuffer`]. Messages of at most four words
+//! can skip [`Message`] altogether: [`ShortMessage`] and the `*_short` endpoint wrappers
+//! keep them in registers. A thread with a bound notification may get [`NOTIFIED`] from
+//! any receive.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]

@@ -100,7 +100,8 @@
 //!
 //! # The IPC fast path
 //!
-//! [`Kernel::handle_syscall`] first tries two direct hand-offs that skip the run queues:
+//! [`Kernel::fast_syscall`] (which the shell calls first on every `svc`, and
+//! [`Kernel::handle_syscall`] too) tries two direct hand-offs that skip the run queues:
 //!
 //! - `Call` on an endpoint whose first queued receiver is on the same CPU;
 //! - `ReplyRecv` whose reply target is on the same CPU, on an endpoint with no queued
@@ -108,10 +109,11 @@
 //!
 //! in both cases only if the woken thread's priority is above every ready thread's on the
 //! CPU and no reschedule is pending, exactly when the slow path followed by
-//! [`Kernel::schedule`] would pick the woken thread. It then copies the message, blocks
-//! the caller, and makes the woken thread current. Anything else (errors included) takes
-//! the slow path, which is the reference semantics: the tests run the same sequences with
-//! and without the fast path and compare every thread, queue and register.
+//! [`Kernel::schedule`] would pick the woken thread. It then copies the message (register
+//! to register when it fits there), blocks the caller, and makes the woken thread
+//! current. Anything else (errors included) takes the slow path
+//! ([`Kernel::slow_syscall`]), which is the reference semantics: the tests run the same
+//! sequences with and without the fast path and compare every thread, queue and register.
 
 mod cap;
 mod console;
