@@ -56,6 +56,7 @@ impl Cpu {
             return None;
         }
         let word = (u8::BITS - 1 - self.ready_words.leading_zeros()) as usize;
+        // `ready_words` only has bits for words of `ready`; the modulo spares a bounds check.
         Some((word * 64 + 63 - self.ready[word % self.ready.len()].leading_zeros() as usize) as u8)
     }
 
@@ -144,7 +145,8 @@ impl Kernel<'_> {
     /// current thread keeps running unless it blocked, its slice ended, or a thread of
     /// higher priority is ready; a preempted thread goes back to the front of its queue.
     ///
-    /// Inlined into the shell: after a fast-path hand-off it is one test.
+    /// Inlined into the shell: when nothing asked for a new choice (a system call that did
+    /// not block, an interrupt that woke nobody here) it is one test.
     #[inline]
     pub fn schedule(&mut self, cpu: usize) -> Option<ThreadId> {
         let state = &self.cpus[cpu];
