@@ -61,6 +61,7 @@ mod el2 {
     use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, Readable};
     use bootinfo::{BootInfo, Header, MAX_CPUS, MAX_VCPUS, MAX_VMS, MAX_VSPACES, ParseError, header_flags};
     use core::fmt;
+    use ipc::Syscall;
     use ipc::vcpu::{GicSnapshot, LrWrite};
     use kernel::address::{KERNEL_BASE, LINEAR_MAP_SIZE, Pa, Va};
     use kernel::guest::{Trap, WakeState};
@@ -766,17 +767,22 @@ mod el2 {
     const EC_WITH_HPFAR: [u64; 2] = [0x20, 0x24];
 
     /// Synchronous exception from a lower EL: a guest's trap, or a component's system
-    /// call or fault. A system call first tries the IPC fast path, which hands the CPU to
-    /// another thread with nothing for the scheduler to decide, so its exit only prepares
-    /// that thread.
-    pub extern "C" fn lower_sync(per_cpu: &PerCpu) -> *mut UserContext {
+    /// call (number `syscall`, the thread's `x7`) or fault: only dispatches, so that
+    /// neither the IPC system calls nor the rest pay for the other's frame.
+    pub extern "C" fn lower_sync(per_cpu: &PerCpu, syscall: u64) -> *mut UserContext {
         let esr = ESR_EL2.get();
-        if per_cpu.mode().is_guest() {
-            return guest_trap(per_cpu, esr);
+        let ipc = matches!(Syscall::from_u64(syscall), Some(Syscall::Call | Syscall::ReplyRecv));
+        if ipc && (esr >> 26) & 0x3f == EC_SVC64 && !per_cpu.mode().is_guest() {
+            return ipc_syscall(per_cpu);
         }
-        if (esr >> 26) & 0x3f != EC_SVC64 {
-            return kernel_entry(per_cpu, |system, cpu| fault(system, cpu, esr));
-        }
+        other_sync(per_cpu, esr)
+    }
+
+    /// A component's `Call` or `ReplyRecv`: the IPC fast path first, which hands the CPU
+    /// to another thread with nothing for the scheduler to decide, so its exit only
+    /// prepares that thread; the slow path under the same lock hold otherwise.
+    #[inline(never)]
+    fn ipc_syscall(per_cpu: &PerCpu) -> *mut UserContext {
         let mut guard = KERNEL.lock();
         let system = system(&mut guard);
         if let Some(thread) = system.kernel.fast_syscall(per_cpu.cpu(), &system.machine) {
@@ -786,6 +792,22 @@ mod el2 {
             return context;
         }
         locked_entry(per_cpu, guard, |system, cpu| system.kernel.slow_syscall(cpu, &mut system.machine))
+    }
+
+    /// Every other synchronous exception from a lower EL: a guest's trap, another system
+    /// call, a fault.
+    #[inline(never)]
+    fn other_sync(per_cpu: &PerCpu, esr: u64) -> *mut UserContext {
+        if per_cpu.mode().is_guest() {
+            return guest_trap(per_cpu, esr);
+        }
+        kernel_entry(per_cpu, |system, cpu| {
+            if (esr >> 26) & 0x3f == EC_SVC64 {
+                system.kernel.slow_syscall(cpu, &mut system.machine);
+            } else {
+                fault(system, cpu, esr);
+            }
+        })
     }
 
     /// A synchronous exception other than `svc`: a fault of the running thread.

@@ -3,7 +3,9 @@
 //! While a thread runs, SP_EL2 points at its [`UserContext`], so an exception from EL0
 //! stores the thread's registers straight into it with no scratch register, then loads
 //! this CPU's kernel stack from [`PerCpu`](super::boot::PerCpu) (TPIDR_EL2) and calls the
-//! Rust handler, which returns the context to resume. [`exit_to_user`] loads that context
+//! Rust handler, which returns the context to resume. The synchronous handler also gets
+//! the thread's `x7` (the system-call number of an `svc`, which the save leaves intact),
+//! so that it can tell a fast-path candidate before it takes the big lock. [`exit_to_user`] loads that context
 //! and returns to EL0 with SP_EL2 pointing at it again.
 //!
 //! A vCPU's context has the same layout (its general registers, PC and PSTATE, and the
@@ -95,6 +97,7 @@ exception_vectors:
     // Lower EL, AArch64: components and guests.
     .org exception_vectors + 0x400
     SAVE_USER_CONTEXT
+    mov     x1, x7
     bl      {lower_sync}
     b       exit_to_user
     .org exception_vectors + 0x480
@@ -113,6 +116,7 @@ exception_vectors:
     // Lower EL, AArch32: a guest's EL0 (r0-r14 are x0-x14).
     .org exception_vectors + 0x600
     SAVE_USER_CONTEXT
+    mov     x1, x7
     bl      {lower_sync}
     b       exit_to_user
     .org exception_vectors + 0x680
