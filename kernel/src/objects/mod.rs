@@ -100,8 +100,9 @@
 //!
 //! # The IPC fast path
 //!
-//! [`Kernel::fast_syscall`] (which the shell calls first on every `svc`, and
-//! [`Kernel::handle_syscall`] too) tries two direct hand-offs that skip the run queues:
+//! [`Kernel::fast_syscall`] (which the shell calls first for every `Call` and `ReplyRecv`,
+//! and [`Kernel::handle_syscall`] for every system call) tries two direct hand-offs that
+//! skip the run queues:
 //!
 //! - `Call` on an endpoint whose first queued receiver is on the same CPU;
 //! - `ReplyRecv` whose reply target is on the same CPU, on an endpoint with no queued
