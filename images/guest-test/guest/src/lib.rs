@@ -1,8 +1,13 @@
 //! guest-test's logic that needs no hardware: the report of named checks, the text of
-//! their details, and the decoding of the exceptions its vectors record.
+//! their details, the decoding of the exceptions its vectors record, the device tree's
+//! command line, and GIC and ITS encodings.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod fdt;
+pub mod gic;
+pub mod its;
 
 use core::fmt::{self, Write};
 
