@@ -133,7 +133,11 @@ pub type PerCpu = [u32; CPUS];
 
 /// Fails unless `actual` deliveries of `what` per CPU are `expected`.
 pub fn expect_per_cpu(what: &str, expected: PerCpu, actual: PerCpu) -> crate::Outcome {
-    if expected == actual { Ok(()) } else { crate::fail!("{what}: expected {expected:?} per CPU, got {actual:?}") }
+    if expected == actual {
+        Ok(())
+    } else {
+        crate::fail!("{what}: expected {expected:?} per CPU, got {actual:?}")
+    }
 }
 
 #[cfg(test)]

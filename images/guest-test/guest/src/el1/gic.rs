@@ -122,12 +122,6 @@ pub(super) fn gicr_write64(cpu: usize, offset: u64, value: u64) {
     unsafe { mmio::write64(redistributor(cpu) + offset, value) }
 }
 
-/// Reads the 64-bit register at `offset` of vCPU `cpu`'s redistributor.
-pub(super) fn gicr_read64(cpu: usize, offset: u64) -> u64 {
-    // SAFETY: as in `gicr_write64`.
-    unsafe { mmio::read64(redistributor(cpu) + offset) }
-}
-
 /// Whether the distributor register bit for `intid` in the array at `base` is set.
 pub(super) fn gicd_bit(base: u64, intid: u32) -> bool {
     let (offset, mask) = bit_register(base, intid);
@@ -399,7 +393,8 @@ pub(super) fn handle_irq() {
         hook();
     }
     end_of_interrupt(intid);
-    if read_sysreg!("icc_ctlr_el1") & ICC_CTLR_EOI_MODE != 0 && LEAVE_ACTIVE.load(Ordering::Acquire) != intid {
+    if read_sysreg!("icc_ctlr_el1") & ICC_CTLR_EOI_MODE != 0 && LEAVE_ACTIVE.load(Ordering::Acquire) != intid
+    {
         deactivate(intid);
     }
 }

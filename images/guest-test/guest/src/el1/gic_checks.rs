@@ -80,7 +80,8 @@ fn times(per_send: PerCpu, sends: u32) -> PerCpu {
 /// Waits until `intid` has been delivered at least `expected` times per vCPU since
 /// `before`; then, after [`settle`], demands exactly that.
 fn expect_deliveries(intid: u32, before: PerCpu, expected: PerCpu) -> Outcome {
-    let arrived = || gic::deliveries_since(intid, before).iter().zip(expected).all(|(got, want)| *got >= want);
+    let arrived =
+        || gic::deliveries_since(intid, before).iter().zip(expected).all(|(got, want)| *got >= want);
     if !wait_for(arrived) {
         return expect_per_cpu("deliveries (timed out)", expected, gic::deliveries_since(intid, before));
     }
@@ -390,9 +391,8 @@ fn hundred_pending() -> Outcome {
     }
     let pending = spis.clone().filter(|&spi| gic::gicd_bit(gicd::ISPENDR, spi)).count();
     gic::unmask_irqs();
-    let all_arrived = || {
-        spis.clone().enumerate().all(|(i, spi)| gic::deliveries_since(spi, before[i])[0] >= 1)
-    };
+    let all_arrived =
+        || spis.clone().enumerate().all(|(i, spi)| gic::deliveries_since(spi, before[i])[0] >= 1);
     let arrived = wait_for(all_arrived);
     settle();
     for spi in spis.clone() {

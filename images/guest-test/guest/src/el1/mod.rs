@@ -15,6 +15,7 @@ mod cpus;
 mod exceptions;
 mod gic;
 mod gic_checks;
+mod its_checks;
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTVCT_EL0, Readable};
@@ -124,6 +125,9 @@ pub(crate) extern "C" fn boot_main() -> ! {
     report.check("cpu-on-all-vcpus", cpus::start_all());
     if gic {
         gic_checks::run(&mut report);
+        if options.its {
+            its_checks::run(&mut report);
+        }
     } else {
         report.check("cpu-off-all-vcpus", cpus::stop_all());
     }
