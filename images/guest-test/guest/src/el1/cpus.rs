@@ -91,7 +91,7 @@ extern "C" fn secondary_main() -> ! {
             aarch64_cpu::asm::wfi();
             gic::unmask_irqs();
         } else {
-            core::hint::spin_loop();
+            super::pause();
         }
     }
 }
@@ -135,9 +135,9 @@ pub(super) fn stop(cpu: usize) -> Outcome {
 
 /// Starts every secondary vCPU that is off (for the GIC checks, or to check they start).
 pub(super) fn start_all() -> Outcome {
-    for cpu in 1..CPUS {
+    for (cpu, starts) in STARTS.iter().enumerate().skip(1) {
         if affinity_info(cpu as u64) != AffinityState::On as i64 {
-            start(cpu, STARTS[cpu].load(Ordering::Acquire) + 1)?;
+            start(cpu, starts.load(Ordering::Acquire) + 1)?;
         }
     }
     Ok(())

@@ -233,7 +233,7 @@ pub(super) fn init_cpu_interface() {
     let waker = gicr_read(cpu, gicr::WAKER);
     gicr_write(cpu, gicr::WAKER, waker & !gicr::WAKER_PROCESSOR_SLEEP);
     while gicr_read(cpu, gicr::WAKER) & gicr::WAKER_CHILDREN_ASLEEP != 0 {
-        core::hint::spin_loop();
+        super::pause();
     }
     let sgi = gicr::SGI_FRAME;
     gicr_write(cpu, sgi + gicd::IGROUPR, u32::MAX);
