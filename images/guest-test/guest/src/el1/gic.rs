@@ -5,14 +5,14 @@
 //! (ICC_DIR_EL1) unless a check keeps that INTID active.
 
 use super::cpus::this_cpu;
-use super::wait_for;
+use super::{delay, wait_for};
 use aarch64_cpu::registers::{CNTP_CTL_EL0, CNTV_CTL_EL0, CNTVCT_EL0, Readable, Writeable};
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use guest_rt::mmio;
 use guest_test::gic::{
-    COUNTED_INTIDS, CPUS, ICC_CTLR_EOI_MODE, PerCpu, SPURIOUS, SgiTargets, bit_register, gicd, gicr, sgi1r,
-    tally_index,
+    COUNTED_INTIDS, CPUS, ICC_CTLR_EOI_MODE, PerCpu, SPURIOUS, SgiTargets, bit_register, expect_per_cpu,
+    gicd, gicr, sgi1r, tally_index,
 };
 use guest_test::{Outcome, expect_eq, fail};
 
@@ -35,6 +35,9 @@ pub(super) const DEFAULT_PRIORITY: u8 = 0xa0;
 const PMR_OPEN: u64 = 0xff;
 /// Timer control: enabled, interrupt not masked.
 const TIMER_ENABLE: u64 = 1;
+
+/// How long to wait for deliveries that must not come, in microseconds.
+const SETTLE_US: u64 = 5_000;
 
 /// Each vCPU's redistributor (RD_base), found by affinity.
 static REDISTRIBUTORS: [AtomicU64; CPUS] = [const { AtomicU64::new(0) }; CPUS];
@@ -324,6 +327,22 @@ pub(super) fn deliveries(intid: u32) -> PerCpu {
 pub(super) fn deliveries_since(intid: u32, before: PerCpu) -> PerCpu {
     let now = deliveries(intid);
     core::array::from_fn(|cpu| now[cpu].wrapping_sub(before[cpu]))
+}
+
+/// Waits [`SETTLE_US`], for any delivery that should not happen to show.
+pub(super) fn settle() {
+    delay(SETTLE_US);
+}
+
+/// Waits until `intid` has been delivered at least `expected` times per vCPU since
+/// `before`; then, after [`settle`], demands exactly that.
+pub(super) fn expect_deliveries(intid: u32, before: PerCpu, expected: PerCpu) -> Outcome {
+    let arrived = || deliveries_since(intid, before).iter().zip(expected).all(|(got, want)| *got >= want);
+    if !wait_for(arrived) {
+        return expect_per_cpu("deliveries (timed out)", expected, deliveries_since(intid, before));
+    }
+    settle();
+    expect_per_cpu("deliveries", expected, deliveries_since(intid, before))
 }
 
 /// Deliveries of INTIDs not counted one by one, on every vCPU.

@@ -7,15 +7,13 @@
 //! preemption; 100 pending SPIs; WFI with IRQs masked waking on a pending interrupt.
 
 use super::cpus::{post, run_on, wait_task};
-use super::gic::{self, DEFAULT_PRIORITY, PHYSICAL_TIMER_PPI, VIRTUAL_TIMER_PPI};
+use super::gic::{self, DEFAULT_PRIORITY, PHYSICAL_TIMER_PPI, VIRTUAL_TIMER_PPI, expect_deliveries, settle};
 use super::{delay, now_ticks, ticks_in, wait_for};
 use aarch64_cpu::registers::{CNTV_CTL_EL0, Writeable};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use guest_test::gic::{CPUS, PerCpu, SPURIOUS, SgiTargets, expect_per_cpu, gicd, gicr, sgi1r};
 use guest_test::{Outcome, Report, expect_eq, fail};
 
-/// How long to wait for deliveries that must not come, in microseconds.
-const SETTLE_US: u64 = 5_000;
 /// Sends of each SGI pattern.
 const SENDS: u32 = 5;
 /// The SPI of the read-back check.
@@ -67,26 +65,9 @@ pub(super) fn run(report: &mut Report<guest_rt::Pl011>) {
     report.check("no-unexpected-interrupts", expect_eq("other INTIDs", 0, gic::other_deliveries().into()));
 }
 
-/// Waits [`SETTLE_US`], for any delivery that should not happen to show.
-fn settle() {
-    delay(SETTLE_US);
-}
-
 /// `per_send` deliveries per vCPU, times `sends`.
 fn times(per_send: PerCpu, sends: u32) -> PerCpu {
     per_send.map(|count| count * sends)
-}
-
-/// Waits until `intid` has been delivered at least `expected` times per vCPU since
-/// `before`; then, after [`settle`], demands exactly that.
-fn expect_deliveries(intid: u32, before: PerCpu, expected: PerCpu) -> Outcome {
-    let arrived =
-        || gic::deliveries_since(intid, before).iter().zip(expected).all(|(got, want)| *got >= want);
-    if !wait_for(arrived) {
-        return expect_per_cpu("deliveries (timed out)", expected, gic::deliveries_since(intid, before));
-    }
-    settle();
-    expect_per_cpu("deliveries", expected, gic::deliveries_since(intid, before))
 }
 
 /// Sends the SGI in [`PREPARED_SGI`] (a task for another vCPU).

@@ -9,7 +9,7 @@
 //! retrying (GITS_CWRITER.Retry), and demand that the queue drains.
 
 use super::gic;
-use super::{delay, wait_for};
+use super::wait_for;
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_rt::mmio;
 use guest_test::gic::{CPUS, FIRST_LPI, PerCpu, expect_per_cpu, gicr};
@@ -34,8 +34,6 @@ const ITT_BYTES: usize = 4096;
 const DEVICES: usize = 4;
 /// Priority of every LPI.
 const LPI_PRIORITY: u8 = 0xa0;
-/// How long to wait for deliveries that must not come, in microseconds.
-const SETTLE_US: u64 = 5_000;
 
 /// The pending-table check's device: 256 events, LPIs from [`FIRST_LPI`].
 const BULK_DEVICE: u32 = 1;
@@ -220,16 +218,6 @@ fn sync_all() -> [Command; CPUS] {
     core::array::from_fn(|cpu| Command::sync(gic::processor_number(cpu)))
 }
 
-/// Waits until `intid` has been delivered `expected` times per vCPU since `before`; then,
-/// after a settling delay, demands exactly that.
-fn expect_lpi(intid: u32, before: PerCpu, expected: PerCpu) -> Outcome {
-    let arrived =
-        || gic::deliveries_since(intid, before).iter().zip(expected).all(|(got, want)| *got >= want);
-    let _ = wait_for(arrived);
-    delay(SETTLE_US);
-    expect_per_cpu("LPI deliveries", expected, gic::deliveries_since(intid, before))
-}
-
 /// Runs the checks (the GIC checks have run; IRQs are unmasked on every vCPU).
 pub(super) fn run(report: &mut Report<guest_rt::Pl011>) {
     let ready = init_and_introspect();
@@ -316,9 +304,8 @@ fn init_and_introspect() -> Outcome {
             return fail!("vCPU {cpu}: LPIs enabled at boot");
         }
     }
-    let mut maps: [Command; CPUS] =
+    let maps: [Command; CPUS] =
         core::array::from_fn(|cpu| Command::mapc(cpu as u16, gic::processor_number(cpu), true));
-    maps.reverse();
     submit(&maps)?;
     submit(&sync_all())
 }
@@ -358,7 +345,7 @@ fn pending_tables_at_enable() -> Outcome {
             .all(|i| gic::deliveries_since(FIRST_LPI + i, before[i as usize]).iter().sum::<u32>() >= 1)
     };
     let arrived = wait_for(all);
-    delay(SETTLE_US);
+    gic::settle();
     enable_lpis(0);
     enable_lpis(3);
     if !arrived {
@@ -388,7 +375,7 @@ fn int_to_target_only() -> Outcome {
     for _ in 0..3 {
         let before = gic::deliveries(LPI);
         submit(&[Command::int(DEVICE, 0), Command::sync(gic::processor_number(3))])?;
-        expect_lpi(LPI, before, [0, 0, 0, 1])?;
+        gic::expect_deliveries(LPI, before, [0, 0, 0, 1])?;
     }
     Ok(())
 }
@@ -399,17 +386,17 @@ fn disable_inv_enable_invall() -> Outcome {
     configure_lpi(LPI, false);
     let before = gic::deliveries(LPI);
     submit(&[Command::inv(DEVICE, 0), Command::int(DEVICE, 0), Command::sync(gic::processor_number(3))])?;
-    expect_lpi(LPI, before, [0; CPUS])?;
+    gic::expect_deliveries(LPI, before, [0; CPUS])?;
     configure_lpi(LPI, true);
     submit(&[Command::invall(3), Command::sync(gic::processor_number(3))])?;
-    expect_lpi(LPI, before, [0, 0, 0, 1])
+    gic::expect_deliveries(LPI, before, [0, 0, 0, 1])
 }
 
 /// MOVI to collection 0: INT delivers on vCPU 0.
 fn movi() -> Outcome {
     let before = gic::deliveries(LPI);
     submit(&[Command::movi(DEVICE, 0, 0), Command::int(DEVICE, 0), Command::sync(gic::processor_number(0))])?;
-    expect_lpi(LPI, before, [1, 0, 0, 0])
+    gic::expect_deliveries(LPI, before, [1, 0, 0, 0])
 }
 
 /// CLEAR removes the pending state of a disabled LPI: enabling it delivers nothing.
@@ -419,7 +406,7 @@ fn clear() -> Outcome {
     submit(&[Command::inv(DEVICE, 0), Command::int(DEVICE, 0), Command::clear(DEVICE, 0)])?;
     configure_lpi(LPI, true);
     submit(&[Command::inv(DEVICE, 0), Command::sync(gic::processor_number(0))])?;
-    expect_lpi(LPI, before, [0; CPUS])
+    gic::expect_deliveries(LPI, before, [0; CPUS])
 }
 
 /// A disabled LPI pending on vCPU 1, MOVALL to vCPU 2 (and its collection remapped
@@ -430,11 +417,11 @@ fn movall() -> Outcome {
     let before = gic::deliveries(MOVALL_LPI);
     submit(&[Command::mapti(DEVICE, 1, MOVALL_LPI, 1), Command::inv(DEVICE, 1), Command::int(DEVICE, 1)])?;
     submit(&[Command::sync(from)])?;
-    expect_lpi(MOVALL_LPI, before, [0; CPUS])?;
+    gic::expect_deliveries(MOVALL_LPI, before, [0; CPUS])?;
     submit(&[Command::movall(from, to), Command::mapc(1, to, true), Command::sync(to)])?;
     configure_lpi(MOVALL_LPI, true);
     submit(&[Command::inv(DEVICE, 1), Command::sync(to)])?;
-    let outcome = expect_lpi(MOVALL_LPI, before, [0, 0, 1, 0]);
+    let outcome = gic::expect_deliveries(MOVALL_LPI, before, [0, 0, 1, 0]);
     submit(&[Command::mapc(1, from, true), Command::sync(from)])?;
     outcome
 }
@@ -449,10 +436,10 @@ fn discard() -> Outcome {
     configure_lpi(LPI, true);
     submit_tolerating_stalls(&[Command::invall(0), Command::int(DEVICE, 0)])?;
     submit(&sync_all())?;
-    expect_lpi(LPI, before, [0; CPUS])?;
+    gic::expect_deliveries(LPI, before, [0; CPUS])?;
     let processor = gic::processor_number(0);
     submit(&[Command::mapti(DEVICE, 0, LPI, 0), Command::int(DEVICE, 0), Command::sync(processor)])?;
-    expect_lpi(LPI, before, [1, 0, 0, 0])
+    gic::expect_deliveries(LPI, before, [1, 0, 0, 0])
 }
 
 /// A device that delivers, then MAPD V=0: INT delivers nothing and the queue goes on.
@@ -466,11 +453,11 @@ fn mapd_unmap() -> Outcome {
         Command::int(UNMAPPED_DEVICE, 0),
         Command::sync(gic::processor_number(0)),
     ])?;
-    expect_lpi(UNMAPPED_LPI, before, [1, 0, 0, 0])?;
+    gic::expect_deliveries(UNMAPPED_LPI, before, [1, 0, 0, 0])?;
     submit(&[Command::mapd(UNMAPPED_DEVICE, 2, itt, false)])?;
     submit_tolerating_stalls(&[Command::int(UNMAPPED_DEVICE, 0)])?;
     submit(&sync_all())?;
-    expect_lpi(UNMAPPED_LPI, before, [1, 0, 0, 0])
+    gic::expect_deliveries(UNMAPPED_LPI, before, [1, 0, 0, 0])
 }
 
 /// Batches that go past the end of the one-page queue, wrapping CWRITER and CREADR
@@ -491,7 +478,7 @@ fn queue_wrap_around() -> Outcome {
     }
     let before = gic::deliveries(LPI);
     submit(&[Command::int(DEVICE, 0), Command::sync(gic::processor_number(0))])?;
-    expect_lpi(LPI, before, [1, 0, 0, 0])
+    gic::expect_deliveries(LPI, before, [1, 0, 0, 0])
 }
 
 /// Malformed commands (an unknown number, DeviceIDs and collections out of range, an
@@ -512,5 +499,5 @@ fn malformed_commands() -> Outcome {
     submit_tolerating_stalls(&malformed)?;
     let processor = gic::processor_number(0);
     submit(&[Command::mapc(0, processor, true), Command::int(DEVICE, 0), Command::sync(processor)])?;
-    expect_lpi(LPI, before, [1, 0, 0, 0])
+    gic::expect_deliveries(LPI, before, [1, 0, 0, 0])
 }
