@@ -241,10 +241,10 @@ const BENCH_ROWS: &[(&str, &str)] = &[
     ("guest-mmio-read", "guest MMIO read forwarded to a server and back, loop included"),
     ("guest-hvc-to-server", "guest HVC (PSCI_VERSION) forwarded to a server and back, loop included"),
     ("guest-unclaimed-read", "guest read of an unclaimed address, answered by the kernel, loop included"),
-    ("gic-gicd-read", "GICD register read, native (guest-test on QEMU's own GIC, no hypervisor)"),
+    ("gic-gicd-read", "GICD register read, loop included, native (guest-test on QEMU's own GIC)"),
     ("gic-sgi-to-handler", "SGI from the sender's write to the receiver's acknowledge, native (system-wide)"),
     ("gic-timer-to-handler", "virtual timer interrupt from its deadline to the acknowledge, native"),
-    ("gic-eoi", "EOI (ICC_EOIR1_EL1 write, counter reads included, 16 ns ticks), native"),
+    ("gic-eoi", "EOI (ICC_EOIR1_EL1 write and ISB, the counter reads included), native"),
 ];
 
 /// Ratios printed under the table: (label, numerator row, denominator row, goal).
