@@ -108,7 +108,7 @@ pub(super) fn cpu_on(cpu: usize) -> i64 {
     hvc(psci::PSCI_CPU_ON_64, &[cpu as u64, secondary_entry as *const () as u64, stack_top])
 }
 
-/// CPU_ON with an entry point, for the error checks.
+/// The secondaries' entry point, for the CPU_ON error checks.
 pub(super) fn entry_point() -> u64 {
     secondary_entry as *const () as u64
 }

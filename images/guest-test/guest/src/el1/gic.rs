@@ -17,14 +17,14 @@ use guest_test::gic::{
 use guest_test::{Outcome, expect_eq, fail};
 
 /// The distributor.
-pub(super) const GICD_BASE: u64 = 0x0800_0000;
+const GICD_BASE: u64 = 0x0800_0000;
 /// The first redistributor.
 const GICR_BASE: u64 = 0x080a_0000;
 /// The most redistributor frames walked looking for the vCPUs' own.
 const MAX_REDISTRIBUTORS: u64 = 32;
 
 /// The SGI that wakes a secondary vCPU for a request (see `cpus`).
-pub(super) const DOORBELL_SGI: u32 = 15;
+const DOORBELL_SGI: u32 = 15;
 /// The virtual timer's PPI.
 pub(super) const VIRTUAL_TIMER_PPI: u32 = 27;
 /// The EL1 physical timer's PPI.
@@ -77,8 +77,9 @@ macro_rules! read_sysreg {
 macro_rules! write_sysreg {
     ($name:literal, $value:expr) => {{
         let value: u64 = $value;
-        // SAFETY: the GIC CPU interface registers written here affect only interrupt
-        // delivery to this vCPU, which the checks own; no memory is touched.
+        // SAFETY: the registers written here (GIC CPU interface registers, and ELR_EL1 and
+        // SPSR_EL1 restored to values just read) affect only this vCPU's interrupt
+        // handling, which the checks own; no memory is touched.
         unsafe { asm!(concat!("msr ", $name, ", {value}"), "isb", value = in(reg) value, options(nomem, nostack)) };
     }};
 }
@@ -91,13 +92,13 @@ pub(super) fn gicd_read(offset: u64) -> u32 {
 }
 
 /// Writes the distributor register at `offset`.
-pub(super) fn gicd_write(offset: u64, value: u32) {
+fn gicd_write(offset: u64, value: u32) {
     // SAFETY: as in `gicd_read`.
     unsafe { mmio::write32(GICD_BASE + offset, value) }
 }
 
 /// vCPU `cpu`'s redistributor (RD_base).
-pub(super) fn redistributor(cpu: usize) -> u64 {
+fn redistributor(cpu: usize) -> u64 {
     REDISTRIBUTORS[cpu].load(Ordering::Relaxed)
 }
 
@@ -287,13 +288,18 @@ pub(super) fn end_of_interrupt(intid: u32) {
 }
 
 /// Deactivates an interrupt (EOImode 1).
-pub(super) fn deactivate(intid: u32) {
+fn deactivate(intid: u32) {
     write_sysreg!("icc_dir_el1", u64::from(intid));
 }
 
 /// Sends SGI `intid` to `targets`.
 pub(super) fn send_sgi(intid: u32, targets: SgiTargets) {
-    write_sysreg!("icc_sgi1r_el1", sgi1r(intid, targets));
+    write_sgi1r(sgi1r(intid, targets));
+}
+
+/// Writes ICC_SGI1R_EL1 (sends the SGI that `value` describes).
+pub(super) fn write_sgi1r(value: u64) {
+    write_sysreg!("icc_sgi1r_el1", value);
 }
 
 /// Wakes vCPU `cpu` for a request (nothing to do before the GIC is set up: secondaries

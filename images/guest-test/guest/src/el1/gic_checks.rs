@@ -72,10 +72,7 @@ fn times(per_send: PerCpu, sends: u32) -> PerCpu {
 
 /// Sends the SGI in [`PREPARED_SGI`] (a task for another vCPU).
 fn send_prepared_sgi() {
-    // SAFETY: writing ICC_SGI1R_EL1 only generates the SGI the check prepared.
-    unsafe {
-        core::arch::asm!("msr icc_sgi1r_el1, {value}", "isb", value = in(reg) PREPARED_SGI.load(Ordering::Acquire), options(nostack));
-    }
+    gic::write_sgi1r(PREPARED_SGI.load(Ordering::Acquire));
 }
 
 /// Sends SGI `intid` from vCPU `sender` to `targets` [`SENDS`] times, each once the
@@ -123,7 +120,7 @@ fn sgi_all_but_self() -> Outcome {
     sgi_pattern(1, 4, SgiTargets::AllButSelf, [1, 0, 1, 1])
 }
 
-/// Whether SGI or PPI `intid` is active at this vCPU (its redistributor's ISACTIVER0).
+/// Whether SGI or PPI `intid` is active at vCPU 0 (its redistributor's ISACTIVER0).
 fn private_active(intid: u32) -> bool {
     gic::gicr_read(0, gicr::SGI_FRAME + gicd::ISACTIVER) & 1 << intid != 0
 }
