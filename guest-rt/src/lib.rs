@@ -64,9 +64,20 @@ impl Default for Stack {
 #[doc(hidden)]
 pub static mut BOOT_STACK: Stack = Stack::new();
 
+/// `x0` as the program was entered; `_start` stores it once the BSS is zeroed.
+#[doc(hidden)]
+pub static BOOT_X0: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The boot CPU's `x0` at entry: a loader's device tree address (a hypervisor's, or QEMU's
+/// for a raw binary), 0 when QEMU loaded an ELF with `-kernel`. Meaningless after an
+/// `el2_to_el1` routine that uses `x0`.
+pub fn boot_argument() -> u64 {
+    BOOT_X0.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Defines, on the bare-metal target, `_start`, where the program starts with the MMU off:
-/// it selects SP_EL1, points it at the top of the boot stack, zeroes the BSS and calls
-/// `$main` (an `extern "C" fn() -> !`). Host builds (workspace checks and tests) get an
+/// it selects SP_EL1, points it at the top of the boot stack, zeroes the BSS, keeps `x0`
+/// for [`boot_argument`] and calls `$main` (an `extern "C" fn() -> !`). Host builds (workspace checks and tests) get an
 /// empty `main` instead. Invoke it at the crate root.
 ///
 /// A program that QEMU starts at EL2 names, with `el2_to_el1 = $drop`, a routine that
@@ -107,8 +118,11 @@ macro_rules! entry {
             "    b.hs 1f",
             "    stp xzr, xzr, [x1], #16",
             "    b 0b",
-            "1:  bl {main}",
+            "1:  adrp x1, {boot_x0}",
+            "    str x0, [x1, :lo12:{boot_x0}]",
+            "    bl {main}",
             stack = sym $crate::BOOT_STACK,
+            boot_x0 = sym $crate::BOOT_X0,
             stack_size = const $crate::STACK_SIZE,
             main = sym $main,
             $($operands)*

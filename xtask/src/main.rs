@@ -5,6 +5,7 @@
 //! ```text
 //! cargo xtask run            # the default system, `demo`
 //! cargo xtask run demo --gdb # wait for gdb-multiarch on :1234
+//! cargo xtask run guest-test --native # its guest on QEMU's own GIC, no hypervisor
 //! cargo xtask run vm --kernel Image --initrd rootfs.cpio --append console=ttyAMA0 --vcpus 4
 //! cargo xtask test
 //! ```
@@ -46,6 +47,10 @@ enum Commands {
         /// Kill QEMU after this many seconds (default: run until the system powers off).
         #[arg(long)]
         timeout: Option<u64>,
+        /// Boot only the guest of the system's VM, on QEMU's own GICv3 and ITS at EL1 with
+        /// as many CPUs as it has vCPUs: no hypervisor (a crate-built ELF guest).
+        #[arg(long, conflicts_with_all = ["kernel", "initrd", "append", "vcpus"])]
+        native: bool,
         #[command(flatten)]
         guest: GuestArgs,
     },
@@ -110,18 +115,16 @@ fn run_cli() -> Result<()> {
     let root = system::workspace_root()?;
     std::env::set_current_dir(&root)?;
     match command {
-        Commands::Run { system, gdb, timeout, guest } => {
+        Commands::Run { system, gdb, timeout, native: true, .. } => {
+            toolchain::ensure_rust_target()?;
+            toolchain::ensure_qemu()?;
+            run_native(&system, gdb, timeout.map_or(Duration::MAX, Duration::from_secs))
+        }
+        Commands::Run { system, gdb, timeout, native: false, guest } => {
             toolchain::ensure_rust_target()?;
             toolchain::ensure_qemu()?;
             let built = system::build(&system, system::Checks::None, &guest.resolve(&cwd))?;
-            let mut extra_args = Vec::new();
-            if gdb {
-                eprintln!(
-                    "xtask: QEMU waits for gdb: gdb-multiarch {} -ex 'target remote :1234'",
-                    built.kernel_elf.display()
-                );
-                extra_args.extend(["-s".to_string(), "-S".to_string()]);
-            }
+            let extra_args = if gdb { gdb_args(&built.kernel_elf) } else { Vec::new() };
             let outcome = qemu::run(&built.run_config(
                 qemu::Console::Interactive,
                 timeout.map_or(Duration::MAX, Duration::from_secs),
@@ -150,6 +153,65 @@ fn run_cli() -> Result<()> {
             test(systems)
         }
     }
+}
+
+/// QEMU's arguments that make it wait for gdb-multiarch on :1234 (printing how to attach
+/// to `elf`).
+fn gdb_args(elf: &Path) -> Vec<String> {
+    eprintln!("xtask: QEMU waits for gdb: gdb-multiarch {} -ex 'target remote :1234'", elf.display());
+    vec!["-s".to_string(), "-S".to_string()]
+}
+
+/// `cargo xtask run <system> --native`: the system's guest alone on QEMU's own GIC. No
+/// kernel prints a nonce-tagged result, so the verdict is the guest's own summary line
+/// (`summary: N checks, F failed`), which a run without fails.
+fn run_native(system: &str, gdb: bool, timeout: Duration) -> Result<()> {
+    let outcome = boot_native(system, qemu::Console::Interactive, timeout, gdb, Vec::new())?;
+    match guest_failures(&outcome.output) {
+        Some(0) => Ok(()),
+        None => bail!("system {system} (native): the guest printed no summary line"),
+        Some(failed) => {
+            eprintln!("xtask: error: system {system} (native): {failed} check(s) failed");
+            std::process::exit(exit_code(Some(failed)));
+        }
+    }
+}
+
+/// Builds system `system`'s guest and boots it alone on QEMU's own GIC; a timeout is an
+/// error.
+fn boot_native(
+    system: &str,
+    console: qemu::Console,
+    timeout: Duration,
+    gdb: bool,
+    mut extra_args: Vec<String>,
+) -> Result<qemu::Outcome> {
+    let guest = system::build_native_guest(system)?;
+    if gdb {
+        extra_args.extend(gdb_args(&guest.elf));
+    }
+    let outcome = qemu::run(&qemu::RunConfig {
+        machine: qemu::Machine::BareMetalGuest,
+        image: &guest.elf,
+        cpus: guest.cpus,
+        memory_mib: guest.memory_mib,
+        nonce: qemu::new_nonce(),
+        timeout,
+        console,
+        extra_args,
+    })?;
+    if outcome.timed_out {
+        bail!("system {system} (native): timed out");
+    }
+    Ok(outcome)
+}
+
+/// The failure count of a test guest's `summary: N checks, F failed` line.
+fn guest_failures(output: &str) -> Option<u32> {
+    output.lines().find_map(|line| {
+        let (_, counts) = line.split_once("summary: ")?;
+        counts.strip_suffix(" failed")?.rsplit_once(", ")?.1.parse().ok()
+    })
 }
 
 /// The exit code of a `run` that did not pass: the system's own status where it reported
@@ -183,6 +245,10 @@ const BENCH_ROWS: &[(&str, &str)] = &[
     ("guest-mmio-read", "guest MMIO read forwarded to a server and back, loop included"),
     ("guest-hvc-to-server", "guest HVC (PSCI_VERSION) forwarded to a server and back, loop included"),
     ("guest-unclaimed-read", "guest read of an unclaimed address, answered by the kernel, loop included"),
+    ("gic-gicd-read", "GICD register read, loop included, native (guest-test on QEMU's own GIC)"),
+    ("gic-sgi-to-handler", "SGI from the sender's write to the receiver's acknowledge, native (system-wide)"),
+    ("gic-timer-to-handler", "virtual timer interrupt from its deadline to the acknowledge, native"),
+    ("gic-eoi", "EOI (ICC_EOIR1_EL1 write and ISB, the counter reads included), native"),
 ];
 
 /// Ratios printed under the table: (label, numerator row, denominator row, goal).
@@ -208,6 +274,7 @@ fn bench() -> Result<()> {
     // Instruction counting: exact and repeatable, and virtual time never follows the host.
     let icount = || vec!["-icount".to_string(), "shift=0,sleep=off".to_string()];
     let floor_output = bench_floor(icount())?;
+    let native_output = bench_native_gic(icount())?;
     let built = system::build("bench", system::Checks::None, &GuestOverride::default())?;
     let outcome = qemu::run(&built.run_config(
         qemu::Console::Captured,
@@ -218,8 +285,10 @@ fn bench() -> Result<()> {
         bail!("bench system: {failure}");
     }
     let figure = |key: &str| {
-        let value =
-            [&floor_output, &outcome.output].into_iter().flat_map(|output| output.lines()).find_map(|line| {
+        let value = [&floor_output, &native_output, &outcome.output]
+            .into_iter()
+            .flat_map(|output| output.lines())
+            .find_map(|line| {
                 let rest = line.split_once(&format!("bench {key} "))?.1;
                 rest.trim().parse::<u64>().ok()
             });
@@ -245,6 +314,20 @@ fn bench() -> Result<()> {
     Ok(())
 }
 
+/// How long guest-test may run natively under `-icount` (about a minute on a busy machine).
+const BENCH_NATIVE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Boots guest-test natively (`run --native`) under `icount`: its checks must pass, and its
+/// `bench gic-*` lines are the GIC paths on QEMU's own GIC, in virtual nanoseconds (one
+/// instruction each under `shift=0`). Returns its console output.
+fn bench_native_gic(icount: Vec<String>) -> Result<String> {
+    let outcome = boot_native("guest-test", qemu::Console::Captured, BENCH_NATIVE_TIMEOUT, false, icount)?;
+    match guest_failures(&outcome.output) {
+        Some(0) => Ok(outcome.output),
+        _ => bail!("guest-test (native): its checks did not all pass"),
+    }
+}
+
 /// Builds and boots `images/bench/floor` (bare metal, no kernel) on one CPU; returns its
 /// console output. The program prints a figure, not a verdict, and no kernel runs to print
 /// a nonce-tagged result line: the caller takes the figure from the output and a missing
@@ -267,6 +350,7 @@ fn bench_floor(icount: Vec<String>) -> Result<String> {
     )?;
     let image = Path::new(target_dir).join(toolchain::TARGET).join("release").join("bench-floor");
     let outcome = qemu::run(&qemu::RunConfig {
+        machine: qemu::Machine::Hypervisor,
         image: &image,
         cpus: 1,
         memory_mib: 128,
@@ -328,7 +412,14 @@ fn test(only: Vec<String>) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::exit_code;
+    use super::{exit_code, guest_failures};
+
+    #[test]
+    fn a_native_runs_verdict_is_the_guests_summary() {
+        assert_eq!(guest_failures("check a: ok\nsummary: 41 checks, 0 failed\n"), Some(0));
+        assert_eq!(guest_failures("summary: 41 checks, 3 failed"), Some(3));
+        assert_eq!(guest_failures("no summary\n"), None);
+    }
 
     #[test]
     fn a_failing_run_exits_with_the_systems_status_or_one() {

@@ -22,8 +22,29 @@ pub enum Console {
     Captured,
 }
 
+/// Which QEMU machine boots the image.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    /// EL2 available (`virtualization=on`): the hypervisor, or `bench-floor`.
+    Hypervisor,
+    /// No EL2: a guest at EL1 on QEMU's own GICv3 and ITS, PSCI over HVC (`--native`).
+    BareMetalGuest,
+}
+
+impl Machine {
+    /// The `-M` argument.
+    fn argument(self) -> &'static str {
+        match self {
+            Self::Hypervisor => "virt,virtualization=on,gic-version=3",
+            Self::BareMetalGuest => "virt,gic-version=3,its=on",
+        }
+    }
+}
+
 /// What to boot and how.
 pub struct RunConfig<'a> {
+    /// The machine.
+    pub machine: Machine,
     /// The assembled ELF.
     pub image: &'a Path,
     /// Physical CPUs.
@@ -67,7 +88,7 @@ impl Outcome {
 pub fn run(config: &RunConfig) -> Result<Outcome> {
     let mut command = Command::new(QEMU);
     // SVE and SME off: the kernel does not switch their state between vCPUs.
-    command.args(["-M", "virt,virtualization=on,gic-version=3", "-cpu", "max,sve=off,sme=off"]);
+    command.args(["-M", config.machine.argument(), "-cpu", "max,sve=off,sme=off"]);
     command.args(["-smp", &config.cpus.to_string(), "-m", &format!("{}M", config.memory_mib)]);
     // A reset (PSCI SYSTEM_RESET from the kernel) ends the run instead of rebooting.
     command.arg("-no-reboot");

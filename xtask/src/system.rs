@@ -76,6 +76,7 @@ impl Built {
         extra_args: Vec<String>,
     ) -> qemu::RunConfig<'_> {
         qemu::RunConfig {
+            machine: qemu::Machine::Hypervisor,
             image: &self.image,
             cpus: self.cpus,
             memory_mib: self.memory_mib,
@@ -269,23 +270,55 @@ fn guest_files(
         .map(|vm| {
             let image = match &vm.source {
                 GuestSource::File(path) => read(path)?,
-                GuestSource::Crate(crate_name) => {
-                    let common =
-                        ["--release", "--target", TARGET, "--target-dir", target_dir, "-p", crate_name];
-                    if checks == Checks::Clippy {
-                        let mut args = vec!["clippy"];
-                        args.extend(common);
-                        args.extend(["--", "-D", "warnings"]);
-                        cargo(&args, &[])?;
-                    }
-                    let mut args = vec!["build"];
-                    args.extend(common);
-                    cargo(&args, &[])?;
-                    read(&Path::new(target_dir).join(TARGET).join("release").join(crate_name))?
-                }
+                GuestSource::Crate(crate_name) => read(&build_guest_crate(crate_name, target_dir, checks)?)?,
             };
             let initrd = vm.initrd.as_deref().map(read).transpose()?;
             Ok((vm.name.clone(), GuestFiles { image, initrd }))
         })
         .collect()
+}
+
+/// Builds guest crate `crate_name` for the bare-metal target in `target_dir` (after clippy
+/// with `Checks::Clippy`); returns its ELF.
+fn build_guest_crate(crate_name: &str, target_dir: &str, checks: Checks) -> Result<PathBuf> {
+    let common = ["--release", "--target", TARGET, "--target-dir", target_dir, "-p", crate_name];
+    if checks == Checks::Clippy {
+        let mut args = vec!["clippy"];
+        args.extend(common);
+        args.extend(["--", "-D", "warnings"]);
+        cargo(&args, &[])?;
+    }
+    let mut args = vec!["build"];
+    args.extend(common);
+    cargo(&args, &[])?;
+    Ok(Path::new(target_dir).join(TARGET).join("release").join(crate_name))
+}
+
+/// A system's guest built to run without the hypervisor (`cargo xtask run --native`).
+pub struct NativeGuest {
+    /// The guest's ELF, which QEMU loads itself (the guest sees `x0` = 0, no device tree).
+    pub elf: PathBuf,
+    /// CPUs: the VM's vCPU count.
+    pub cpus: u32,
+    /// RAM in MiB: the system's.
+    pub memory_mib: u64,
+}
+
+/// Builds the guest crate of system `name`'s only VM, for a run on QEMU's own GIC.
+pub fn build_native_guest(name: &str) -> Result<NativeGuest> {
+    let manifest_path = PathBuf::from("images").join(name).join("system.toml");
+    let system = manifest::load(&manifest_path)?;
+    let [vm] = &system.vms[..] else {
+        bail!("--native needs a system with exactly one VM; {name} has {}", system.vms.len());
+    };
+    let GuestSource::Crate(crate_name) = &vm.source else {
+        bail!("--native needs a VM whose guest is a crate; vm {:?} boots a file", vm.name);
+    };
+    let target_dir = std::fs::canonicalize(".")?.join("target").join("systems").join(name).join("guests");
+    let target_dir = target_dir.to_str().context("non-UTF-8 target path")?;
+    Ok(NativeGuest {
+        elf: build_guest_crate(crate_name, target_dir, Checks::None)?,
+        cpus: vm.cpus.len() as u32,
+        memory_mib: system.memory >> 20,
+    })
 }

@@ -1,8 +1,13 @@
 //! guest-test's logic that needs no hardware: the report of named checks, the text of
-//! their details, and the decoding of the exceptions its vectors record.
+//! their details, the decoding of the exceptions its vectors record, the device tree's
+//! command line, and GIC and ITS encodings.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod fdt;
+pub mod gic;
+pub mod its;
 
 use core::fmt::{self, Write};
 
@@ -199,6 +204,11 @@ pub const fn ticks(frequency: u64, micros: u64) -> u64 {
     if ticks == 0 { 1 } else { ticks }
 }
 
+/// Nanoseconds in `ticks` of a counter running at `frequency` Hz.
+pub const fn nanoseconds(frequency: u64, ticks: u64) -> u64 {
+    (ticks as u128 * 1_000_000_000 / frequency as u128) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +279,13 @@ mod tests {
             u128::from(huge) * 2 / 1_000_000,
             "exact past 64-bit products"
         );
+    }
+
+    #[test]
+    fn nanoseconds_from_ticks() {
+        assert_eq!(nanoseconds(62_500_000, 1), 16);
+        assert_eq!(nanoseconds(62_500_000, 62_500_000), 1_000_000_000);
+        assert_eq!(nanoseconds(1_000_000_000, u64::MAX), u64::MAX, "no overflow");
     }
 
     #[test]

@@ -1,0 +1,503 @@
+//! The ITS checks: LPIs through the ITS's commands, with every table in this program's
+//! memory (LPI configuration and pending tables, the device and collection tables, the
+//! interrupt translation tables, a one-page command queue). Collection `n` targets vCPU
+//! `n`. The pending-table check runs first: it needs redistributors whose LPIs are still
+//! disabled (EnableLPIs may not be cleared again once set).
+//!
+//! A command with an error may be ignored or may stall the queue, as the architecture
+//! allows either: the checks accept both, replacing a stalled command with a SYNC and
+//! retrying (GITS_CWRITER.Retry), and demand that the queue drains.
+
+use super::gic;
+use super::wait_for;
+use core::sync::atomic::{AtomicU64, Ordering};
+use guest_rt::mmio;
+use guest_test::gic::{CPUS, FIRST_LPI, PerCpu, expect_per_cpu, gicr};
+use guest_test::its::{COMMAND_SIZE, Command, baser, cbaser, lpi_config, reg, typer};
+use guest_test::{Outcome, Report, expect_eq, fail};
+
+/// The ITS.
+const ITS_BASE: u64 = 0x0808_0000;
+/// LPI INTID bits programmed in GICR_PROPBASER: LPIs 8192..16384.
+const LPI_ID_BITS: u32 = 14;
+/// Bytes of the LPI configuration table: one per LPI.
+const PROPERTY_BYTES: usize = (1 << LPI_ID_BITS) - FIRST_LPI as usize;
+/// Bytes of a pending table: one bit per INTID (the first 1 KiB covers INTIDs below 8192).
+const PENDING_BYTES: usize = (1 << LPI_ID_BITS) / 8;
+/// Pages of 4 KiB in the command queue.
+const QUEUE_PAGES: u64 = 1;
+/// Commands the queue holds.
+const QUEUE_SLOTS: u64 = QUEUE_PAGES * 4096 / COMMAND_SIZE;
+/// Bytes of each device's interrupt translation table.
+const ITT_BYTES: usize = 4096;
+/// Devices with an ITT here: DeviceIDs 0..DEVICES.
+const DEVICES: usize = 4;
+/// Priority of every LPI.
+const LPI_PRIORITY: u8 = 0xa0;
+
+/// The pending-table check's device: 256 events, LPIs from [`FIRST_LPI`].
+const BULK_DEVICE: u32 = 1;
+/// Events of [`BULK_DEVICE`].
+const BULK_EVENTS: u32 = 256;
+/// The other checks' device.
+const DEVICE: u32 = 2;
+/// The device that is unmapped.
+const UNMAPPED_DEVICE: u32 = 3;
+/// [`DEVICE`]'s event 0 raises this LPI.
+const LPI: u32 = FIRST_LPI + BULK_EVENTS;
+/// [`DEVICE`]'s event 1 raises this LPI.
+const MOVALL_LPI: u32 = LPI + 1;
+/// [`UNMAPPED_DEVICE`]'s event 0 raises this LPI.
+const UNMAPPED_LPI: u32 = LPI + 2;
+
+/// Memory of 64 KiB alignment (pending, device and collection tables).
+#[repr(C, align(65536))]
+struct Aligned64K<const N: usize>([u8; N]);
+
+/// Memory of 4 KiB alignment (LPI configuration table, command queue, ITTs).
+#[repr(C, align(4096))]
+struct Aligned4K<const N: usize>([u8; N]);
+
+static mut PROPERTIES: Aligned4K<PROPERTY_BYTES> = Aligned4K([0; PROPERTY_BYTES]);
+static mut PENDING: [Aligned64K<PENDING_BYTES>; CPUS] = [const { Aligned64K([0; PENDING_BYTES]) }; CPUS];
+static mut DEVICE_TABLE: Aligned64K<{ baser::PAGE_64K as usize }> = Aligned64K([0; baser::PAGE_64K as usize]);
+static mut COLLECTION_TABLE: Aligned64K<{ baser::PAGE_64K as usize }> =
+    Aligned64K([0; baser::PAGE_64K as usize]);
+static mut QUEUE: Aligned4K<{ (QUEUE_PAGES * 4096) as usize }> =
+    Aligned4K([0; (QUEUE_PAGES * 4096) as usize]);
+static mut ITTS: [Aligned4K<ITT_BYTES>; DEVICES] = [const { Aligned4K([0; ITT_BYTES]) }; DEVICES];
+
+/// Where the next command goes, as a byte offset in the queue (only vCPU 0 writes it).
+static WRITE_OFFSET: AtomicU64 = AtomicU64::new(0);
+
+fn its_read(offset: u64) -> u32 {
+    // SAFETY: the ITS is at QEMU virt's address (or the VM's emulation of it); `offset`
+    // is one of its 32-bit registers.
+    unsafe { mmio::read32(ITS_BASE + offset) }
+}
+
+fn its_write(offset: u64, value: u32) {
+    // SAFETY: as in `its_read`.
+    unsafe { mmio::write32(ITS_BASE + offset, value) }
+}
+
+fn its_read64(offset: u64) -> u64 {
+    // SAFETY: as in `its_read`, for a 64-bit register.
+    unsafe { mmio::read64(ITS_BASE + offset) }
+}
+
+fn its_write64(offset: u64, value: u64) {
+    // SAFETY: as in `its_read64`.
+    unsafe { mmio::write64(ITS_BASE + offset, value) }
+}
+
+/// Sets LPI `intid`'s configuration byte.
+fn configure_lpi(intid: u32, enabled: bool) {
+    // SAFETY: the configuration table is this module's, `intid - FIRST_LPI` is within it
+    // (LPIs used here are far below 1 << LPI_ID_BITS), and only vCPU 0 writes it.
+    unsafe {
+        let entry = (&raw mut PROPERTIES.0).cast::<u8>().add((intid - FIRST_LPI) as usize);
+        entry.write_volatile(lpi_config(LPI_PRIORITY, enabled));
+    }
+}
+
+/// Marks LPI `intid` pending in vCPU `cpu`'s pending table (LPIs disabled there).
+fn set_pending_bit(cpu: usize, intid: u32) {
+    // SAFETY: the pending table is this module's and `intid / 8` is within it; the
+    // redistributor does not use it before EnableLPIs.
+    unsafe {
+        let byte = (&raw mut PENDING[cpu].0).cast::<u8>().add((intid / 8) as usize);
+        byte.write_volatile(byte.read_volatile() | 1 << (intid % 8));
+    }
+}
+
+/// The guest-physical address of a table (the MMU is off: addresses are physical).
+fn address<T>(table: *const T) -> u64 {
+    table.addr() as u64
+}
+
+/// vCPU `cpu`'s pending table.
+fn pending_table(cpu: usize) -> u64 {
+    address(&raw const PENDING) + (cpu * size_of::<Aligned64K<PENDING_BYTES>>()) as u64
+}
+
+/// Device `device`'s interrupt translation table.
+fn itt(device: u32) -> u64 {
+    address(&raw const ITTS) + u64::from(device) * ITT_BYTES as u64
+}
+
+/// Writes `commands` after the last ones and publishes them with GITS_CWRITER.
+fn enqueue(commands: &[Command]) {
+    let mut offset = WRITE_OFFSET.load(Ordering::Relaxed);
+    for command in commands {
+        for (i, word) in command.0.iter().enumerate() {
+            // SAFETY: `offset` is a command slot of the queue (a multiple of 32 below its
+            // size); the ITS reads only slots between CREADR and CWRITER, which these are
+            // not until CWRITER is written below.
+            unsafe {
+                let slot = (&raw mut QUEUE.0).cast::<u8>().add(offset as usize).cast::<u64>();
+                slot.add(i).write_volatile(*word);
+            }
+        }
+        offset = (offset + COMMAND_SIZE) % (QUEUE_SLOTS * COMMAND_SIZE);
+    }
+    WRITE_OFFSET.store(offset, Ordering::Relaxed);
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
+    its_write64(reg::CWRITER, offset);
+}
+
+/// How the queue ended up after [`drain`].
+enum Drained {
+    /// CREADR reached CWRITER.
+    Done,
+    /// The ITS stalled on the command at this offset.
+    Stalled(u64),
+    /// Neither, within the patience.
+    Stuck(u64),
+}
+
+/// Waits until the ITS has read every command written.
+fn drain() -> Drained {
+    let target = WRITE_OFFSET.load(Ordering::Relaxed);
+    let mut read = 0;
+    let done = wait_for(|| {
+        read = its_read64(reg::CREADR);
+        read & reg::STALLED_OR_RETRY != 0 || read & reg::OFFSET_MASK == target
+    });
+    match (done, read & reg::STALLED_OR_RETRY != 0) {
+        (_, true) => Drained::Stalled(read & reg::OFFSET_MASK),
+        (true, false) => Drained::Done,
+        (false, false) => Drained::Stuck(read & reg::OFFSET_MASK),
+    }
+}
+
+/// Runs `commands` (valid ones): they must all complete.
+fn submit(commands: &[Command]) -> Outcome {
+    for batch in commands.chunks(QUEUE_SLOTS as usize - 1) {
+        enqueue(batch);
+        match drain() {
+            Drained::Done => {}
+            Drained::Stalled(at) => return fail!("the queue stalled at offset {at:#x}"),
+            Drained::Stuck(at) => return fail!("the queue stopped at offset {at:#x}"),
+        }
+    }
+    Ok(())
+}
+
+/// Runs `commands`, some of them malformed: a stalled one is replaced by a SYNC and
+/// retried. Returns how many stalled.
+fn submit_tolerating_stalls(commands: &[Command]) -> Result<u32, guest_test::Text> {
+    enqueue(commands);
+    let mut stalls = 0;
+    loop {
+        match drain() {
+            Drained::Done => return Ok(stalls),
+            Drained::Stuck(at) => return fail!("the queue stopped at offset {at:#x}"),
+            Drained::Stalled(at) => {
+                stalls += 1;
+                if stalls as usize > commands.len() {
+                    return fail!("stalled more often than there are commands");
+                }
+                for (i, word) in Command::sync(0).0.iter().enumerate() {
+                    // SAFETY: `at` is the slot of the command the ITS stalled on, which it
+                    // reads again only after the Retry below.
+                    unsafe {
+                        let slot = (&raw mut QUEUE.0).cast::<u8>().add(at as usize).cast::<u64>();
+                        slot.add(i).write_volatile(*word);
+                    }
+                }
+                aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
+                its_write64(reg::CWRITER, WRITE_OFFSET.load(Ordering::Relaxed) | reg::STALLED_OR_RETRY);
+            }
+        }
+    }
+}
+
+/// SYNC on every vCPU's redistributor.
+fn sync_all() -> [Command; CPUS] {
+    core::array::from_fn(|cpu| Command::sync(gic::processor_number(cpu)))
+}
+
+/// Runs the checks (the GIC checks have run; IRQs are unmasked on every vCPU).
+pub(super) fn run(report: &mut Report<guest_rt::Pl011>) {
+    let ready = init_and_introspect();
+    let ok = ready.is_ok();
+    report.check("its-init-and-introspection", ready);
+    if !ok {
+        return;
+    }
+    report.check("its-pending-tables-at-enable", pending_tables_at_enable());
+    report.check("its-int-to-target-only", int_to_target_only());
+    report.check("its-disable-inv-enable-invall", disable_inv_enable_invall());
+    report.check("its-movi", movi());
+    report.check("its-clear", clear());
+    report.check("its-movall", movall());
+    report.check("its-discard", discard());
+    report.check("its-mapd-unmap", mapd_unmap());
+    report.check("its-queue-wrap-around", queue_wrap_around());
+    report.check("its-malformed-commands", malformed_commands());
+}
+
+/// Reads GITS_TYPER, IIDR and the BASERs, gives the device and collection tables one
+/// 64 KiB page each and checks they read back so, sets up the command queue, enables the
+/// ITS, and points every redistributor at the LPI tables (LPIs still disabled).
+fn init_and_introspect() -> Outcome {
+    let its_type = its_read64(reg::TYPER);
+    if its_type & typer::PHYSICAL == 0 {
+        return fail!("GITS_TYPER {its_type:#x}: no physical LPIs");
+    }
+    if typer::physical_target_addresses(its_type) {
+        return fail!("GITS_TYPER.PTA = 1: this guest targets processor numbers");
+    }
+    let entry = typer::itt_entry_size(its_type);
+    if !(3..=16).contains(&entry) || typer::event_id_bits(its_type) < 8 || typer::device_id_bits(its_type) < 2
+    {
+        return fail!("GITS_TYPER {its_type:#x}: ITT entry size, EventID or DeviceID bits too small");
+    }
+    if (ITT_BYTES as u64) < u64::from(BULK_EVENTS) * entry {
+        return fail!("ITT entries of {entry} bytes do not fit");
+    }
+    if its_read(reg::IIDR) == 0 {
+        return fail!("GITS_IIDR reads 0");
+    }
+    if its_read(reg::CTLR) & reg::CTLR_ENABLED != 0 {
+        return fail!("the ITS is enabled at boot");
+    }
+    let (mut devices, mut collections) = (false, false);
+    for n in 0..8 {
+        let offset = reg::BASER + 8 * n;
+        let current = its_read64(offset);
+        let table = match baser::table_type(current) {
+            baser::TYPE_NONE => continue,
+            baser::TYPE_DEVICES if !devices => address(&raw const DEVICE_TABLE),
+            baser::TYPE_COLLECTIONS if !collections => address(&raw const COLLECTION_TABLE),
+            other => return fail!("GITS_BASER{n}: type {other} not used by this guest"),
+        };
+        its_write64(offset, baser::one_page(current, table));
+        let written = its_read64(offset);
+        if written & baser::VALID == 0 || written & baser::PAGE_SIZE_MASK != baser::PAGE_SIZE_64K {
+            return fail!("GITS_BASER{n} reads {written:#x} after a 64 KiB page");
+        }
+        let entries = baser::PAGE_64K / baser::entry_size(written);
+        if baser::table_type(written) == baser::TYPE_DEVICES {
+            devices = true;
+            if entries < DEVICES as u64 {
+                return fail!("device table entries of {} bytes", baser::entry_size(written));
+            }
+        } else {
+            collections = true;
+        }
+    }
+    if !devices || !collections {
+        return fail!("no device table ({devices}) or collection table ({collections})");
+    }
+    its_write64(reg::CBASER, cbaser(address(&raw const QUEUE), QUEUE_PAGES));
+    its_write64(reg::CWRITER, 0);
+    its_write(reg::CTLR, reg::CTLR_ENABLED);
+    expect_eq("GITS_CTLR.Enabled", 1, (its_read(reg::CTLR) & reg::CTLR_ENABLED).into())?;
+    let properties = address(&raw const PROPERTIES);
+    for cpu in 0..CPUS {
+        let pending = pending_table(cpu);
+        gic::gicr_write64(cpu, gicr::PROPBASER, properties | u64::from(LPI_ID_BITS - 1));
+        gic::gicr_write64(cpu, gicr::PENDBASER, pending);
+        if gic::gicr_read(cpu, gicr::CTLR) & gicr::CTLR_ENABLE_LPIS != 0 {
+            return fail!("vCPU {cpu}: LPIs enabled at boot");
+        }
+    }
+    let maps: [Command; CPUS] =
+        core::array::from_fn(|cpu| Command::mapc(cpu as u16, gic::processor_number(cpu), true));
+    submit(&maps)?;
+    submit(&sync_all())
+}
+
+/// Enables LPIs at vCPU `cpu`'s redistributor.
+fn enable_lpis(cpu: usize) {
+    let control = gic::gicr_read(cpu, gicr::CTLR);
+    gic::gicr_write(cpu, gicr::CTLR, control | gicr::CTLR_ENABLE_LPIS);
+}
+
+/// 256 LPIs mapped half to collection 1 and half to collection 2, their bits set in
+/// vCPU 1's and vCPU 2's pending tables while LPIs are disabled there: EnableLPIs makes
+/// them pending, and 128 arrive on each, each once. Then every vCPU gets LPIs enabled.
+fn pending_tables_at_enable() -> Outcome {
+    let itt = itt(BULK_DEVICE);
+    submit(&[Command::mapd(BULK_DEVICE, 8, itt, true)])?;
+    // In batches: the boot stack (16 KiB) holds one batch, not all 256 commands.
+    for first in (0..BULK_EVENTS).step_by(32) {
+        let maps: [Command; 32] = core::array::from_fn(|i| {
+            let event = first + i as u32;
+            let lpi = FIRST_LPI + event;
+            let cpu = if event < BULK_EVENTS / 2 { 1 } else { 2 };
+            configure_lpi(lpi, true);
+            set_pending_bit(cpu, lpi);
+            Command::mapti(BULK_DEVICE, event, lpi, cpu as u16)
+        });
+        submit(&maps)?;
+    }
+    submit(&sync_all())?;
+    let before: [PerCpu; BULK_EVENTS as usize] =
+        core::array::from_fn(|i| gic::deliveries(FIRST_LPI + i as u32));
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
+    enable_lpis(1);
+    enable_lpis(2);
+    let all = || {
+        (0..BULK_EVENTS)
+            .all(|i| gic::deliveries_since(FIRST_LPI + i, before[i as usize]).iter().sum::<u32>() >= 1)
+    };
+    let arrived = wait_for(all);
+    gic::settle();
+    enable_lpis(0);
+    enable_lpis(3);
+    if !arrived {
+        let count = (0..BULK_EVENTS)
+            .filter(|&i| gic::deliveries_since(FIRST_LPI + i, before[i as usize]).iter().sum::<u32>() >= 1)
+            .count();
+        return fail!("{count} of {BULK_EVENTS} LPIs arrived");
+    }
+    for event in 0..BULK_EVENTS {
+        let expected = if event < BULK_EVENTS / 2 { [0, 1, 0, 0] } else { [0, 0, 1, 0] };
+        expect_per_cpu(
+            "a pending-table LPI",
+            expected,
+            gic::deliveries_since(FIRST_LPI + event, before[event as usize]),
+        )?;
+    }
+    Ok(())
+}
+
+/// [`DEVICE`]'s event 0 becomes [`LPI`] in collection 3: INT delivers it on vCPU 3
+/// only, once per INT.
+fn int_to_target_only() -> Outcome {
+    let itt = itt(DEVICE);
+    configure_lpi(LPI, true);
+    configure_lpi(MOVALL_LPI, true);
+    submit(&[Command::mapd(DEVICE, 4, itt, true), Command::mapti(DEVICE, 0, LPI, 3)])?;
+    for _ in 0..3 {
+        let before = gic::deliveries(LPI);
+        submit(&[Command::int(DEVICE, 0), Command::sync(gic::processor_number(3))])?;
+        gic::expect_deliveries(LPI, before, [0, 0, 0, 1])?;
+    }
+    Ok(())
+}
+
+/// Disabled in the configuration table and INV: INT leaves it pending, undelivered;
+/// enabled again and INVALL: it arrives, once.
+fn disable_inv_enable_invall() -> Outcome {
+    configure_lpi(LPI, false);
+    let before = gic::deliveries(LPI);
+    submit(&[Command::inv(DEVICE, 0), Command::int(DEVICE, 0), Command::sync(gic::processor_number(3))])?;
+    gic::expect_deliveries(LPI, before, [0; CPUS])?;
+    configure_lpi(LPI, true);
+    submit(&[Command::invall(3), Command::sync(gic::processor_number(3))])?;
+    gic::expect_deliveries(LPI, before, [0, 0, 0, 1])
+}
+
+/// MOVI to collection 0: INT delivers on vCPU 0.
+fn movi() -> Outcome {
+    let before = gic::deliveries(LPI);
+    submit(&[Command::movi(DEVICE, 0, 0), Command::int(DEVICE, 0), Command::sync(gic::processor_number(0))])?;
+    gic::expect_deliveries(LPI, before, [1, 0, 0, 0])
+}
+
+/// CLEAR removes the pending state of a disabled LPI: enabling it delivers nothing.
+fn clear() -> Outcome {
+    configure_lpi(LPI, false);
+    let before = gic::deliveries(LPI);
+    submit(&[Command::inv(DEVICE, 0), Command::int(DEVICE, 0), Command::clear(DEVICE, 0)])?;
+    configure_lpi(LPI, true);
+    submit(&[Command::inv(DEVICE, 0), Command::sync(gic::processor_number(0))])?;
+    gic::expect_deliveries(LPI, before, [0; CPUS])
+}
+
+/// A disabled LPI pending on vCPU 1, MOVALL to vCPU 2 (and its collection remapped
+/// there): once enabled it arrives on vCPU 2 only.
+fn movall() -> Outcome {
+    let (from, to) = (gic::processor_number(1), gic::processor_number(2));
+    configure_lpi(MOVALL_LPI, false);
+    let before = gic::deliveries(MOVALL_LPI);
+    submit(&[Command::mapti(DEVICE, 1, MOVALL_LPI, 1), Command::inv(DEVICE, 1), Command::int(DEVICE, 1)])?;
+    submit(&[Command::sync(from)])?;
+    gic::expect_deliveries(MOVALL_LPI, before, [0; CPUS])?;
+    submit(&[Command::movall(from, to), Command::mapc(1, to, true), Command::sync(to)])?;
+    configure_lpi(MOVALL_LPI, true);
+    submit(&[Command::inv(DEVICE, 1), Command::sync(to)])?;
+    let outcome = gic::expect_deliveries(MOVALL_LPI, before, [0, 0, 1, 0]);
+    submit(&[Command::mapc(1, from, true), Command::sync(from)])?;
+    outcome
+}
+
+/// A disabled, pending LPI is discarded: enabling its configuration delivers nothing,
+/// and INT on the discarded event (a command error) delivers nothing either; mapped
+/// again (MAPTI), the event delivers once per INT.
+fn discard() -> Outcome {
+    configure_lpi(LPI, false);
+    let before = gic::deliveries(LPI);
+    submit(&[Command::inv(DEVICE, 0), Command::int(DEVICE, 0), Command::discard(DEVICE, 0)])?;
+    configure_lpi(LPI, true);
+    submit_tolerating_stalls(&[Command::invall(0), Command::int(DEVICE, 0)])?;
+    submit(&sync_all())?;
+    gic::expect_deliveries(LPI, before, [0; CPUS])?;
+    let processor = gic::processor_number(0);
+    submit(&[Command::mapti(DEVICE, 0, LPI, 0), Command::int(DEVICE, 0), Command::sync(processor)])?;
+    gic::expect_deliveries(LPI, before, [1, 0, 0, 0])
+}
+
+/// A device that delivers, then MAPD V=0: INT delivers nothing and the queue goes on.
+fn mapd_unmap() -> Outcome {
+    let itt = itt(UNMAPPED_DEVICE);
+    configure_lpi(UNMAPPED_LPI, true);
+    let before = gic::deliveries(UNMAPPED_LPI);
+    submit(&[
+        Command::mapd(UNMAPPED_DEVICE, 2, itt, true),
+        Command::mapti(UNMAPPED_DEVICE, 0, UNMAPPED_LPI, 0),
+        Command::int(UNMAPPED_DEVICE, 0),
+        Command::sync(gic::processor_number(0)),
+    ])?;
+    gic::expect_deliveries(UNMAPPED_LPI, before, [1, 0, 0, 0])?;
+    submit(&[Command::mapd(UNMAPPED_DEVICE, 2, itt, false)])?;
+    submit_tolerating_stalls(&[Command::int(UNMAPPED_DEVICE, 0)])?;
+    submit(&sync_all())?;
+    gic::expect_deliveries(UNMAPPED_LPI, before, [1, 0, 0, 0])
+}
+
+/// Batches that go past the end of the one-page queue, wrapping CWRITER and CREADR
+/// around several times, all complete; an INT after them is delivered once.
+fn queue_wrap_around() -> Outcome {
+    let start = WRITE_OFFSET.load(Ordering::Relaxed);
+    let mut wraps = 0;
+    for _ in 0..5 {
+        let before = WRITE_OFFSET.load(Ordering::Relaxed);
+        let batch = [Command::sync(gic::processor_number(0)); 100];
+        submit(&batch)?;
+        if WRITE_OFFSET.load(Ordering::Relaxed) < before {
+            wraps += 1;
+        }
+    }
+    if wraps < 3 {
+        return fail!("only {wraps} wrap-arounds from offset {start:#x}");
+    }
+    let before = gic::deliveries(LPI);
+    submit(&[Command::int(DEVICE, 0), Command::sync(gic::processor_number(0))])?;
+    gic::expect_deliveries(LPI, before, [1, 0, 0, 0])
+}
+
+/// Malformed commands (an unknown number, DeviceIDs and collections out of range, an
+/// ITT larger than the ITS supports, INT on a device never mapped, an LPI number below
+/// 8192) are ignored or stall; either way the queue drains and a valid INT after them
+/// is delivered once.
+fn malformed_commands() -> Outcome {
+    let before = gic::deliveries(LPI);
+    let malformed = [
+        Command([0x3f, 0, 0, 0]),
+        Command::mapd(u32::MAX, 4, 0, true),
+        Command::mapd(DEVICE + 8, 32, 0, true),
+        Command::mapc(u16::MAX, 0, true),
+        Command::mapti(DEVICE, 5, 40, 0),
+        Command::int(7, 0),
+        Command::mapc(0, 0xffff, true),
+    ];
+    submit_tolerating_stalls(&malformed)?;
+    let processor = gic::processor_number(0);
+    submit(&[Command::mapc(0, processor, true), Command::int(DEVICE, 0), Command::sync(processor)])?;
+    gic::expect_deliveries(LPI, before, [1, 0, 0, 0])
+}

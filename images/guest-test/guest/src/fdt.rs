@@ -1,0 +1,198 @@
+//! Just enough of the flattened device tree format to read `/chosen/bootargs`, and the
+//! options guest-test takes from it.
+//!
+//! The header holds big-endian 32-bit words: magic at 0, total size at 4, the structure
+//! block's offset at 8 and the strings block's offset at 12. The structure block is a
+//! sequence of 4-byte aligned tokens: BEGIN_NODE (name, NUL, padding), END_NODE,
+//! PROP (length, name offset, value, padding), NOP and END.
+
+/// The header's magic number.
+pub const MAGIC: u32 = 0xd00d_feed;
+/// Bytes of the header fields this module reads.
+pub const HEADER_SIZE: usize = 16;
+
+const BEGIN_NODE: u32 = 1;
+const END_NODE: u32 = 2;
+const PROP: u32 = 3;
+const NOP: u32 = 4;
+const END: u32 = 9;
+
+fn word(blob: &[u8], offset: usize) -> Option<u32> {
+    let bytes = blob.get(offset..offset.checked_add(4)?)?;
+    Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+/// The NUL-terminated string at `offset`, and its length without the NUL.
+fn string_at(blob: &[u8], offset: usize) -> Option<(&str, usize)> {
+    let rest = blob.get(offset..)?;
+    let length = rest.iter().position(|&byte| byte == 0)?;
+    Some((core::str::from_utf8(&rest[..length]).ok()?, length))
+}
+
+/// The total size a device tree header at the start of `header` declares, if it has the
+/// magic number.
+pub fn total_size(header: &[u8]) -> Option<usize> {
+    (word(header, 0)? == MAGIC).then_some(word(header, 4)? as usize)
+}
+
+/// The `bootargs` property of the top-level `chosen` node, without its NUL.
+pub fn bootargs(blob: &[u8]) -> Option<&str> {
+    total_size(blob)?;
+    let structure = word(blob, 8)? as usize;
+    let strings = word(blob, 12)? as usize;
+    let mut offset = structure;
+    let mut depth = 0usize;
+    let mut in_chosen = false;
+    loop {
+        let token = word(blob, offset)?;
+        offset += 4;
+        match token {
+            BEGIN_NODE => {
+                let (name, length) = string_at(blob, offset)?;
+                offset = (offset + length + 1).next_multiple_of(4);
+                depth += 1;
+                in_chosen = depth == 2 && name == "chosen";
+            }
+            END_NODE => {
+                depth = depth.checked_sub(1)?;
+                in_chosen = false;
+            }
+            PROP => {
+                let length = word(blob, offset)? as usize;
+                let name_offset = word(blob, offset + 4)? as usize;
+                let value = offset + 8;
+                offset = (value + length).next_multiple_of(4);
+                if in_chosen && string_at(blob, strings + name_offset)?.0 == "bootargs" {
+                    let bytes = blob.get(value..value + length)?;
+                    let text = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+                    return core::str::from_utf8(text).ok();
+                }
+            }
+            NOP => {}
+            END => return None,
+            _ => return None,
+        }
+    }
+}
+
+/// Which optional groups of checks run, from the words of the command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `gic`: the GIC checks (distributor, redistributors, CPU interface, timers).
+    pub gic: bool,
+    /// `its`: the ITS checks (they need the GIC checks' set-up, so imply `gic`).
+    pub its: bool,
+}
+
+impl Options {
+    /// Every group: bare metal on QEMU's own GIC, where nothing is missing.
+    pub const ALL: Self = Self { gic: true, its: true };
+
+    /// The options named by the words of `bootargs`; unknown words are ignored.
+    pub fn parse(bootargs: &str) -> Self {
+        let mut options = Self::default();
+        for word in bootargs.split_ascii_whitespace() {
+            match word {
+                "gic" => options.gic = true,
+                "its" => options = Self::ALL,
+                _ => {}
+            }
+        }
+        options
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device tree blob built token by token.
+    #[derive(Default)]
+    struct Builder {
+        structure: Vec<u8>,
+        strings: Vec<u8>,
+    }
+
+    impl Builder {
+        fn token(&mut self, token: u32) -> &mut Self {
+            self.structure.extend(token.to_be_bytes());
+            self
+        }
+
+        fn begin(&mut self, name: &str) -> &mut Self {
+            self.token(BEGIN_NODE);
+            self.structure.extend(name.as_bytes());
+            self.structure.push(0);
+            self.pad()
+        }
+
+        fn property(&mut self, name: &str, value: &[u8]) -> &mut Self {
+            let name_offset = self.strings.len() as u32;
+            self.strings.extend(name.as_bytes());
+            self.strings.push(0);
+            self.token(PROP).token(value.len() as u32).token(name_offset);
+            self.structure.extend(value);
+            self.pad()
+        }
+
+        fn pad(&mut self) -> &mut Self {
+            while !self.structure.len().is_multiple_of(4) {
+                self.structure.push(0);
+            }
+            self
+        }
+
+        fn blob(&mut self) -> Vec<u8> {
+            self.token(END);
+            let structure = 40u32;
+            let strings = structure + self.structure.len() as u32;
+            let total = strings + self.strings.len() as u32;
+            let mut blob = Vec::new();
+            for field in [MAGIC, total, structure, strings, 0, 0, 0, 0, 0, 0] {
+                blob.extend(field.to_be_bytes());
+            }
+            blob.extend(&self.structure);
+            blob.extend(&self.strings);
+            blob
+        }
+    }
+
+    #[test]
+    fn finds_chosen_bootargs_past_other_nodes() {
+        let blob = Builder::default()
+            .begin("")
+            .property("compatible", b"linux,dummy-virt\0")
+            .begin("memory@40000000")
+            .property("bootargs", b"not this one\0")
+            .token(END_NODE)
+            .token(NOP)
+            .begin("chosen")
+            .property("stdout-path", b"/pl011@9000000\0")
+            .property("bootargs", b"gic its\0")
+            .token(END_NODE)
+            .token(END_NODE)
+            .blob();
+        assert_eq!(total_size(&blob), Some(blob.len()));
+        assert_eq!(bootargs(&blob), Some("gic its"));
+    }
+
+    #[test]
+    fn no_bootargs_no_magic_or_truncation_is_none() {
+        let blob = Builder::default().begin("").begin("chosen").token(END_NODE).token(END_NODE).blob();
+        assert_eq!(bootargs(&blob), None);
+        let mut wrong = blob.clone();
+        wrong[0] = 0;
+        assert_eq!(total_size(&wrong), None);
+        assert_eq!(bootargs(&wrong), None);
+        let cut = Builder::default().begin("").begin("chosen").property("bootargs", b"gic\0").blob();
+        assert_eq!(bootargs(&cut[..cut.len() - 12]), None);
+    }
+
+    #[test]
+    fn options_from_words() {
+        assert_eq!(Options::parse(""), Options::default());
+        assert_eq!(Options::parse("console=ttyAMA0 gic"), Options { gic: true, its: false });
+        assert_eq!(Options::parse("its"), Options::ALL);
+        assert_eq!(Options::parse("gicx itsy"), Options::default());
+    }
+}
