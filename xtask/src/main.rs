@@ -9,6 +9,7 @@
 //! cargo xtask test
 //! ```
 
+mod debian;
 mod image;
 mod qemu;
 mod system;

@@ -1,9 +1,10 @@
 //! Builds one system: its components (each with its generated capability constants), its
 //! guests, the kernel, the boot-info blob, and the image that joins them.
 
+use crate::debian;
 use crate::image::{self, KernelImage, LoadSegment};
 use crate::layout::GuestFiles;
-use crate::manifest::{GuestOverride, GuestSource};
+use crate::manifest::{GuestFile, GuestOverride, GuestSource};
 use crate::toolchain::TARGET;
 use crate::{codegen, layout, manifest, qemu};
 use anyhow::{Context, Result, bail};
@@ -262,13 +263,19 @@ fn guest_files(
     // components' RUSTFLAGS, so that neither set of builds invalidates the other.
     let target_dir = out_dir.join("guests");
     let target_dir = target_dir.to_str().context("non-UTF-8 target path")?;
-    let read = |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let read = |file: &GuestFile| {
+        let path = match file {
+            GuestFile::Path(path) => path,
+            GuestFile::Debian(made) => &debian::provide(*made)?,
+        };
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
     system
         .vms
         .iter()
         .map(|vm| {
             let image = match &vm.source {
-                GuestSource::File(path) => read(path)?,
+                GuestSource::File(file) => read(file)?,
                 GuestSource::Crate(crate_name) => {
                     let common =
                         ["--release", "--target", TARGET, "--target-dir", target_dir, "-p", crate_name];
@@ -281,10 +288,11 @@ fn guest_files(
                     let mut args = vec!["build"];
                     args.extend(common);
                     cargo(&args, &[])?;
-                    read(&Path::new(target_dir).join(TARGET).join("release").join(crate_name))?
+                    let elf = Path::new(target_dir).join(TARGET).join("release").join(crate_name);
+                    std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?
                 }
             };
-            let initrd = vm.initrd.as_deref().map(read).transpose()?;
+            let initrd = vm.initrd.as_ref().map(read).transpose()?;
             Ok((vm.name.clone(), GuestFiles { image, initrd }))
         })
         .collect()
