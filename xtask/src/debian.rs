@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail, ensure};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use xtask::initramfs;
 use xtask::manifest::DebianFile;
 
@@ -50,7 +51,11 @@ fn kernel_image() -> Result<PathBuf> {
     let bytes = decompress_if_gzip(std::fs::read(&vmlinuz)?)?;
     write_new(&image, &bytes)?;
     std::fs::remove_dir_all(&unpacked)?;
-    eprintln!("xtask: {} is {}'s kernel", image.display(), vmlinuz.file_name().unwrap_or_default().display());
+    eprintln!(
+        "xtask: {}: /boot/{} of {package}",
+        image.display(),
+        vmlinuz.file_name().unwrap_or_default().display()
+    );
     Ok(image)
 }
 
@@ -83,6 +88,11 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
 /// architecture and updates the lists (so that the versions asked for still exist on the
 /// registry); otherwise checks they are there and says what to run when they are not.
 fn prepare_package_lists() -> Result<()> {
+    // Once per run: the kernel and busybox may both be missing.
+    static PREPARED: AtomicBool = AtomicBool::new(false);
+    if PREPARED.swap(true, Ordering::Relaxed) {
+        return Ok(());
+    }
     let has_arm64 = output(Command::new("dpkg").arg("--print-foreign-architectures"))
         .is_ok_and(|text| text.split_whitespace().any(|architecture| architecture == "arm64"));
     let instructions = "fetching Debian's arm64 kernel and busybox needs apt-get's arm64 package lists; as \

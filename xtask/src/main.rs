@@ -11,6 +11,7 @@
 
 mod debian;
 mod image;
+mod linux;
 mod qemu;
 mod system;
 mod toolchain;
@@ -47,6 +48,10 @@ enum Commands {
         /// Kill QEMU after this many seconds (default: run until the system powers off).
         #[arg(long)]
         timeout: Option<u64>,
+        /// Boot the guest of the system's only VM on QEMU alone (virtualization=off, the
+        /// VM's vCPU count, memory and generated device tree), without the hypervisor.
+        #[arg(long, conflicts_with_all = ["gdb", "timeout"])]
+        native: bool,
         #[command(flatten)]
         guest: GuestArgs,
     },
@@ -59,12 +64,34 @@ enum Commands {
         guest: GuestArgs,
     },
     /// Boot the benchmark system under deterministic -icount and print its figures.
-    Bench,
-    /// Check formatting and lints, run host unit tests and every QEMU test system.
+    Bench {
+        /// `linux`: time Linux's boot to a shell and its power-off, natively and under the
+        /// hypervisor, instead.
+        #[arg(value_enum)]
+        what: Option<Benchmark>,
+    },
+    /// Check formatting and lints, run host unit tests and every QEMU test system
+    /// (except those that boot Debian's Linux: see --linux).
     Test {
         /// Run only the QEMU systems whose names are given.
+        #[arg(conflicts_with = "linux")]
         systems: Vec<String>,
+        /// Instead, test Linux (images/linux) through its shell: fetches Debian's kernel and
+        /// busybox on first use (needs Debian's package registry, and root for apt-get
+        /// update).
+        #[arg(long)]
+        linux: bool,
+        /// With --linux: boot Linux on QEMU alone, without the hypervisor.
+        #[arg(long, requires = "linux")]
+        native: bool,
     },
+}
+
+/// What `cargo xtask bench` measures besides the benchmark system.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Benchmark {
+    /// Linux's boot to a shell and power-off (images/linux).
+    Linux,
 }
 
 /// Options that replace the guest of the system's only VM.
@@ -111,10 +138,24 @@ fn run_cli() -> Result<()> {
     let root = system::workspace_root()?;
     std::env::set_current_dir(&root)?;
     match command {
-        Commands::Run { system, gdb, timeout, guest } => {
+        Commands::Run { system, native: true, guest, .. } => {
+            toolchain::ensure_qemu()?;
+            let mut command =
+                linux::native_command(&system, &guest.resolve(&cwd), qemu::Console::Interactive, &[])?;
+            let mut child = command.stdout(std::process::Stdio::inherit()).spawn()?;
+            let status = child.wait()?;
+            if !status.success() {
+                bail!("QEMU exited with {status}");
+            }
+            Ok(())
+        }
+        Commands::Run { system, gdb, timeout, guest, .. } => {
             toolchain::ensure_rust_target()?;
             toolchain::ensure_qemu()?;
-            let built = system::build(&system, system::Checks::None, &guest.resolve(&cwd))?;
+            let built =
+                system::build(&system, system::Checks::None, &guest.resolve(&cwd)).map_err(|error| {
+                    if system == linux::SYSTEM { linux::explain_not_yet(error) } else { error }
+                })?;
             let mut extra_args = Vec::new();
             if gdb {
                 eprintln!(
@@ -140,12 +181,20 @@ fn run_cli() -> Result<()> {
             println!("{}", built.image.display());
             Ok(())
         }
-        Commands::Bench => {
+        Commands::Bench { what } => {
             toolchain::ensure_rust_target()?;
             toolchain::ensure_qemu()?;
-            bench()
+            match what {
+                None => bench(),
+                Some(Benchmark::Linux) => linux::bench(),
+            }
         }
-        Commands::Test { systems } => {
+        Commands::Test { linux: true, native, .. } => {
+            toolchain::ensure_rust_target()?;
+            toolchain::ensure_qemu()?;
+            linux::test(if native { linux::Host::Native } else { linux::Host::Hypervisor })
+        }
+        Commands::Test { systems, .. } => {
             toolchain::ensure_rust_target()?;
             toolchain::ensure_qemu()?;
             test(systems)
@@ -275,8 +324,16 @@ fn test(only: Vec<String>) -> Result<()> {
             }
         }
     }
-    let systems = if only.is_empty() { system::all_systems()? } else { only };
+    let systems = if only.is_empty() { system::all_systems()? } else { only.clone() };
     for name in systems {
+        // Those fetch Debian's packages and answer through a shell, not a result line.
+        if system::uses_debian_files(&name).unwrap_or(false) {
+            if only.contains(&name) {
+                bail!("system {name} boots Debian's Linux: test it with `cargo xtask test --linux`");
+            }
+            eprintln!("xtask: system {name}: skipped (Debian's Linux: `cargo xtask test --linux`)");
+            continue;
+        }
         eprintln!("xtask: system {name}");
         let result =
             system::build(&name, system::Checks::Clippy, &GuestOverride::default()).and_then(|built| {

@@ -40,6 +40,35 @@ pub const HOST_CHECKS: &[(&str, &[&str])] = &[
     ("host unit tests", &["test"]),
 ];
 
+/// A component whose crate builds no executable: a library without its `src/main.rs`
+/// (an IPC shell not written yet), so the system cannot be built.
+#[derive(Debug)]
+pub struct NoExecutable {
+    /// The component.
+    pub component: String,
+    /// Its crate.
+    pub crate_name: String,
+}
+
+impl std::fmt::Display for NoExecutable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "component {:?}: crate {:?} builds no executable (it is a library without a src/main.rs)",
+            self.component, self.crate_name
+        )
+    }
+}
+
+impl std::error::Error for NoExecutable {}
+
+/// Whether system `name` loads files made from Debian's packages (the first build of
+/// such a system fetches them, which needs the package registry).
+pub fn uses_debian_files(name: &str) -> Result<bool> {
+    let system = manifest::load(&PathBuf::from("images").join(name).join("system.toml"))?;
+    Ok(system.vms.iter().any(manifest::Vm::uses_debian_files))
+}
+
 /// Extra work while building components.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Checks {
@@ -243,6 +272,11 @@ fn build_components(
         args.extend(common);
         cargo(&args, &envs)?;
         let elf_path = out_dir.join("cargo").join(TARGET).join("release").join(crate_name);
+        if !elf_path.is_file() {
+            let component = system.components.iter().find(|component| component.crate_name == *crate_name);
+            let component = component.map(|component| component.name.clone()).unwrap_or_default();
+            return Err(NoExecutable { component, crate_name: crate_name.to_string() }.into());
+        }
         let elf = std::fs::read(&elf_path).with_context(|| format!("reading {}", elf_path.display()))?;
         elves.insert(crate_name.to_string(), elf);
     }
@@ -251,6 +285,14 @@ fn build_components(
         .iter()
         .map(|component| (component.name.clone(), elves[&component.crate_name].clone()))
         .collect())
+}
+
+/// Where `file` is, fetching and making it first if it is made from Debian's packages.
+pub fn guest_file_path(file: &GuestFile) -> Result<PathBuf> {
+    match file {
+        GuestFile::Path(path) => Ok(path.clone()),
+        GuestFile::Debian(made) => debian::provide(*made),
+    }
 }
 
 /// Reads each VM's guest image and initrd, building the crates that provide images.
@@ -264,11 +306,8 @@ fn guest_files(
     let target_dir = out_dir.join("guests");
     let target_dir = target_dir.to_str().context("non-UTF-8 target path")?;
     let read = |file: &GuestFile| {
-        let path = match file {
-            GuestFile::Path(path) => path,
-            GuestFile::Debian(made) => &debian::provide(*made)?,
-        };
-        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+        let path = guest_file_path(file)?;
+        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
     };
     system
         .vms
