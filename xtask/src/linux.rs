@@ -348,7 +348,7 @@ pub fn bench() -> Result<()> {
         };
         match times {
             Some(times) => println!(
-                "| {label} | {:.3} s | {:.3} s | {:.1} s | {:.1} s |",
+                "| {label} | {:.6} s | {:.6} s | {:.1} s | {:.1} s |",
                 times.marker_virtual,
                 times.power_off_virtual,
                 times.marker_wall.as_secs_f64(),
