@@ -401,41 +401,28 @@ fn check_through_shell(machine: Machine, passed: &mut Vec<String>) -> Result<()>
     let mut session = Session::start(machine.command)?;
     session.wait_for(0, "the shell marker", BOOT_TIMEOUT, |line| kernel_timestamp(line, SHELL_MARKER))?;
 
+    let command = format!("echo \"cpus $(({nonce}+1)) $(cat /sys/devices/system/cpu/online) $(nproc)\"");
     let expected = format!("cpus {} {} {cpus}", nonce + 1, online_list(cpus));
-    let from = session
-        .type_line(&format!("echo \"cpus $(({nonce}+1)) $(cat /sys/devices/system/cpu/online) $(nproc)\""))?;
-    session.wait_for(from, &format!("\"{expected}\" (every CPU online)"), COMMAND_TIMEOUT, |line| {
-        (line.trim() == expected).then_some(())
-    })?;
+    ask(&mut session, &command, &expected, "every CPU online")?;
     passed.push(format!("all {cpus} CPUs online"));
 
+    let command = format!(
+        "echo \"its $(({nonce}+2)) $(dmesg | grep -c 'ITS@0x0000000008080000: allocated [0-9]* Devices') $(dmesg \
+         | grep -c -e 'ITS queue timeout' -e 'ITS cmd')\""
+    );
     let expected = format!("its {} 1 0", nonce + 2);
-    let from = session.type_line(&format!(
-        "echo \"its $(({nonce}+2)) $(dmesg | grep -c 'ITS@0x0000000008080000: allocated [0-9]* Devices') $(dmesg | grep -c -e \
-         'ITS queue timeout' -e 'ITS cmd')\""
-    ))?;
-    session.wait_for(
-        from,
-        &format!("\"{expected}\" (the ITS probed, its commands done)"),
-        COMMAND_TIMEOUT,
-        |line| (line.trim() == expected).then_some(()),
-    )?;
+    ask(&mut session, &command, &expected, "the ITS probed once, no ITS command failed")?;
     passed.push("the ITS probed (dmesg), no ITS command timed out".to_owned());
 
     let before = interrupts(&mut session, nonce, 3)?;
     for cpu in 0..cpus {
-        let expected = format!("pinned-{cpu} {} {PINNED_LOOPS} {cpu}", nonce + 10 + cpu as u64);
-        let from = session.type_line(&format!(
+        let command = format!(
             "taskset -c {cpu} sh -c 'i=0; while [ $i -lt {PINNED_LOOPS} ]; do i=$((i+1)); done; echo \
              \"pinned-{cpu} $(({nonce}+{})) $i $(cut -d\" \" -f39 /proc/self/stat)\"'",
             10 + cpu
-        ))?;
-        session.wait_for(
-            from,
-            &format!("\"{expected}\" (work pinned to CPU {cpu})"),
-            COMMAND_TIMEOUT,
-            |line| (line.trim() == expected).then_some(()),
-        )?;
+        );
+        let expected = format!("pinned-{cpu} {} {PINNED_LOOPS} {cpu}", nonce + 10 + cpu as u64);
+        ask(&mut session, &command, &expected, &format!("the loop pinned to CPU {cpu} finished there"))?;
     }
     passed.push(format!("taskset-pinned work finished on each of the {cpus} CPUs"));
     let after = interrupts(&mut session, nonce, 4)?;
@@ -468,6 +455,20 @@ fn check_through_shell(machine: Machine, passed: &mut Vec<String>) -> Result<()>
         passed.push("the hypervisor's result line for this run says status 0".to_owned());
     }
     passed.push("powered off".to_owned());
+    Ok(())
+}
+
+/// Types `command` and checks its answer: the first line whose first two words (a name
+/// and a value computed from the nonce) are those of `expected` must equal `expected`.
+fn ask(session: &mut Session, command: &str, expected: &str, what: &str) -> Result<()> {
+    let key: Vec<&str> = expected.split_whitespace().take(2).collect();
+    let from = session.type_line(command)?;
+    let answer =
+        session.wait_for(from, &format!("the answer {expected:?} ({what})"), COMMAND_TIMEOUT, |line| {
+            let line = line.trim();
+            (line.split_whitespace().take(2).collect::<Vec<_>>() == key).then(|| line.to_owned())
+        })?;
+    ensure!(answer == expected, "{what}: expected {expected:?}, Linux answered {answer:?}");
     Ok(())
 }
 
