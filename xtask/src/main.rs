@@ -7,6 +7,9 @@
 //! cargo xtask run demo --gdb # wait for gdb-multiarch on :1234
 //! cargo xtask run vm --kernel Image --initrd rootfs.cpio --append console=ttyAMA0 --vcpus 4
 //! cargo xtask test
+//! cargo xtask run linux --native     # Debian's Linux on QEMU alone, the VM's device tree
+//! cargo xtask test --linux --native  # the Linux test, natively (without --native: the VM)
+//! cargo xtask bench linux            # Linux boot times, natively and under the hypervisor
 //! ```
 
 mod debian;
