@@ -9,7 +9,9 @@
 //! ```
 
 pub mod codegen;
+pub mod cpio;
 pub mod devicetree;
 pub mod guest;
+pub mod initramfs;
 pub mod layout;
 pub mod manifest;

@@ -8,9 +8,14 @@
 //! cargo xtask run guest-test --native # its guest on QEMU's own GIC, no hypervisor
 //! cargo xtask run vm --kernel Image --initrd rootfs.cpio --append console=ttyAMA0 --vcpus 4
 //! cargo xtask test
+//! cargo xtask run linux --native     # Debian's Linux on QEMU alone, the VM's device tree
+//! cargo xtask test --linux --native  # the Linux test, natively (without --native: the VM)
+//! cargo xtask bench linux            # Linux boot times, natively and under the hypervisor
 //! ```
 
+mod debian;
 mod image;
+mod linux;
 mod qemu;
 mod system;
 mod toolchain;
@@ -18,7 +23,7 @@ mod toolchain;
 // The manifest and what is generated from it live in the library, which tests/ also use.
 use xtask::{codegen, layout, manifest};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Parser, Subcommand};
 use manifest::GuestOverride;
 use std::path::{Path, PathBuf};
@@ -47,9 +52,10 @@ enum Commands {
         /// Kill QEMU after this many seconds (default: run until the system powers off).
         #[arg(long)]
         timeout: Option<u64>,
-        /// Boot only the guest of the system's VM, on QEMU's own GICv3 and ITS at EL1 with
-        /// as many CPUs as it has vCPUs: no hypervisor (a crate-built ELF guest).
-        #[arg(long, conflicts_with_all = ["kernel", "initrd", "append", "vcpus"])]
+        /// Boot the guest of the system's only VM on QEMU alone (virtualization=off, EL1,
+        /// QEMU's own GICv3 and ITS, one CPU per vCPU), without the hypervisor: a file guest
+        /// (Linux) with the generated device tree, a crate-built test guest without one.
+        #[arg(long)]
         native: bool,
         #[command(flatten)]
         guest: GuestArgs,
@@ -63,12 +69,34 @@ enum Commands {
         guest: GuestArgs,
     },
     /// Boot the benchmark system under deterministic -icount and print its figures.
-    Bench,
-    /// Check formatting and lints, run host unit tests and every QEMU test system.
+    Bench {
+        /// `linux`: time Linux's boot to a shell and its power-off, natively and under the
+        /// hypervisor, instead.
+        #[arg(value_enum)]
+        what: Option<Benchmark>,
+    },
+    /// Check formatting and lints, run host unit tests and every QEMU test system
+    /// (except those that boot Debian's Linux: see --linux).
     Test {
         /// Run only the QEMU systems whose names are given.
+        #[arg(conflicts_with = "linux")]
         systems: Vec<String>,
+        /// Instead, test Linux (images/linux) through its shell: fetches Debian's kernel and
+        /// busybox on first use (needs Debian's package registry, and root for apt-get
+        /// update).
+        #[arg(long)]
+        linux: bool,
+        /// With --linux: boot Linux on QEMU alone, without the hypervisor.
+        #[arg(long, requires = "linux")]
+        native: bool,
     },
+}
+
+/// What `cargo xtask bench` measures besides the benchmark system.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Benchmark {
+    /// Linux's boot to a shell and power-off (images/linux).
+    Linux,
 }
 
 /// Options that replace the guest of the system's only VM.
@@ -115,15 +143,27 @@ fn run_cli() -> Result<()> {
     let root = system::workspace_root()?;
     std::env::set_current_dir(&root)?;
     match command {
-        Commands::Run { system, gdb, timeout, native: true, .. } => {
+        Commands::Run { system, gdb, timeout, native: true, guest } => {
             toolchain::ensure_rust_target()?;
             toolchain::ensure_qemu()?;
+            let guest = guest.resolve(&cwd);
+            if system::vm_boots_file(&system)? {
+                ensure!(!gdb && timeout.is_none(), "--native with a guest file takes no --gdb or --timeout");
+                return run_native_file(&system, &guest);
+            }
+            ensure!(
+                guest.is_empty(),
+                "--native with a crate-built guest takes no --kernel, --initrd, --append or --vcpus"
+            );
             run_native(&system, gdb, timeout.map_or(Duration::MAX, Duration::from_secs))
         }
         Commands::Run { system, gdb, timeout, native: false, guest } => {
             toolchain::ensure_rust_target()?;
             toolchain::ensure_qemu()?;
-            let built = system::build(&system, system::Checks::None, &guest.resolve(&cwd))?;
+            let built =
+                system::build(&system, system::Checks::None, &guest.resolve(&cwd)).map_err(|error| {
+                    if system == linux::SYSTEM { linux::explain_not_yet(error) } else { error }
+                })?;
             let extra_args = if gdb { gdb_args(&built.kernel_elf) } else { Vec::new() };
             let outcome = qemu::run(&built.run_config(
                 qemu::Console::Interactive,
@@ -142,12 +182,20 @@ fn run_cli() -> Result<()> {
             println!("{}", built.image.display());
             Ok(())
         }
-        Commands::Bench => {
+        Commands::Bench { what } => {
             toolchain::ensure_rust_target()?;
             toolchain::ensure_qemu()?;
-            bench()
+            match what {
+                None => bench(),
+                Some(Benchmark::Linux) => linux::bench(),
+            }
         }
-        Commands::Test { systems } => {
+        Commands::Test { linux: true, native, .. } => {
+            toolchain::ensure_rust_target()?;
+            toolchain::ensure_qemu()?;
+            linux::test(if native { linux::Host::Native } else { linux::Host::Hypervisor })
+        }
+        Commands::Test { systems, .. } => {
             toolchain::ensure_rust_target()?;
             toolchain::ensure_qemu()?;
             test(systems)
@@ -160,6 +208,15 @@ fn run_cli() -> Result<()> {
 fn gdb_args(elf: &Path) -> Vec<String> {
     eprintln!("xtask: QEMU waits for gdb: gdb-multiarch {} -ex 'target remote :1234'", elf.display());
     vec!["-s".to_string(), "-S".to_string()]
+}
+
+/// `cargo xtask run <system> --native` for a file guest (Linux): QEMU alone with the
+/// generated device tree, the console on the terminal (or pipe).
+fn run_native_file(system: &str, guest: &GuestOverride) -> Result<()> {
+    let mut command = linux::native_command(system, guest, qemu::Console::Interactive, &[])?;
+    let status = command.stdout(std::process::Stdio::inherit()).spawn()?.wait()?;
+    ensure!(status.success(), "QEMU exited with {status}");
+    Ok(())
 }
 
 /// `cargo xtask run <system> --native`: the system's guest alone on QEMU's own GIC. No
@@ -379,8 +436,16 @@ fn test(only: Vec<String>) -> Result<()> {
             }
         }
     }
-    let systems = if only.is_empty() { system::all_systems()? } else { only };
+    let systems = if only.is_empty() { system::all_systems()? } else { only.clone() };
     for name in systems {
+        // Those fetch Debian's packages and answer through a shell, not a result line.
+        if system::uses_debian_files(&name).unwrap_or(false) {
+            if only.contains(&name) {
+                bail!("system {name} boots Debian's Linux: test it with `cargo xtask test --linux`");
+            }
+            eprintln!("xtask: system {name}: skipped (Debian's Linux: `cargo xtask test --linux`)");
+            continue;
+        }
         eprintln!("xtask: system {name}");
         let result =
             system::build(&name, system::Checks::Clippy, &GuestOverride::default()).and_then(|built| {

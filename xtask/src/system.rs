@@ -1,9 +1,10 @@
 //! Builds one system: its components (each with its generated capability constants), its
 //! guests, the kernel, the boot-info blob, and the image that joins them.
 
+use crate::debian;
 use crate::image::{self, KernelImage, LoadSegment};
 use crate::layout::GuestFiles;
-use crate::manifest::{GuestOverride, GuestSource};
+use crate::manifest::{GuestFile, GuestOverride, GuestSource};
 use crate::toolchain::TARGET;
 use crate::{codegen, layout, manifest, qemu};
 use anyhow::{Context, Result, bail};
@@ -38,6 +39,35 @@ pub const HOST_CHECKS: &[(&str, &[&str])] = &[
     ),
     ("host unit tests", &["test"]),
 ];
+
+/// A component whose crate builds no executable: a library without its `src/main.rs`
+/// (an IPC shell not written yet), so the system cannot be built.
+#[derive(Debug)]
+pub struct NoExecutable {
+    /// The component.
+    pub component: String,
+    /// Its crate.
+    pub crate_name: String,
+}
+
+impl std::fmt::Display for NoExecutable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "component {:?}: crate {:?} builds no executable (it is a library without a src/main.rs)",
+            self.component, self.crate_name
+        )
+    }
+}
+
+impl std::error::Error for NoExecutable {}
+
+/// Whether system `name` loads files made from Debian's packages (the first build of
+/// such a system fetches them, which needs the package registry).
+pub fn uses_debian_files(name: &str) -> Result<bool> {
+    let system = manifest::load(&PathBuf::from("images").join(name).join("system.toml"))?;
+    Ok(system.vms.iter().any(manifest::Vm::uses_debian_files))
+}
 
 /// Extra work while building components.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -243,6 +273,11 @@ fn build_components(
         args.extend(common);
         cargo(&args, &envs)?;
         let elf_path = out_dir.join("cargo").join(TARGET).join("release").join(crate_name);
+        if !elf_path.is_file() {
+            let component = system.components.iter().find(|component| component.crate_name == *crate_name);
+            let component = component.map(|component| component.name.clone()).unwrap_or_default();
+            return Err(NoExecutable { component, crate_name: crate_name.to_string() }.into());
+        }
         let elf = std::fs::read(&elf_path).with_context(|| format!("reading {}", elf_path.display()))?;
         elves.insert(crate_name.to_string(), elf);
     }
@@ -251,6 +286,14 @@ fn build_components(
         .iter()
         .map(|component| (component.name.clone(), elves[&component.crate_name].clone()))
         .collect())
+}
+
+/// Where `file` is, fetching and making it first if it is made from Debian's packages.
+pub fn guest_file_path(file: &GuestFile) -> Result<PathBuf> {
+    match file {
+        GuestFile::Path(path) => Ok(path.clone()),
+        GuestFile::Debian(made) => debian::provide(*made),
+    }
 }
 
 /// Reads each VM's guest image and initrd, building the crates that provide images.
@@ -263,16 +306,22 @@ fn guest_files(
     // components' RUSTFLAGS, so that neither set of builds invalidates the other.
     let target_dir = out_dir.join("guests");
     let target_dir = target_dir.to_str().context("non-UTF-8 target path")?;
-    let read = |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let read = |file: &GuestFile| {
+        let path = guest_file_path(file)?;
+        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+    };
     system
         .vms
         .iter()
         .map(|vm| {
             let image = match &vm.source {
-                GuestSource::File(path) => read(path)?,
-                GuestSource::Crate(crate_name) => read(&build_guest_crate(crate_name, target_dir, checks)?)?,
+                GuestSource::File(file) => read(file)?,
+                GuestSource::Crate(crate_name) => {
+                    let elf = build_guest_crate(crate_name, target_dir, checks)?;
+                    std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?
+                }
             };
-            let initrd = vm.initrd.as_deref().map(read).transpose()?;
+            let initrd = vm.initrd.as_ref().map(read).transpose()?;
             Ok((vm.name.clone(), GuestFiles { image, initrd }))
         })
         .collect()
@@ -305,6 +354,15 @@ pub struct NativeGuest {
 }
 
 /// Builds the guest crate of system `name`'s only VM, for a run on QEMU's own GIC.
+/// Whether system `name`'s only VM boots a guest file (rather than a crate-built guest).
+pub fn vm_boots_file(name: &str) -> Result<bool> {
+    let system = manifest::load(&PathBuf::from("images").join(name).join("system.toml"))?;
+    let [vm] = &system.vms[..] else {
+        bail!("--native needs a system with exactly one VM; {name} has {}", system.vms.len());
+    };
+    Ok(matches!(vm.source, GuestSource::File(_)))
+}
+
 pub fn build_native_guest(name: &str) -> Result<NativeGuest> {
     let manifest_path = PathBuf::from("images").join(name).join("system.toml");
     let system = manifest::load(&manifest_path)?;

@@ -82,7 +82,8 @@ fn qemu_version_output() -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-fn is_root() -> bool {
+/// Whether xtask runs as root (apt-get and dpkg need it to install or add architectures).
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

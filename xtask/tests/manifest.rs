@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::path::PathBuf;
 use xtask::manifest::{
-    self, CapObject, GuestOverride, GuestSource, ImageFormat, Perms, System, Trigger, Unclaimed,
+    self, CapObject, DebianFile, GuestFile, GuestOverride, GuestSource, ImageFormat, Perms, System, Trigger,
+    Unclaimed,
 };
 
 /// Where the inline manifests of these tests pretend to live.
@@ -804,12 +805,12 @@ fn a_vm_loads_with_its_defaults() {
     let system = parse(&text).unwrap();
     let guest = &system.vms[0];
     assert_eq!((guest.name.as_str(), &guest.cpus[..], guest.priority), ("guest", &[0][..], 1));
-    assert_eq!(guest.source, GuestSource::File(PathBuf::from("tests/fixtures/t/guest.bin")));
+    assert_eq!(guest.source, GuestSource::File(GuestFile::Path(PathBuf::from("tests/fixtures/t/guest.bin"))));
     assert_eq!(
         (guest.image_format, guest.ram_base, guest.memory),
         (ImageFormat::Binary, 0x4000_0000, 16 << 20)
     );
-    assert_eq!(guest.initrd.as_deref(), Some(Path::new("tests/fixtures/t/initrd.img")));
+    assert_eq!(guest.initrd, Some(GuestFile::Path(PathBuf::from("tests/fixtures/t/initrd.img"))));
     assert_eq!(guest.cmdline.as_deref(), Some("quiet"));
     assert_eq!((guest.fault_endpoint, guest.fault_badge, guest.unclaimed), (0, 0, Unclaimed::ReadZero));
     let route = &guest.routes[0];
@@ -829,6 +830,17 @@ fn a_vm_loads_with_its_defaults() {
         (&GuestSource::Crate("test-guest".into()), ImageFormat::Elf)
     );
     assert_eq!((guest.ram_base, guest.unclaimed, guest.fault_badge), (0x8000_0000, Unclaimed::Abort, 9));
+    assert!(!guest.uses_debian_files());
+
+    let text = guest_with(
+        "image = \"guest.bin\"\nimage-format = \"binary\"\n",
+        "image = \"debian:linux-image\"\nimage-format = \"linux\"\ninitrd = \"debian:busybox-initramfs\"\n",
+        "",
+    );
+    let guest = &parse(&text).unwrap().vms[0];
+    assert_eq!(guest.source, GuestSource::File(GuestFile::Debian(DebianFile::LinuxImage)));
+    assert_eq!(guest.initrd, Some(GuestFile::Debian(DebianFile::BusyboxInitramfs)));
+    assert!(guest.uses_debian_files());
 }
 
 #[test]
@@ -921,6 +933,23 @@ fn vm_guest_image() {
             "priority = 0\n",
             "priority = 0\ninitrd = \"nowhere.img\"\n",
             "32:10: vm \"guest\": field \"initrd\": tests/fixtures/t/nowhere.img is not a file",
+        ),
+        (
+            image,
+            "image = \"debian:linux\"\nimage-format = \"linux\"\n",
+            "29:9: vm \"guest\": field \"image\": unknown Debian file \"debian:linux\": the image made from \
+             Debian's packages is \"debian:linux-image\"",
+        ),
+        (
+            image,
+            "image = \"debian:linux-image\"\nimage-format = \"binary\"\n",
+            "30:16: vm \"guest\": field \"image-format\": debian:linux-image is a Linux arm64 Image: write \"linux\"",
+        ),
+        (
+            "priority = 0\n",
+            "priority = 0\ninitrd = \"debian:linux-image\"\n",
+            "32:10: vm \"guest\": field \"initrd\": unknown Debian file \"debian:linux-image\": the initrd made \
+             from Debian's packages is \"debian:busybox-initramfs\"",
         ),
         (
             "priority = 0\n",
@@ -1199,9 +1228,9 @@ fn the_command_line_replaces_the_guest() {
     let guest = &system.vms[0];
     assert_eq!(
         (&guest.source, guest.image_format),
-        (&GuestSource::File("tests/fixtures/t/Image".into()), ImageFormat::Linux)
+        (&GuestSource::File(GuestFile::Path("tests/fixtures/t/Image".into())), ImageFormat::Linux)
     );
-    assert_eq!(guest.initrd.as_deref(), Some(Path::new("tests/fixtures/t/initrd.img")));
+    assert_eq!(guest.initrd, Some(GuestFile::Path(PathBuf::from("tests/fixtures/t/initrd.img"))));
     assert_eq!(guest.cmdline.as_deref(), Some("console=ttyAMA0"));
     // Round-robin over the system's two CPUs; the redistributors' route follows.
     assert_eq!(guest.cpus, [0, 1, 0, 1, 0]);

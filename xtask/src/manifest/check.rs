@@ -9,9 +9,10 @@
 use super::schema::{self, Int, Right, Size, Text};
 use super::{
     ADDRESS_LIMIT, Cap, CapObject, Component, DEFAULT_STACK_SIZE, DEFAULT_TIMEOUT_SECONDS,
-    DEFAULT_TIMESLICE_US, DEFAULT_VM_RAM_BASE, Diagnostic, Endpoint, GuestSource, ImageFormat, Irq,
-    KERNEL_DEVICES, KERNEL_FREE_RESERVE, MAX_MEMORY, Map, MemoryRegion, Notification, PAGE_SIZE, Perms,
-    RAM_BASE, Route, System, Unclaimed, VM_RAM_ALIGN, Vm, constant_name, hex, line_column, size_text,
+    DEFAULT_TIMESLICE_US, DEFAULT_VM_RAM_BASE, DebianFile, Diagnostic, Endpoint, GuestFile, GuestSource,
+    ImageFormat, Irq, KERNEL_DEVICES, KERNEL_FREE_RESERVE, MAX_MEMORY, Map, MemoryRegion, Notification,
+    PAGE_SIZE, Perms, RAM_BASE, Route, System, Unclaimed, VM_RAM_ALIGN, Vm, constant_name, hex, line_column,
+    size_text,
 };
 use crate::guest;
 use ipc::endpoint_rights::{CALL, RECV, SEND};
@@ -981,13 +982,10 @@ impl Checker<'_> {
             }
         }
         let (source, image_format) = self.guest_source(&context, vm, base);
-        let initrd = vm.initrd.as_ref().map(|initrd| {
-            let path = base.join(initrd.get_ref());
-            if !path.is_file() {
-                self.field(&context, "initrd", initrd, format!("{} is not a file", path.display()));
-            }
-            path
-        });
+        let initrd = vm
+            .initrd
+            .as_ref()
+            .map(|initrd| self.guest_file(&context, "initrd", initrd, base, DebianFile::BusyboxInitramfs));
         if let Some(cmdline) = &vm.cmdline
             && cmdline.get_ref().contains('\0')
         {
@@ -1024,14 +1022,17 @@ impl Checker<'_> {
                     let problem = "a VM has one guest, and this one already has an \"image\"";
                     self.field(context, "crate", crate_name, problem);
                 }
-                let path = base.join(image.get_ref());
-                if image.get_ref().is_empty() {
-                    self.field(context, "image", image, "must name a file");
-                } else if !path.is_file() {
-                    self.field(context, "image", image, format!("{} is not a file", path.display()));
-                }
+                let file = self.guest_file(context, "image", image, base, DebianFile::LinuxImage);
                 let format = match format {
-                    Some(format) => *format.get_ref(),
+                    Some(format) => {
+                        if file == GuestFile::Debian(DebianFile::LinuxImage)
+                            && *format.get_ref() != ImageFormat::Linux
+                        {
+                            let problem = "debian:linux-image is a Linux arm64 Image: write \"linux\"";
+                            self.field(context, "image-format", format, problem);
+                        }
+                        *format.get_ref()
+                    }
                     None => {
                         let problem = format!(
                             "{context}: field \"image-format\" is missing: write \"binary\", \"elf\" or \"linux\""
@@ -1040,7 +1041,7 @@ impl Checker<'_> {
                         ImageFormat::Binary
                     }
                 };
-                (GuestSource::File(path), format)
+                (GuestSource::File(file), format)
             }
             (None, Some(crate_name)) => {
                 if let Some(format) = format
@@ -1059,6 +1060,36 @@ impl Checker<'_> {
                 (GuestSource::Crate(String::new()), ImageFormat::Elf)
             }
         }
+    }
+
+    /// A VM's `image` or `initrd`: an existing file, or `debian:<name>` where `debian` is
+    /// the one Debian file that the field takes.
+    fn guest_file(
+        &mut self,
+        context: &str,
+        field: &str,
+        value: &Text,
+        base: &Path,
+        debian: DebianFile,
+    ) -> GuestFile {
+        let text = value.get_ref();
+        if text.starts_with(DebianFile::PREFIX) {
+            if text != debian.name() {
+                let problem = format!(
+                    "unknown Debian file {text:?}: the {field} made from Debian's packages is \"{}\"",
+                    debian.name()
+                );
+                self.field(context, field, value, problem);
+            }
+            return GuestFile::Debian(debian);
+        }
+        let path = base.join(text);
+        if text.is_empty() {
+            self.field(context, field, value, "must name a file");
+        } else if !path.is_file() {
+            self.field(context, field, value, format!("{} is not a file", path.display()));
+        }
+        GuestFile::Path(path)
     }
 
     /// The VM's routes: each within the address limit, clear of RAM and of each other, and

@@ -317,12 +317,44 @@ pub enum Unclaimed {
     Abort,
 }
 
+/// A guest file that xtask makes from Debian's arm64 packages, named `debian:<name>` in a
+/// VM's `image` or `initrd` (fetched and cached by `cargo xtask`, never committed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DebianFile {
+    /// `debian:linux-image`: the kernel `Image` of bookworm's `linux-image-*-arm64`.
+    LinuxImage,
+    /// `debian:busybox-initramfs`: an initramfs around `busybox-static`
+    /// ([`crate::initramfs`]).
+    BusyboxInitramfs,
+}
+
+impl DebianFile {
+    /// What a manifest value starts with to name one.
+    pub const PREFIX: &str = "debian:";
+
+    /// Its spelling in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            DebianFile::LinuxImage => "debian:linux-image",
+            DebianFile::BusyboxInitramfs => "debian:busybox-initramfs",
+        }
+    }
+}
+
+/// A file a VM loads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuestFile {
+    /// A path (relative ones resolved against the manifest's directory).
+    Path(PathBuf),
+    /// A file made from Debian's packages.
+    Debian(DebianFile),
+}
+
 /// Where a VM's guest image comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GuestSource {
-    /// A file (the manifest's `image`, resolved against the manifest's directory, or the
-    /// command line's `--kernel`).
-    File(PathBuf),
+    /// A file (the manifest's `image`, or the command line's `--kernel`).
+    File(GuestFile),
     /// A workspace package built for the bare-metal target; its ELF is the image.
     Crate(String),
 }
@@ -345,7 +377,7 @@ pub struct Vm {
     /// Format of the image ([`ImageFormat::Elf`] for a crate).
     pub image_format: ImageFormat,
     /// Initial ramdisk, loaded into guest RAM and named in the device tree.
-    pub initrd: Option<PathBuf>,
+    pub initrd: Option<GuestFile>,
     /// Kernel command line: the device tree's `/chosen/bootargs`.
     pub cmdline: Option<String>,
     /// Index of the endpoint receiving its HVC, SMC and system-register traps.
@@ -362,6 +394,12 @@ impl Vm {
     /// Its guest-physical RAM.
     pub fn ram(&self) -> Range<u64> {
         self.ram_base..self.ram_base + self.memory
+    }
+
+    /// Whether it loads a file made from Debian's packages (which may need the network).
+    pub fn uses_debian_files(&self) -> bool {
+        matches!(self.source, GuestSource::File(GuestFile::Debian(_)))
+            || matches!(self.initrd, Some(GuestFile::Debian(_)))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The guest of a system's VM replaced from the command line, as in
 //! `cargo xtask run linux --kernel Image --initrd rootfs.cpio --append "console=ttyAMA0" --vcpus 4`.
 
-use super::{CapObject, GuestSource, System, Vm, hex, size_text};
+use super::{CapObject, GuestFile, GuestSource, System, Vm, hex, size_text};
 use crate::guest;
 use anyhow::{Context, bail, ensure};
 use std::io::Read as _;
@@ -58,11 +58,11 @@ impl System {
                 .and_then(|file| file.take(FORMAT_PROBE_BYTES).read_to_end(&mut head))
                 .with_context(|| format!("--kernel {}", kernel.display()))?;
             vm.image_format = guest::detect_format(&head);
-            vm.source = GuestSource::File(kernel.clone());
+            vm.source = GuestSource::File(GuestFile::Path(kernel.clone()));
         }
         if let Some(initrd) = &guest.initrd {
             ensure!(initrd.is_file(), "--initrd {}: not a file", initrd.display());
-            vm.initrd = Some(initrd.clone());
+            vm.initrd = Some(GuestFile::Path(initrd.clone()));
         }
         if let Some(append) = &guest.append {
             ensure!(!append.contains('\0'), "--append: the command line contains a NUL character");
