@@ -47,7 +47,14 @@ fn system(unclaimed_abort: u8, fault_endpoint: u32) -> System {
         ..Vcpu::default()
     };
     system.vms.push(VmSpec {
-        vm: Vm { unclaimed_abort, fault_endpoint, fault_badge: FAULT_BADGE, vmid: 1, ..Vm::default() },
+        vm: Vm {
+            unclaimed_abort,
+            fault_endpoint,
+            fault_badge: FAULT_BADGE,
+            vgic_endpoint: bootinfo::NONE,
+            vmid: 1,
+            ..Vm::default()
+        },
         vcpus: vec![vcpu(0, 1), vcpu(1, 0)],
         routes: vec![Route { ipa: UART, size: 0x1000, endpoint: 0, badge: ROUTE_BADGE, ..Route::default() }],
     });
@@ -563,23 +570,110 @@ fn a_vcpu_loaded_on_the_callers_cpu_is_saved_first() {
 }
 
 #[test]
-fn a_vcpu_live_on_another_cpu_is_busy() {
+fn a_vcpu_running_on_another_cpu_is_stopped_by_ipi_while_the_caller_waits() {
+    let mut harness = guest();
+    // Slot 3: vCPU 0, running on CPU 0 with its state live there.
+    harness.platform.loaded.insert(0, (0, snapshot(0x40)));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    assert_eq!(harness.state(HELPER), ThreadState::BlockedSync);
+    assert_eq!(harness.platform.stops, [0], "CPU 0 gets the stop SGI");
+    assert_eq!(harness.current(1), None, "the caller does not spin");
+    assert_eq!(harness.current(0), Some(VCPU0), "it runs until its CPU takes the SGI");
+    harness.kernel.complete_syncs(0, &mut harness.platform);
+    assert_eq!(harness.state(VCPU0), ThreadState::Held);
+    assert_eq!(harness.schedule(0), None, "a held vCPU leaves its CPU");
+    assert!(harness.platform.loaded.is_empty(), "its state was folded where it was live");
+    assert_eq!(harness.platform.kicks, [1], "the caller's CPU runs it again");
+    assert_eq!(harness.schedule(1), Some(HELPER));
+    assert_eq!(protocol::GicSnapshot::from_words(&harness.received(HELPER).words), Some(snapshot(0x40)));
+    // A second sync answers at once, with the same state; the vCPU stays held.
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    assert_eq!(protocol::GicSnapshot::from_words(&harness.received(HELPER).words), Some(snapshot(0x40)));
+    assert_eq!(harness.platform.stops, [0]);
+    let write = protocol::LrWrite { lrs: [1 << 62 | 33, 0, 0, 0], hcr: protocol::HCR_NPIE };
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &write.words());
+    assert_eq!(harness.result(HELPER), Ok(()));
+    assert_eq!(
+        harness.platform.gic[&0],
+        (protocol::GicSnapshot { lrs: write.lrs, ..snapshot(0x40) }, write.hcr)
+    );
+    assert_eq!(harness.state(VCPU0), ThreadState::Ready, "released");
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+}
+
+#[test]
+fn a_held_vcpu_may_wake_but_does_not_run_until_write_lrs() {
+    let mut harness = guest();
+    trap(&mut harness, access(UART, 2, 1, false, false, false));
+    assert_eq!((harness.current(0), harness.state(VCPU0)), (Some(DEVICE), ThreadState::BlockedReply));
+    // Not running and not loaded elsewhere: the caller's CPU folds it at once.
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    assert_eq!(harness.result(HELPER), Ok(()));
+    assert!(harness.platform.stops.is_empty());
+    // The reply goes the slow way (no fast hand-over to a held vCPU) and finishes the load.
+    harness.message(0, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[0x42]);
+    assert_eq!(harness.current(0), None);
+    assert_eq!(harness.state(VCPU0), ThreadState::Held);
+    assert_eq!((context(&harness, VCPU0).x[1], context(&harness, VCPU0).elr), (0x42, ENTRY + 4));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_KICK.0, &[]);
+    assert_eq!(harness.state(VCPU0), ThreadState::Held, "a kick does not release it");
+    harness.message(
+        1,
+        Syscall::Call,
+        3,
+        ipc::invocation::VCPU_WRITE_LRS.0,
+        &protocol::LrWrite::default().words(),
+    );
+    assert_eq!(harness.result(HELPER), Ok(()));
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    // Held while it was ready: it stays in its run queue until it comes up there.
+    trap(&mut harness, class(ec::WFX, 0));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_KICK.0, &[]);
+    assert_eq!(harness.state(VCPU0), ThreadState::Ready);
+    assert_eq!(harness.schedule(0), None, "it comes up in the run queue, and is held");
+    assert_eq!(harness.state(VCPU0), ThreadState::Held);
+}
+
+#[test]
+fn write_lrs_without_a_hold_needs_a_vcpu_that_runs_nowhere() {
     let mut harness = guest();
     let write = protocol::LrWrite::default().words();
-    // Slot 3: vCPU 0, running on CPU 0.
-    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
-    assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation));
     harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &write);
-    assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation));
+    assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation), "running on CPU 0");
     // Asleep in WFI but still loaded on CPU 0.
     trap(&mut harness, class(ec::WFX, 0));
-    assert_eq!(harness.state(VCPU0), ThreadState::BlockedWfi);
     harness.platform.loaded.insert(0, (0, snapshot(0)));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &write);
+    assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation), "loaded on CPU 0");
+    assert!(harness.platform.gic.is_empty(), "nothing changed");
+}
+
+#[test]
+fn a_sync_in_progress_refuses_another_sync_and_write_lrs() {
+    let mut harness = system(0, 1).boot();
+    harness.syscall(0, Syscall::Recv, 0);
+    assert_eq!((harness.current(0), harness.current(1)), (Some(VCPU0), Some(VMM)));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    assert_eq!(harness.state(VMM), ThreadState::BlockedSync);
+    assert_eq!(harness.current(1), Some(HELPER));
     harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
     assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation));
-    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &write);
+    harness.message(
+        1,
+        Syscall::Call,
+        3,
+        ipc::invocation::VCPU_WRITE_LRS.0,
+        &protocol::LrWrite::default().words(),
+    );
     assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation));
-    assert!(harness.platform.gic.is_empty(), "nothing changed");
+    // The vCPU blocked in WFI before CPU 0 took the SGI: it is folded all the same.
+    trap(&mut harness, class(ec::WFX, 0));
+    harness.kernel.complete_syncs(0, &mut harness.platform);
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedWfi);
+    assert_eq!(harness.state(VMM), ThreadState::Ready);
+    assert_eq!(harness.schedule(1), Some(VMM), "it outranks the helper");
+    assert_eq!(harness.received(VMM).words.len(), protocol::GicSnapshot::WORDS);
 }
 
 #[test]
