@@ -74,6 +74,9 @@ mod el2 {
     /// operations need. Lock order: this lock first, then `arch::console::CONSOLE`.
     static KERNEL: SpinLock<Option<System>> = SpinLock::new(None);
 
+    /// Both guest timer lines (`ipc::vcpu::LINE_*` bits).
+    const TIMER_LINES: u64 = ipc::vcpu::LINE_VIRTUAL_TIMER | ipc::vcpu::LINE_PHYSICAL_TIMER;
+
     /// What the big kernel lock protects.
     struct System {
         kernel: Kernel<'static>,
@@ -627,10 +630,11 @@ mod el2 {
         #[inline(never)]
         fn resume_vcpu(&mut self, per_cpu: &PerCpu, thread: ThreadId, vcpu: VcpuId) -> *mut UserContext {
             let request = self.kernel.take_vcpu_request(vcpu);
+            let lrs = self.kernel.take_vcpu_lrs(vcpu);
             let context = self.kernel.context_ptr(thread);
             // SAFETY: `context_ptr` points into the kernel, which this entry holds locked;
             // nothing else refers to the thread's context now.
-            self.machine.load_vcpu(per_cpu.cpu(), vcpu, request, unsafe { &mut *context });
+            self.machine.load_vcpu(per_cpu.cpu(), vcpu, request, lrs, unsafe { &mut *context });
             per_cpu.mode().enter(true);
             context
         }
@@ -638,25 +642,26 @@ mod el2 {
 
     impl Machine {
         /// Makes `vcpu`'s EL1 state the live one on `cpu` (saving the vCPU it replaces),
-        /// after doing `request`; `context` is its general-register context. The common
-        /// case, the same vCPU again with nothing to do, only turns the virtual CPU
-        /// interface back on.
+        /// after doing `request` and loading `lrs`; `context` is its general-register
+        /// context. The common case, the same vCPU again with nothing to do, only turns
+        /// the virtual CPU interface back on.
         #[inline(always)]
         fn load_vcpu(
             &mut self,
             cpu: usize,
             vcpu: VcpuId,
             request: Option<VcpuRequest>,
+            lrs: Option<LrWrite>,
             context: &mut UserContext,
         ) {
-            if request.is_some() || self.loaded[cpu] != Some(vcpu.0) {
-                self.prepare_vcpu(cpu, vcpu, request, context);
+            if request.is_some() || lrs.is_some() || self.loaded[cpu] != Some(vcpu.0) {
+                self.prepare_vcpu(cpu, vcpu, request, lrs, context);
             }
             guest::enable_virtual_interface(&self.vcpus[usize::from(vcpu.0)].context);
         }
 
         /// [`Machine::load_vcpu`] when there is something to do: a reset, a switch from
-        /// another vCPU, an injected exception.
+        /// another vCPU, an injected exception, list registers from the vgic-server.
         #[cold]
         #[inline(never)]
         fn prepare_vcpu(
@@ -664,29 +669,32 @@ mod el2 {
             cpu: usize,
             vcpu: VcpuId,
             request: Option<VcpuRequest>,
+            lrs: Option<LrWrite>,
             context: &mut UserContext,
         ) {
             let index = usize::from(vcpu.0);
             if request == Some(VcpuRequest::Reset) {
                 self.vcpus[index].context = El1Context::RESET;
+                self.vcpus[index].timer_active = 0;
                 if self.loaded[cpu] == Some(vcpu.0) {
                     self.loaded[cpu] = None;
+                    if let Some(redistributor) = &self.redistributors[cpu] {
+                        redistributor.deactivate(timer_ppi_mask(TIMER_LINES));
+                    }
                 }
             }
             if self.loaded[cpu] != Some(vcpu.0) {
                 self.switch_vcpu(cpu, index);
             }
-            match request {
-                Some(VcpuRequest::Inject(injection)) => {
-                    let (vbar, sctlr) = guest::vector_state();
-                    let entry =
-                        kernel::guest::take_exception(injection, context.elr, context.spsr, vbar, sctlr);
-                    guest::write_exception_registers(&entry);
-                    context.elr = entry.pc;
-                    context.spsr = entry.pstate;
-                }
-                Some(VcpuRequest::LoadLrs(write)) => guest::load_lrs(&mut self.vcpus[index].context, &write),
-                Some(VcpuRequest::Reset) | None => {}
+            if let Some(VcpuRequest::Inject(injection)) = request {
+                let (vbar, sctlr) = guest::vector_state();
+                let entry = kernel::guest::take_exception(injection, context.elr, context.spsr, vbar, sctlr);
+                guest::write_exception_registers(&entry);
+                context.elr = entry.pc;
+                context.spsr = entry.pstate;
+            }
+            if let Some(write) = lrs {
+                guest::load_lrs(&mut self.vcpus[index].context, &write);
             }
         }
 
@@ -724,11 +732,8 @@ mod el2 {
         fn save_vcpu(&mut self, cpu: usize, index: usize) {
             let slot = &mut self.vcpus[index];
             guest::save(&mut slot.context);
-            let active = self.redistributors[cpu].map_or(0, |redistributor| {
-                redistributor.take_active(timer_ppi_mask(
-                    ipc::vcpu::LINE_VIRTUAL_TIMER | ipc::vcpu::LINE_PHYSICAL_TIMER,
-                ))
-            });
+            let active = self.redistributors[cpu]
+                .map_or(0, |redistributor| redistributor.take_active(timer_ppi_mask(TIMER_LINES)));
             slot.timer_active = timer_lines(active);
             self.timer_ppis_held[cpu] = 0;
         }

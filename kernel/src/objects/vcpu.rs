@@ -58,9 +58,6 @@ pub enum VcpuRequest {
     Reset,
     /// Make the guest take this exception now (see [`guest::take_exception`]).
     Inject(Injection),
-    /// Load these list registers and ICH_HCR_EL2 UIE/NPIE (the vgic-server's answer to
-    /// a vGIC event) into the vCPU's live state.
-    LoadLrs(protocol::LrWrite),
 }
 
 /// The system-register encodings of ICC_SGI1R_EL1, ICC_ASGI1R_EL1 and ICC_SGI0R_EL1
@@ -215,6 +212,9 @@ pub(super) struct VcpuObject {
     /// Its VM's vgic-server must hear from it: it sends a vGIC event before it next
     /// enters the guest.
     event_due: bool,
+    /// The `LOAD_LRS` answer to its last vGIC event, for the shell's next resume (kept
+    /// apart from `request`, which an injected exception may hold at the same time).
+    load_lrs: Option<protocol::LrWrite>,
 }
 
 impl VcpuObject {
@@ -229,6 +229,7 @@ impl VcpuObject {
         held: false,
         sync_waiter: Link::NONE,
         event_due: false,
+        load_lrs: None,
     };
 
     /// The vCPU of boot-info record `record` (its VM index checked by the caller).
@@ -555,7 +556,7 @@ impl Kernel<'_> {
                 && let Some(write) =
                     protocol::LrWrite::from_words(&self.message_words(replier, info, platform)[..length])
             {
-                self.vcpus[vcpu].request = Some(VcpuRequest::LoadLrs(write));
+                self.vcpus[vcpu].load_lrs = Some(write);
             }
             return true;
         }
@@ -688,8 +689,11 @@ impl Kernel<'_> {
         let context = &mut self.threads[thread].context;
         *context = UserContext { elr: entry, spsr: guest::SPSR_EL1H_MASKED, ..UserContext::default() };
         context.x[0] = context_id;
-        self.vcpus[vcpu].request = Some(VcpuRequest::Reset);
-        self.vcpus[vcpu].forwarded = Forwarded::NOTHING;
+        let object = &mut self.vcpus[vcpu];
+        object.request = Some(VcpuRequest::Reset);
+        object.forwarded = Forwarded::NOTHING;
+        object.event_due = false;
+        object.load_lrs = None;
         self.wake(cpu, thread);
         Ok(())
     }
@@ -724,7 +728,7 @@ impl Kernel<'_> {
         let thread = self.first_vcpu_thread + vcpu;
         self.vcpus[vcpu].held = true;
         if self.threads[thread].state != ThreadState::Running
-            && let Ok(snapshot) = platform.vcpu_gic_state(cpu, VcpuId(vcpu as u16))
+            && let Ok(snapshot) = self.fold_vcpu(cpu, vcpu, platform)
         {
             self.answer_sync(caller, vcpu, &snapshot, platform);
             return Ok(());
@@ -771,7 +775,7 @@ impl Kernel<'_> {
                 self.cpus[cpu].request_reschedule();
             }
             // The vCPU is pinned here, so its state is here: the error cannot happen.
-            match platform.vcpu_gic_state(cpu, VcpuId(vcpu as u16)) {
+            match self.fold_vcpu(cpu, vcpu, platform) {
                 Ok(snapshot) => self.answer_sync(waiter, vcpu, &snapshot, platform),
                 Err(LoadedElsewhere) => {
                     self.threads[waiter].context.x[0] = ipc::Error::IllegalOperation as u64
@@ -801,6 +805,8 @@ impl Kernel<'_> {
         platform
             .write_vcpu_lrs(cpu, VcpuId(vcpu as u16), write)
             .map_err(|LoadedElsewhere| ipc::Error::IllegalOperation)?;
+        // Newer than any vGIC event's answer still waiting to be loaded.
+        self.vcpus[vcpu].load_lrs = None;
         self.vcpus[vcpu].held = false;
         if self.threads[thread].state == ThreadState::Held {
             self.wake(cpu, thread);
@@ -827,7 +833,8 @@ impl Kernel<'_> {
             let thread = usize::from(next.0);
             match self.threads[thread].vcpu.map(usize::from) {
                 Some(vcpu) if self.vcpus[vcpu].event_due => {
-                    self.raise_vgic_event(cpu, thread, vcpu, platform)
+                    self.raise_vgic_event(cpu, thread, vcpu, platform);
+                    self.flush_kicks(platform);
                 }
                 _ => return Some(next),
             }
@@ -840,6 +847,11 @@ impl Kernel<'_> {
         self.vcpus[vcpu].event_due = false;
         let vm = &self.vms[usize::from(self.vcpus[vcpu].vm)];
         let (endpoint, badge) = (vm.vgic_endpoint as usize, vm.vgic_badge);
+        if let Some(write) = self.vcpus[vcpu].load_lrs.take() {
+            // The server's last answer, not loaded yet: the event must show it. The vCPU
+            // is pinned to `cpu`, so this cannot fail.
+            let _ = platform.write_vcpu_lrs(cpu, VcpuId(vcpu as u16), &write);
+        }
         let snapshot = platform.vcpu_event_snapshot(cpu, VcpuId(vcpu as u16));
         let event = protocol::VgicEvent { snapshot, vcpu: self.vcpus[vcpu].index };
         let forwarded = Forwarded::call(TrapKind::VgicEvent, 0);
@@ -887,6 +899,29 @@ impl Kernel<'_> {
     /// The EL1 work waiting for the shell's resume of `vcpu` (now taken).
     pub fn take_vcpu_request(&mut self, vcpu: VcpuId) -> Option<VcpuRequest> {
         self.vcpus[usize::from(vcpu.0)].request.take()
+    }
+
+    /// The list registers and UIE/NPIE that the shell loads into `vcpu`'s live state on
+    /// its next resume (the answer to its vGIC event; now taken).
+    pub fn take_vcpu_lrs(&mut self, vcpu: VcpuId) -> Option<protocol::LrWrite> {
+        self.vcpus[usize::from(vcpu.0)].load_lrs.take()
+    }
+
+    /// Folds vCPU `vcpu`'s state as `cpu` reaches it, with any `LOAD_LRS` answer not yet
+    /// loaded applied first (the server's view includes it), and returns its interface
+    /// state.
+    fn fold_vcpu(
+        &mut self,
+        cpu: usize,
+        vcpu: usize,
+        platform: &mut impl Platform,
+    ) -> Result<protocol::GicSnapshot, LoadedElsewhere> {
+        let id = VcpuId(vcpu as u16);
+        if let Some(write) = self.vcpus[vcpu].load_lrs {
+            platform.write_vcpu_lrs(cpu, id, &write)?;
+            self.vcpus[vcpu].load_lrs = None;
+        }
+        platform.vcpu_gic_state(cpu, id)
     }
 
     /// Prints a rate-limited diagnostic line of `kind` about vCPU `vcpu`.

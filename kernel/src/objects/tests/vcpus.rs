@@ -798,7 +798,8 @@ fn an_interrupt_for_the_vcpu_is_a_vgic_event_and_load_lrs_answers_it() {
     harness.message(1, Syscall::ReplyRecv, 0, protocol::LOAD_LRS.0, &write.words());
     assert_eq!(harness.schedule(0), Some(VCPU0));
     assert_eq!(context(&harness, VCPU0).elr, ENTRY, "nothing to skip");
-    assert_eq!(injected(&mut harness, 0), Some(VcpuRequest::LoadLrs(write)));
+    assert_eq!(harness.kernel.take_vcpu_lrs(VcpuId(0)), Some(write));
+    assert_eq!(injected(&mut harness, 0), None);
     // Malformed or other answers resume it unchanged.
     for (label, words) in
         [(protocol::LOAD_LRS, vec![0, 0, 0, 0, 1]), (protocol::LOAD_LRS, vec![]), (protocol::RESUME, vec![])]
@@ -806,7 +807,7 @@ fn an_interrupt_for_the_vcpu_is_a_vgic_event_and_load_lrs_answers_it() {
         vgic_event(&mut harness, snapshot(0x60));
         harness.message(1, Syscall::ReplyRecv, 0, label.0, &words);
         assert_eq!(harness.schedule(0), Some(VCPU0));
-        assert_eq!(injected(&mut harness, 0), None, "{label:?} {words:?}");
+        assert_eq!(harness.kernel.take_vcpu_lrs(VcpuId(0)), None, "{label:?} {words:?}");
     }
     vgic_event(&mut harness, snapshot(0x60));
     harness.message(1, Syscall::ReplyRecv, 0, protocol::STOP.0, &[]);
@@ -877,4 +878,24 @@ fn a_sync_makes_a_due_vgic_event_unnecessary() {
         &protocol::LrWrite::default().words(),
     );
     assert_eq!(harness.schedule(0), Some(VCPU0), "the server saw its state: no event");
+}
+
+#[test]
+fn a_sync_sees_a_load_lrs_answer_not_yet_loaded_and_write_lrs_supersedes_it() {
+    let mut harness = with_vgic();
+    vgic_event(&mut harness, snapshot(0x90));
+    let answer = protocol::LrWrite { lrs: [1 << 62 | 40, 0, 0, 0], hcr: protocol::HCR_NPIE };
+    harness.message(1, Syscall::ReplyRecv, 0, protocol::LOAD_LRS.0, &answer.words());
+    // Before vCPU 0 runs again (its state live on CPU 0), the helper syncs it.
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    assert_eq!(harness.state(HELPER), ThreadState::BlockedSync);
+    harness.kernel.complete_syncs(0, &mut harness.platform);
+    assert_eq!(harness.schedule(1), Some(HELPER));
+    let synced = protocol::GicSnapshot::from_words(&harness.received(HELPER).words).unwrap();
+    assert_eq!(synced, protocol::GicSnapshot { lrs: answer.lrs, ..snapshot(0x90) });
+    assert_eq!(harness.kernel.take_vcpu_lrs(VcpuId(0)), None, "loaded into its saved state");
+    let newer = protocol::LrWrite { lrs: [0, 1 << 62 | 41, 0, 0], hcr: 0 };
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &newer.words());
+    assert_eq!(harness.platform.gic[&0].0.lrs, newer.lrs);
+    assert_eq!(harness.schedule(0), Some(VCPU0));
 }
