@@ -383,7 +383,7 @@ impl TimerState {
     }
 }
 
-/// ICH_LR<n>_EL2 fields (Arm IHI 0069, 12.4.6).
+/// `ICH_LR<n>_EL2` fields (Arm IHI 0069, 12.4.6).
 mod lr {
     /// Physical INTID of a hardware-linked interrupt.
     pub const PINTID_SHIFT: u32 = 32;

@@ -71,7 +71,12 @@ mod el2 {
     use spin::MutexGuard;
 
     /// The big kernel lock: every kernel object, and the machine state the kernel's
-    /// operations need. Lock order: this lock first, then `arch::console::CONSOLE`.
+    /// operations need. Lock order: this lock first, then `arch::console::CONSOLE`. No
+    /// CPU ever waits for another while holding it: work for another CPU is an SGI that
+    /// CPU handles on its own entry (the reschedule SGI for wake-ups; the stop SGI for a
+    /// `VCPU_SYNC` of a vCPU live there, whose caller blocks until that CPU completes it
+    /// with `Kernel::complete_syncs`), and state that only one CPU reaches (a loaded
+    /// vCPU's registers, its timer PPIs' active state) is read and written only there.
     static KERNEL: SpinLock<Option<System>> = SpinLock::new(None);
 
     /// Both guest timer lines (`ipc::vcpu::LINE_*` bits).

@@ -12,8 +12,9 @@
 //! | instruction fetch from an unmapped IPA | instruction abort injected |
 //! | HVC, SMC | `Call` to the VM's fault endpoint: [`ipc::vcpu::Call`] words, label `HVC`/`SMC` |
 //! | MSR/MRS of a debug or PMU register | read as zero, write ignored |
-//! | other MSR/MRS (ICC_SGI*R_EL1, ...) | `Call` to the fault endpoint: [`ipc::vcpu::SysRegAccess`] words |
-//! | WFI | sleeps until its earliest armed EL1 timer's deadline (none: until woken) |
+//! | MSR ICC_SGI0R/SGI1R/ASGI1R_EL1, VM with a vgic endpoint | `Send` to it, its badge: [`ipc::vcpu::SysRegAccess`] words, PC advanced |
+//! | other MSR/MRS | `Call` to the fault endpoint: [`ipc::vcpu::SysRegAccess`] words |
+//! | WFI | sleeps while nothing is deliverable ([`guest::WakeState::wfi`]), or sends a vGIC event |
 //! | WFE | ends the time slice |
 //! | SError | a diagnostic line; the guest continues (no virtual SError yet) |
 //! | anything else | undefined instruction injected |
@@ -30,7 +31,17 @@
 //!
 //! Changes to EL1 state (an injected exception, the reset of `VCPU_START`) wait in the
 //! vCPU as a [`VcpuRequest`] until the shell resumes it on its own CPU, where that state is
-//! loaded: a reply may come from a server on another CPU.
+//! loaded: a reply may come from a server on another CPU. So does the `LOAD_LRS` answer
+//! to a vGIC event ([`Kernel::take_vcpu_lrs`]).
+//!
+//! vGIC events: a physical interrupt for the vCPU ([`Kernel::vcpu_interrupt`]: the
+//! maintenance interrupt, a timer PPI) or its WFI deadline makes a vGIC event *due* in a
+//! VM with a vgic endpoint; [`Kernel::next_thread`] then makes the vCPU `Call` the vgic
+//! endpoint with [`ipc::vcpu::VGIC_EVENT`] (its interface state now, its index) instead
+//! of entering the guest. The reply `LOAD_LRS` loads its list registers and UIE/NPIE; any
+//! other reply but `STOP` resumes it unchanged. `VCPU_SYNC` holds a vCPU (the scheduler
+//! skips it, see `sched.rs`) and stops it by the shell's stop SGI when it is live on
+//! another CPU; the caller waits in `BlockedSync` for [`Kernel::complete_syncs`] there.
 //!
 //! Console lines about a guest are diagnostics, never errors, rate-limited per VM and
 //! kind (unclaimed accesses; exceptions the kernel injects or drops on its own): the `n`th of a
