@@ -419,7 +419,7 @@ mod vmcr {
 
 /// Priority bits the virtual CPU interface implements (ICH_VTR_EL2.PRIbits + 1 on QEMU
 /// 7.2): below `8 - PRIORITY_BITS` every priority bit is a preemption bit, and each bit
-/// of ICH_AP<m>R0_EL2 stands for one priority step of that size.
+/// of `ICH_AP<m>R0_EL2` stands for one priority step of that size.
 const PRIORITY_BITS: u32 = 5;
 /// The smallest binary point of Group 1 (Group 0's is one less).
 const MIN_BINARY_POINT: u64 = 8 - PRIORITY_BITS as u64;
