@@ -838,18 +838,39 @@ impl Kernel<'_> {
 
     /// The thread to run next on `cpu`, as [`Kernel::schedule`] chooses it, except that a
     /// vCPU with a vGIC event due sends it (and waits for the answer) instead of running.
+    #[inline(always)]
     pub fn next_thread(&mut self, cpu: usize, platform: &mut impl Platform) -> Option<ThreadId> {
-        loop {
-            let next = self.schedule(cpu)?;
-            let thread = usize::from(next.0);
-            match self.threads[thread].vcpu.map(usize::from) {
-                Some(vcpu) if self.vcpus[vcpu].event_due => {
-                    self.raise_vgic_event(cpu, thread, vcpu, platform);
-                    self.flush_kicks(platform);
-                }
-                _ => return Some(next),
-            }
+        let next = self.schedule(cpu)?;
+        if self.vgic_event_due(usize::from(next.0)) {
+            return self.send_due_vgic_events(cpu, next, platform);
         }
+        Some(next)
+    }
+
+    /// Whether `thread` is a vCPU with a vGIC event due.
+    #[inline(always)]
+    fn vgic_event_due(&self, thread: usize) -> bool {
+        self.threads[thread].vcpu.is_some_and(|vcpu| self.vcpus[usize::from(vcpu)].event_due)
+    }
+
+    /// [`Kernel::next_thread`] once `next`, chosen to run, has a vGIC event due: it sends
+    /// it, and so on until the choice is a thread without one (or none).
+    #[cold]
+    #[inline(never)]
+    fn send_due_vgic_events(
+        &mut self,
+        cpu: usize,
+        mut next: ThreadId,
+        platform: &mut impl Platform,
+    ) -> Option<ThreadId> {
+        while let Some(vcpu) = self.threads[usize::from(next.0)].vcpu.map(usize::from)
+            && self.vcpus[vcpu].event_due
+        {
+            self.raise_vgic_event(cpu, usize::from(next.0), vcpu, platform);
+            self.flush_kicks(platform);
+            next = self.schedule(cpu)?;
+        }
+        Some(next)
     }
 
     /// vCPU `vcpu` (`thread`, current on `cpu`, its CPU) `Call`s its vgic-server with a
