@@ -225,7 +225,10 @@ pub(super) struct VcpuObject {
     event_due: bool,
     /// The `LOAD_LRS` answer to its last vGIC event, for the shell's next resume (kept
     /// apart from `request`, which an injected exception may hold at the same time).
-    load_lrs: Option<protocol::LrWrite>,
+    load_lrs: protocol::LrWrite,
+    /// `load_lrs` waits to be loaded (a flag apart, so that the resume path tests a byte
+    /// instead of moving an `Option` of the whole answer).
+    lrs_due: bool,
 }
 
 impl VcpuObject {
@@ -240,7 +243,8 @@ impl VcpuObject {
         held: false,
         sync_waiter: Link::NONE,
         event_due: false,
-        load_lrs: None,
+        load_lrs: protocol::LrWrite { lrs: [0; protocol::LIST_REGISTERS], hcr: 0 },
+        lrs_due: false,
     };
 
     /// The vCPU of boot-info record `record` (its VM index checked by the caller).
@@ -567,7 +571,8 @@ impl Kernel<'_> {
                 && let Some(write) =
                     protocol::LrWrite::from_words(&self.message_words(replier, info, platform)[..length])
             {
-                self.vcpus[vcpu].load_lrs = Some(write);
+                self.vcpus[vcpu].load_lrs = write;
+                self.vcpus[vcpu].lrs_due = true;
             }
             return true;
         }
@@ -704,7 +709,7 @@ impl Kernel<'_> {
         object.request = Some(VcpuRequest::Reset);
         object.forwarded = Forwarded::NOTHING;
         object.event_due = false;
-        object.load_lrs = None;
+        object.lrs_due = false;
         self.wake(cpu, thread);
         Ok(())
     }
@@ -817,7 +822,7 @@ impl Kernel<'_> {
             .write_vcpu_lrs(cpu, VcpuId(vcpu as u16), write)
             .map_err(|LoadedElsewhere| ipc::Error::IllegalOperation)?;
         // Newer than any vGIC event's answer still waiting to be loaded.
-        self.vcpus[vcpu].load_lrs = None;
+        self.vcpus[vcpu].lrs_due = false;
         self.vcpus[vcpu].held = false;
         if self.threads[thread].state == ThreadState::Held {
             self.wake(cpu, thread);
@@ -879,7 +884,8 @@ impl Kernel<'_> {
         self.vcpus[vcpu].event_due = false;
         let vm = &self.vms[usize::from(self.vcpus[vcpu].vm)];
         let (endpoint, badge) = (vm.vgic_endpoint as usize, vm.vgic_badge);
-        if let Some(write) = self.vcpus[vcpu].load_lrs.take() {
+        if core::mem::take(&mut self.vcpus[vcpu].lrs_due) {
+            let write = self.vcpus[vcpu].load_lrs;
             // The server's last answer, not loaded yet: the event must show it. The vCPU
             // is pinned to `cpu`, so this cannot fail.
             let _ = platform.write_vcpu_lrs(cpu, VcpuId(vcpu as u16), &write);
@@ -935,8 +941,14 @@ impl Kernel<'_> {
 
     /// The list registers and UIE/NPIE that the shell loads into `vcpu`'s live state on
     /// its next resume (the answer to its vGIC event; now taken).
+    #[inline]
     pub fn take_vcpu_lrs(&mut self, vcpu: VcpuId) -> Option<protocol::LrWrite> {
-        self.vcpus[usize::from(vcpu.0)].load_lrs.take()
+        let object = &mut self.vcpus[usize::from(vcpu.0)];
+        if !object.lrs_due {
+            return None;
+        }
+        object.lrs_due = false;
+        Some(object.load_lrs)
     }
 
     /// Folds vCPU `vcpu`'s state as `cpu` reaches it, with any `LOAD_LRS` answer not yet
@@ -949,9 +961,9 @@ impl Kernel<'_> {
         platform: &mut impl Platform,
     ) -> Result<protocol::GicSnapshot, LoadedElsewhere> {
         let id = VcpuId(vcpu as u16);
-        if let Some(write) = self.vcpus[vcpu].load_lrs {
-            platform.write_vcpu_lrs(cpu, id, &write)?;
-            self.vcpus[vcpu].load_lrs = None;
+        if self.vcpus[vcpu].lrs_due {
+            platform.write_vcpu_lrs(cpu, id, &self.vcpus[vcpu].load_lrs)?;
+            self.vcpus[vcpu].lrs_due = false;
         }
         platform.vcpu_gic_state(cpu, id)
     }
