@@ -153,14 +153,14 @@ impl Kernel<'_> {
             }
             threads[current].state = ThreadState::Ready;
         }
-        let mut next = state.pop_highest(links);
-        // A vCPU held by `VCPU_SYNC` stays off the CPU until `VCPU_WRITE_LRS` wakes it.
-        while let Some(held) = next
-            && threads[held].vcpu.is_some_and(|vcpu| vcpus[usize::from(vcpu)].is_held())
-        {
-            threads[held].state = ThreadState::Held;
-            next = state.pop_highest(links);
-        }
+        let next = loop {
+            let Some(next) = state.pop_highest(links) else { break None };
+            match threads[next].vcpu {
+                // A vCPU held by `VCPU_SYNC` stays off the CPU until `VCPU_WRITE_LRS`.
+                Some(vcpu) if vcpus[usize::from(vcpu)].is_held() => threads[next].state = ThreadState::Held,
+                _ => break Some(next),
+            }
+        };
         if let Some(next) = next {
             threads[next].state = ThreadState::Running;
         }
