@@ -793,6 +793,7 @@ mod el2 {
     }
 
     /// Takes every pending interrupt of this CPU to the kernel.
+    #[inline(always)]
     fn acknowledge_interrupts(system: &mut System, cpu: usize) {
         loop {
             let intid = gic::acknowledge();

@@ -566,20 +566,34 @@ impl Kernel<'_> {
         let forwarded = self.vcpus[vcpu].forwarded;
         let (label, length) = (info.label(), info.length());
         if forwarded.kind == TrapKind::VgicEvent && label != protocol::STOP {
-            // Anything but a well-formed LOAD_LRS leaves the list registers as they are.
-            if label == protocol::LOAD_LRS
-                && let Some(write) =
-                    protocol::LrWrite::from_words(&self.message_words(replier, info, platform)[..length])
-            {
-                self.vcpus[vcpu].load_lrs = write;
-                self.vcpus[vcpu].lrs_due = true;
-            }
+            self.answer_vgic_event(platform, replier, vcpu, info);
             return true;
         }
         let x = &self.threads[replier].context.x;
         let word = |index: usize| if index < length { x[2 + index] } else { 0 };
         let words = [word(0), word(1), word(2), word(3)];
         self.finish_forwarded(thread, vcpu, forwarded, label, words, length)
+    }
+
+    /// vCPU `vcpu` gets the answer `info` of `replier` to its vGIC event: a well-formed
+    /// `LOAD_LRS` is loaded when it resumes; anything else leaves its list registers.
+    #[cold]
+    #[inline(never)]
+    fn answer_vgic_event(
+        &mut self,
+        platform: &impl Platform,
+        replier: usize,
+        vcpu: usize,
+        info: MessageInfo,
+    ) {
+        if info.label() != protocol::LOAD_LRS {
+            return;
+        }
+        let words = self.message_words(replier, info, platform);
+        if let Some(write) = protocol::LrWrite::from_words(&words[..info.length()]) {
+            self.vcpus[vcpu].load_lrs = write;
+            self.vcpus[vcpu].lrs_due = true;
+        }
     }
 
     /// Finishes the trapping instruction of `thread` (vCPU `vcpu`) as `label` says.
