@@ -314,7 +314,8 @@ impl Kernel<'_> {
         if self.endpoints[endpoint].has_senders()
             || usize::from(target.cpu) != cpu
             || !self.cpus[cpu].outranks_ready(target.priority)
-            || (target.vcpu.is_some() && (info.label() == ipc::vcpu::STOP || self.vcpu_held(caller)))
+            || (target.vcpu.is_some() && info.label() == ipc::vcpu::STOP)
+            || target.held
         {
             return false;
         }

@@ -229,6 +229,12 @@ struct Thread<'a> {
     fault_badge: u64,
     /// The vCPU this thread is, if it is one.
     vcpu: Option<u8>,
+    /// A vCPU held by `VCPU_SYNC`: it does not enter the guest until `VCPU_WRITE_LRS`
+    /// (here rather than in its vCPU object, so the scheduler tests one byte).
+    held: bool,
+    /// A vCPU whose VM's vgic-server must hear from it: it sends a vGIC event before it
+    /// next enters the guest (tested on every resume, hence here).
+    vgic_event_due: bool,
 }
 
 impl Thread<'_> {
@@ -247,6 +253,8 @@ impl Thread<'_> {
         fault_endpoint: bootinfo::NONE,
         fault_badge: 0,
         vcpu: None,
+        held: false,
+        vgic_event_due: false,
     };
 }
 

@@ -133,7 +133,7 @@ impl Kernel<'_> {
     /// higher priority is ready; a preempted thread goes back to the front of its queue.
     /// A vCPU held by `VCPU_SYNC` that comes up in a run queue leaves it as `Held`.
     pub fn schedule(&mut self, cpu: usize) -> Option<ThreadId> {
-        let Self { threads, links, cpus, vcpus, .. } = self;
+        let Self { threads, links, cpus, .. } = self;
         let state = &mut cpus[cpu];
         if !state.reschedule {
             return state.current().map(thread_id);
@@ -155,11 +155,11 @@ impl Kernel<'_> {
         }
         let next = loop {
             let Some(next) = state.pop_highest(links) else { break None };
-            match threads[next].vcpu {
-                // A vCPU held by `VCPU_SYNC` stays off the CPU until `VCPU_WRITE_LRS`.
-                Some(vcpu) if vcpus[usize::from(vcpu)].is_held() => threads[next].state = ThreadState::Held,
-                _ => break Some(next),
+            // A vCPU held by `VCPU_SYNC` stays off the CPU until `VCPU_WRITE_LRS`.
+            if !threads[next].held {
+                break Some(next);
             }
+            threads[next].state = ThreadState::Held;
         };
         if let Some(next) = next {
             threads[next].state = ThreadState::Running;

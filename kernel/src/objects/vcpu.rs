@@ -216,13 +216,8 @@ pub(super) struct VcpuObject {
     wake_at: Option<u64>,
     /// The words of the message it sends (words past the length are stale).
     message: [u64; MESSAGE_WORDS],
-    /// Held by `VCPU_SYNC`: it does not enter the guest until `VCPU_WRITE_LRS`.
-    held: bool,
     /// The caller of a `VCPU_SYNC` waiting for the vCPU's CPU to fold its state.
     sync_waiter: Link,
-    /// Its VM's vgic-server must hear from it: it sends a vGIC event before it next
-    /// enters the guest.
-    event_due: bool,
     /// The `LOAD_LRS` answer to its last vGIC event, for the shell's next resume (kept
     /// apart from `request`, which an injected exception may hold at the same time).
     load_lrs: protocol::LrWrite,
@@ -240,9 +235,7 @@ impl VcpuObject {
         request: None,
         wake_at: None,
         message: [0; MESSAGE_WORDS],
-        held: false,
         sync_waiter: Link::NONE,
-        event_due: false,
         load_lrs: protocol::LrWrite { lrs: [0; protocol::LIST_REGISTERS], hcr: 0 },
         lrs_due: false,
     };
@@ -255,11 +248,6 @@ impl VcpuObject {
     /// The words of the message it sends (as many as its header says).
     pub(super) fn message(&self) -> &[u64; MESSAGE_WORDS] {
         &self.message
-    }
-
-    /// Whether `VCPU_SYNC` holds it off the CPU.
-    pub(super) const fn is_held(&self) -> bool {
-        self.held
     }
 }
 
@@ -653,7 +641,7 @@ impl Kernel<'_> {
     /// nothing is deliverable ([`guest::WakeState::wfi`]); a vGIC event due is sent first.
     fn wait_for_interrupt(&mut self, cpu: usize, thread: usize, vcpu: usize, platform: &mut impl Platform) {
         let vgic = self.has_vgic(vcpu);
-        let outcome = if self.vcpus[vcpu].event_due {
+        let outcome = if self.threads[thread].vgic_event_due {
             WfiOutcome::VgicEvent
         } else {
             platform.guest_wake_state(cpu).wfi(vgic)
@@ -690,7 +678,7 @@ impl Kernel<'_> {
                 Some(deadline) if deadline <= now => {
                     self.vcpus[vcpu].wake_at = None;
                     // With a vGIC the server hears of the timer before the guest runs.
-                    self.vcpus[vcpu].event_due = self.has_vgic(vcpu);
+                    self.threads[thread].vgic_event_due = self.has_vgic(vcpu);
                     self.wake(cpu, thread);
                 }
                 Some(deadline) => next = Some(next.map_or(deadline, |next| next.min(deadline))),
@@ -722,16 +710,10 @@ impl Kernel<'_> {
         let object = &mut self.vcpus[vcpu];
         object.request = Some(VcpuRequest::Reset);
         object.forwarded = Forwarded::NOTHING;
-        object.event_due = false;
         object.lrs_due = false;
+        self.threads[thread].vgic_event_due = false;
         self.wake(cpu, thread);
         Ok(())
-    }
-
-    /// Whether thread `thread` is a vCPU held by `VCPU_SYNC` (it must not enter the guest).
-    #[inline]
-    pub(super) fn vcpu_held(&self, thread: usize) -> bool {
-        self.threads[thread].vcpu.is_some_and(|vcpu| self.vcpus[usize::from(vcpu)].is_held())
     }
 
     /// Whether vCPU `vcpu`'s VM has a vgic-server.
@@ -756,7 +738,7 @@ impl Kernel<'_> {
             return Err(ipc::Error::IllegalOperation);
         }
         let thread = self.first_vcpu_thread + vcpu;
-        self.vcpus[vcpu].held = true;
+        self.threads[thread].held = true;
         if self.threads[thread].state != ThreadState::Running
             && let Ok(snapshot) = self.fold_vcpu(cpu, vcpu, platform)
         {
@@ -780,7 +762,7 @@ impl Kernel<'_> {
         snapshot: &protocol::GicSnapshot,
         platform: &impl Platform,
     ) {
-        self.vcpus[vcpu].event_due = false;
+        self.threads[self.first_vcpu_thread + vcpu].vgic_event_due = false;
         let words = snapshot.words();
         let context = &mut self.threads[caller].context;
         context.x[0] = 0;
@@ -837,7 +819,7 @@ impl Kernel<'_> {
             .map_err(|LoadedElsewhere| ipc::Error::IllegalOperation)?;
         // Newer than any vGIC event's answer still waiting to be loaded.
         self.vcpus[vcpu].lrs_due = false;
-        self.vcpus[vcpu].held = false;
+        self.threads[thread].held = false;
         if self.threads[thread].state == ThreadState::Held {
             self.wake(cpu, thread);
         }
@@ -850,7 +832,7 @@ impl Kernel<'_> {
     pub fn vcpu_interrupt(&mut self, cpu: usize, vcpu: VcpuId) {
         let vcpu = usize::from(vcpu.0);
         if self.has_vgic(vcpu) {
-            self.vcpus[vcpu].event_due = true;
+            self.threads[self.first_vcpu_thread + vcpu].vgic_event_due = true;
         }
         self.kick_vcpu(cpu, vcpu);
     }
@@ -860,16 +842,10 @@ impl Kernel<'_> {
     #[inline(always)]
     pub fn next_thread(&mut self, cpu: usize, platform: &mut impl Platform) -> Option<ThreadId> {
         let next = self.schedule(cpu)?;
-        if self.vgic_event_due(usize::from(next.0)) {
+        if self.threads[usize::from(next.0)].vgic_event_due {
             return self.send_due_vgic_events(cpu, next, platform);
         }
         Some(next)
-    }
-
-    /// Whether `thread` is a vCPU with a vGIC event due.
-    #[inline(always)]
-    fn vgic_event_due(&self, thread: usize) -> bool {
-        self.threads[thread].vcpu.is_some_and(|vcpu| self.vcpus[usize::from(vcpu)].event_due)
     }
 
     /// [`Kernel::next_thread`] once `next`, chosen to run, has a vGIC event due: it sends
@@ -883,7 +859,7 @@ impl Kernel<'_> {
         platform: &mut impl Platform,
     ) -> Option<ThreadId> {
         while let Some(vcpu) = self.threads[usize::from(next.0)].vcpu.map(usize::from)
-            && self.vcpus[vcpu].event_due
+            && self.threads[usize::from(next.0)].vgic_event_due
         {
             self.raise_vgic_event(cpu, usize::from(next.0), vcpu, platform);
             self.flush_kicks(platform);
@@ -895,7 +871,7 @@ impl Kernel<'_> {
     /// vCPU `vcpu` (`thread`, current on `cpu`, its CPU) `Call`s its vgic-server with a
     /// vGIC event: its interface state now, and its index.
     fn raise_vgic_event(&mut self, cpu: usize, thread: usize, vcpu: usize, platform: &mut impl Platform) {
-        self.vcpus[vcpu].event_due = false;
+        self.threads[thread].vgic_event_due = false;
         let vm = &self.vms[usize::from(self.vcpus[vcpu].vm)];
         let (endpoint, badge) = (vm.vgic_endpoint as usize, vm.vgic_badge);
         if core::mem::take(&mut self.vcpus[vcpu].lrs_due) {
