@@ -145,6 +145,8 @@ impl Kernel<'_> {
     /// current thread keeps running unless it blocked, its slice ended, or a thread of
     /// higher priority is ready; a preempted thread goes back to the front of its queue.
     ///
+    /// A vCPU held by `VCPU_SYNC` that comes up in a run queue leaves it as `Held`.
+    ///
     /// Inlined into the shell: when nothing asked for a new choice (a system call that did
     /// not block, an interrupt that woke nobody here) it is one test.
     #[inline]
@@ -175,7 +177,14 @@ impl Kernel<'_> {
             }
             threads[current].state = ThreadState::Ready;
         }
-        let next = state.pop_highest(links);
+        let next = loop {
+            let Some(next) = state.pop_highest(links) else { break None };
+            // A vCPU held by `VCPU_SYNC` stays off the CPU until `VCPU_WRITE_LRS`.
+            if !threads[next].held {
+                break Some(next);
+            }
+            threads[next].state = ThreadState::Held;
+        };
         if let Some(next) = next {
             threads[next].state = ThreadState::Running;
         }

@@ -12,8 +12,9 @@
 //! | instruction fetch from an unmapped IPA | instruction abort injected |
 //! | HVC, SMC | `Call` to the VM's fault endpoint: [`ipc::vcpu::Call`] words, label `HVC`/`SMC` |
 //! | MSR/MRS of a debug or PMU register | read as zero, write ignored |
-//! | other MSR/MRS (ICC_SGI*R_EL1, ...) | `Call` to the fault endpoint: [`ipc::vcpu::SysRegAccess`] words |
-//! | WFI | sleeps until its earliest armed EL1 timer's deadline (none: until woken) |
+//! | MSR ICC_SGI0R/SGI1R/ASGI1R_EL1, VM with a vgic endpoint | `Send` to it, its badge: [`ipc::vcpu::SysRegAccess`] words, PC advanced |
+//! | other MSR/MRS | `Call` to the fault endpoint: [`ipc::vcpu::SysRegAccess`] words |
+//! | WFI | sleeps while nothing is deliverable ([`guest::WakeState::wfi`]), or sends a vGIC event |
 //! | WFE | ends the time slice |
 //! | SError | a diagnostic line; the guest continues (no virtual SError yet) |
 //! | anything else | undefined instruction injected |
@@ -30,15 +31,26 @@
 //!
 //! Changes to EL1 state (an injected exception, the reset of `VCPU_START`) wait in the
 //! vCPU as a [`VcpuRequest`] until the shell resumes it on its own CPU, where that state is
-//! loaded: a reply may come from a server on another CPU.
+//! loaded: a reply may come from a server on another CPU. So does the `LOAD_LRS` answer
+//! to a vGIC event ([`Kernel::take_vcpu_lrs`]).
+//!
+//! vGIC events: a physical interrupt for the vCPU ([`Kernel::vcpu_interrupt`]: the
+//! maintenance interrupt, a timer PPI) or its WFI deadline makes a vGIC event *due* in a
+//! VM with a vgic endpoint; [`Kernel::next_thread`] then makes the vCPU `Call` the vgic
+//! endpoint with [`ipc::vcpu::VGIC_EVENT`] (its interface state now, its index) instead
+//! of entering the guest. The reply `LOAD_LRS` loads its list registers and UIE/NPIE; any
+//! other reply but `STOP` resumes it unchanged. `VCPU_SYNC` holds a vCPU (the scheduler
+//! skips it, see `sched.rs`) and stops it by the shell's stop SGI when it is live on
+//! another CPU; the caller waits in `BlockedSync` for [`Kernel::complete_syncs`] there.
 //!
 //! Console lines about a guest are diagnostics, never errors, rate-limited per VM and
 //! kind (unclaimed accesses; exceptions the kernel injects or drops on its own): the `n`th of a
 //! kind is printed when `n` is a power of two.
 
 use super::console::kernel_line;
-use super::endpoint::{PendingSend, SendKind};
-use super::{Kernel, ThreadState};
+use super::endpoint::{PendingSend, SendKind, write_buffer_words};
+use super::queue::Link;
+use super::{Kernel, ThreadId, ThreadState};
 use crate::guest::{self, AbortCause, Exit, Injection, MmioTrap, SysRegTrap, WfiOutcome};
 use crate::{LoadedElsewhere, Platform, UserContext};
 use core::fmt;
@@ -59,8 +71,13 @@ pub enum VcpuRequest {
     Inject(Injection),
 }
 
-/// Longest message a vCPU sends (HVC and SMC: x0..=x7 and the vCPU index).
+/// The system-register encodings of ICC_SGI1R_EL1, ICC_ASGI1R_EL1 and ICC_SGI0R_EL1
+/// (op0 3, op1 0, CRn 12, CRm 11, op2 5, 6, 7): writes go to the vgic-server.
+const SGI_REGISTERS: [u16; 3] = [0xc65d, 0xc65e, 0xc65f];
+
+/// Longest message a vCPU sends (HVC and SMC: x0..=x7 and the vCPU index; a vGIC event).
 const MESSAGE_WORDS: usize = 9;
+const _: () = assert!(protocol::VgicEvent::WORDS <= MESSAGE_WORDS);
 
 /// The kind of trap a server handles for a vCPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +96,8 @@ enum TrapKind {
     SysRegRead,
     /// MSR.
     SysRegWrite,
+    /// A vGIC event (nothing to finish: the reply may load list registers).
+    VgicEvent,
 }
 
 /// How to finish the instruction of a forwarded trap once its reply comes. Plain
@@ -146,6 +165,9 @@ pub(super) struct VmObject<'a> {
     /// Endpoint for HVC, SMC and system registers, or `bootinfo::NONE`.
     fault_endpoint: u32,
     fault_badge: u64,
+    /// Endpoint of its vgic-server (vGIC events, SGI writes), or `bootinfo::NONE`.
+    vgic_endpoint: u32,
+    vgic_badge: u64,
     /// Unclaimed accesses get a data abort (else reads return zero, writes are ignored).
     unclaimed_abort: bool,
     /// Diagnostics so far per [`Diagnostic`] kind, printed or not (for the rate limit).
@@ -159,6 +181,8 @@ impl<'a> VmObject<'a> {
         routes: &[],
         fault_endpoint: bootinfo::NONE,
         fault_badge: 0,
+        vgic_endpoint: bootinfo::NONE,
+        vgic_badge: 0,
         unclaimed_abort: false,
         diagnostics: [0; 2],
     };
@@ -170,6 +194,8 @@ impl<'a> VmObject<'a> {
             routes,
             fault_endpoint: vm.fault_endpoint,
             fault_badge: vm.fault_badge,
+            vgic_endpoint: vm.vgic_endpoint,
+            vgic_badge: vm.vgic_badge,
             unclaimed_abort: vm.unclaimed_abort != 0,
             diagnostics: [0; 2],
         }
@@ -190,6 +216,14 @@ pub(super) struct VcpuObject {
     wake_at: Option<u64>,
     /// The words of the message it sends (words past the length are stale).
     message: [u64; MESSAGE_WORDS],
+    /// The caller of a `VCPU_SYNC` waiting for the vCPU's CPU to fold its state.
+    sync_waiter: Link,
+    /// The `LOAD_LRS` answer to its last vGIC event, for the shell's next resume (kept
+    /// apart from `request`, which an injected exception may hold at the same time).
+    load_lrs: protocol::LrWrite,
+    /// `load_lrs` waits to be loaded (a flag apart, so that the resume path tests a byte
+    /// instead of moving an `Option` of the whole answer).
+    lrs_due: bool,
 }
 
 impl VcpuObject {
@@ -201,6 +235,9 @@ impl VcpuObject {
         request: None,
         wake_at: None,
         message: [0; MESSAGE_WORDS],
+        sync_waiter: Link::NONE,
+        load_lrs: protocol::LrWrite { lrs: [0; protocol::LIST_REGISTERS], hcr: 0 },
+        lrs_due: false,
     };
 
     /// The vCPU of boot-info record `record` (its VM index checked by the caller).
@@ -290,6 +327,18 @@ impl Kernel<'_> {
                     set_register(context, access.register, 0);
                 }
                 skip(context, length);
+            }
+            Exit::SysReg(access)
+                if access.write && SGI_REGISTERS.contains(&access.encoding) && self.has_vgic(vcpu) =>
+            {
+                skip(&mut self.threads[thread].context, length);
+                let message = protocol::SysRegAccess {
+                    encoding: access.encoding,
+                    write: true,
+                    value: register(&self.threads[thread].context, access.register),
+                    vcpu: self.vcpus[vcpu].index,
+                };
+                self.send_to_vgic(cpu, thread, vcpu, &message.words(), platform);
             }
             Exit::SysReg(access) => {
                 let forwarded = Forwarded::sysreg(&access, length as u8);
@@ -490,19 +539,49 @@ impl Kernel<'_> {
         }
     }
 
-    /// `thread`, a vCPU in `BlockedReply`, gets its server's answer: `label` and `words`
-    /// (zero past `length`). Returns whether it runs again (anything but `STOP`).
+    /// `thread`, a vCPU in `BlockedReply`, gets the answer `info` of `replier` (words in
+    /// its registers, and for `LOAD_LRS` word 4 in its IPC buffer). Returns whether it
+    /// runs again (anything but `STOP`).
     #[inline]
     pub(super) fn answer_vcpu(
         &mut self,
+        platform: &impl Platform,
+        replier: usize,
         thread: usize,
-        label: Label,
-        words: [u64; 4],
-        length: usize,
+        info: MessageInfo,
     ) -> bool {
         let vcpu = usize::from(self.threads[thread].vcpu.expect("only vCPUs wait for a trap's answer"));
         let forwarded = self.vcpus[vcpu].forwarded;
+        let (label, length) = (info.label(), info.length());
+        if forwarded.kind == TrapKind::VgicEvent && label != protocol::STOP {
+            self.answer_vgic_event(platform, replier, vcpu, info);
+            return true;
+        }
+        let x = &self.threads[replier].context.x;
+        let word = |index: usize| if index < length { x[2 + index] } else { 0 };
+        let words = [word(0), word(1), word(2), word(3)];
         self.finish_forwarded(thread, vcpu, forwarded, label, words, length)
+    }
+
+    /// vCPU `vcpu` gets the answer `info` of `replier` to its vGIC event: a well-formed
+    /// `LOAD_LRS` is loaded when it resumes; anything else leaves its list registers.
+    #[cold]
+    #[inline(never)]
+    fn answer_vgic_event(
+        &mut self,
+        platform: &impl Platform,
+        replier: usize,
+        vcpu: usize,
+        info: MessageInfo,
+    ) {
+        if info.label() != protocol::LOAD_LRS {
+            return;
+        }
+        let words = self.message_words(replier, info, platform);
+        if let Some(write) = protocol::LrWrite::from_words(&words[..info.length()]) {
+            self.vcpus[vcpu].load_lrs = write;
+            self.vcpus[vcpu].lrs_due = true;
+        }
     }
 
     /// Finishes the trapping instruction of `thread` (vCPU `vcpu`) as `label` says.
@@ -558,11 +637,21 @@ impl Kernel<'_> {
         true
     }
 
-    /// WFI of `thread` (vCPU `vcpu`, current on `cpu`, PC already past it): sleeps until
-    /// its timers say otherwise.
+    /// WFI of `thread` (vCPU `vcpu`, current on `cpu`, PC already past it): sleeps while
+    /// nothing is deliverable ([`guest::WakeState::wfi`]); a vGIC event due is sent first.
     fn wait_for_interrupt(&mut self, cpu: usize, thread: usize, vcpu: usize, platform: &mut impl Platform) {
-        let wake_at = match platform.guest_wake_state().wfi() {
+        let vgic = self.has_vgic(vcpu);
+        let outcome = if self.threads[thread].vgic_event_due {
+            WfiOutcome::VgicEvent
+        } else {
+            platform.guest_wake_state(cpu).wfi(vgic)
+        };
+        let wake_at = match outcome {
             WfiOutcome::Continue => return,
+            WfiOutcome::VgicEvent => {
+                self.raise_vgic_event(cpu, thread, vcpu, platform);
+                return;
+            }
             WfiOutcome::SleepUntil(deadline) => {
                 platform.set_wakeup(cpu, deadline);
                 Some(deadline)
@@ -588,6 +677,8 @@ impl Kernel<'_> {
             match self.vcpus[vcpu].wake_at {
                 Some(deadline) if deadline <= now => {
                     self.vcpus[vcpu].wake_at = None;
+                    // With a vGIC the server hears of the timer before the guest runs.
+                    self.threads[thread].vgic_event_due = self.has_vgic(vcpu);
                     self.wake(cpu, thread);
                 }
                 Some(deadline) => next = Some(next.map_or(deadline, |next| next.min(deadline))),
@@ -616,37 +707,101 @@ impl Kernel<'_> {
         let context = &mut self.threads[thread].context;
         *context = UserContext { elr: entry, spsr: guest::SPSR_EL1H_MASKED, ..UserContext::default() };
         context.x[0] = context_id;
-        self.vcpus[vcpu].request = Some(VcpuRequest::Reset);
-        self.vcpus[vcpu].forwarded = Forwarded::NOTHING;
+        let object = &mut self.vcpus[vcpu];
+        object.request = Some(VcpuRequest::Reset);
+        object.forwarded = Forwarded::NOTHING;
+        object.lrs_due = false;
+        self.threads[thread].vgic_event_due = false;
         self.wake(cpu, thread);
         Ok(())
     }
 
-    /// Whether vCPU `vcpu` is the current thread of some CPU (its state is live there).
-    fn vcpu_running(&self, vcpu: usize) -> bool {
-        let thread = self.first_vcpu_thread + vcpu;
-        self.cpus.iter().any(|other| other.current() == Some(thread))
+    /// Whether vCPU `vcpu`'s VM has a vgic-server.
+    fn has_vgic(&self, vcpu: usize) -> bool {
+        self.vms[usize::from(self.vcpus[vcpu].vm)].vgic_endpoint != bootinfo::NONE
     }
 
-    /// `VCPU_SYNC` on vCPU `vcpu` from `cpu`: its virtual CPU interface state. A vCPU
-    /// whose state is live on another CPU (running there, or loaded there) is busy:
-    /// [`ipc::Error::IllegalOperation`].
+    /// `VCPU_SYNC` from `caller` (current on `cpu`) on vCPU `vcpu`: holds the vCPU and
+    /// answers `caller` with its folded state ([`Kernel::answer_sync`]), at once if `cpu`
+    /// reaches that state (the vCPU runs nowhere and is loaded here or nowhere), else
+    /// once the vCPU's own CPU has stopped and folded it (`caller` waits in
+    /// `BlockedSync`; [`Kernel::complete_syncs`] there). A sync of `vcpu` already in
+    /// progress is [`ipc::Error::IllegalOperation`].
     pub(super) fn sync_vcpu(
         &mut self,
         cpu: usize,
+        caller: usize,
         vcpu: usize,
         platform: &mut impl Platform,
-    ) -> Result<protocol::GicSnapshot, ipc::Error> {
-        if self.vcpu_running(vcpu) {
+    ) -> Result<(), ipc::Error> {
+        if self.vcpus[vcpu].sync_waiter.get().is_some() {
             return Err(ipc::Error::IllegalOperation);
         }
-        platform
-            .vcpu_gic_state(cpu, VcpuId(vcpu as u16))
-            .map_err(|LoadedElsewhere| ipc::Error::IllegalOperation)
+        let thread = self.first_vcpu_thread + vcpu;
+        self.threads[thread].held = true;
+        if self.threads[thread].state != ThreadState::Running
+            && let Ok(snapshot) = self.fold_vcpu(cpu, vcpu, platform)
+        {
+            self.answer_sync(caller, vcpu, &snapshot, platform);
+            return Ok(());
+        }
+        self.vcpus[vcpu].sync_waiter = Link::to(caller);
+        self.threads[caller].state = ThreadState::BlockedSync;
+        self.cpus[cpu].request_reschedule();
+        platform.stop_vcpus(usize::from(self.threads[thread].cpu));
+        Ok(())
+    }
+
+    /// Writes the answer to a `VCPU_SYNC` of vCPU `vcpu`, whose state `snapshot` is
+    /// folded, into `caller`'s registers and IPC buffer: label 0, the snapshot's words.
+    /// The server's view is now complete, so no vGIC event is due any more.
+    fn answer_sync(
+        &mut self,
+        caller: usize,
+        vcpu: usize,
+        snapshot: &protocol::GicSnapshot,
+        platform: &impl Platform,
+    ) {
+        self.threads[self.first_vcpu_thread + vcpu].vgic_event_due = false;
+        let words = snapshot.words();
+        let context = &mut self.threads[caller].context;
+        context.x[0] = 0;
+        context.x[1] = MessageInfo::new(Label(0), words.len()).expect("a snapshot fits a message").raw();
+        context.x[2..2 + REGISTER_WORDS].copy_from_slice(&words[..REGISTER_WORDS]);
+        context.x[6] = 0;
+        write_buffer_words(platform, self.threads[caller].ipc_buffer, &words[REGISTER_WORDS..]);
+    }
+
+    /// `cpu` got the kernel's stop SGI: every vCPU pinned here that a `VCPU_SYNC` waits
+    /// for stops (if it was running here it leaves the CPU, held), has its state folded
+    /// here, and its waiter gets the answer and wakes (on its own CPU).
+    pub fn complete_syncs(&mut self, cpu: usize, platform: &mut impl Platform) {
+        for vcpu in 0..self.vcpu_count {
+            let thread = self.first_vcpu_thread + vcpu;
+            if usize::from(self.threads[thread].cpu) != cpu {
+                continue;
+            }
+            let Some(waiter) = self.vcpus[vcpu].sync_waiter.take() else { continue };
+            if self.threads[thread].state == ThreadState::Running {
+                self.threads[thread].state = ThreadState::Held;
+                self.cpus[cpu].request_reschedule();
+            }
+            // The vCPU is pinned here, so its state is here: the error cannot happen.
+            match self.fold_vcpu(cpu, vcpu, platform) {
+                Ok(snapshot) => self.answer_sync(waiter, vcpu, &snapshot, platform),
+                Err(LoadedElsewhere) => {
+                    self.threads[waiter].context.x[0] = ipc::Error::IllegalOperation as u64
+                }
+            }
+            self.wake(cpu, waiter);
+        }
+        self.flush_kicks(platform);
     }
 
     /// `VCPU_WRITE_LRS` on vCPU `vcpu` from `cpu`: new list registers and maintenance
-    /// bits for its next run; busy as for [`Kernel::sync_vcpu`].
+    /// bits for its next run, and the end of its hold. A vCPU that is not held must run
+    /// nowhere and be loaded on no other CPU, else [`ipc::Error::IllegalOperation`]; so
+    /// must a held one whose sync is still in progress.
     pub(super) fn write_vcpu_lrs(
         &mut self,
         cpu: usize,
@@ -654,12 +809,110 @@ impl Kernel<'_> {
         write: &protocol::LrWrite,
         platform: &mut impl Platform,
     ) -> Result<(), ipc::Error> {
-        if self.vcpu_running(vcpu) {
+        let thread = self.first_vcpu_thread + vcpu;
+        if self.threads[thread].state == ThreadState::Running || self.vcpus[vcpu].sync_waiter.get().is_some()
+        {
             return Err(ipc::Error::IllegalOperation);
         }
         platform
             .write_vcpu_lrs(cpu, VcpuId(vcpu as u16), write)
-            .map_err(|LoadedElsewhere| ipc::Error::IllegalOperation)
+            .map_err(|LoadedElsewhere| ipc::Error::IllegalOperation)?;
+        // Newer than any vGIC event's answer still waiting to be loaded.
+        self.vcpus[vcpu].lrs_due = false;
+        self.threads[thread].held = false;
+        if self.threads[thread].state == ThreadState::Held {
+            self.wake(cpu, thread);
+        }
+        Ok(())
+    }
+
+    /// A physical interrupt for vCPU `vcpu` reached `cpu`, where its state is loaded: the
+    /// maintenance interrupt, or a timer PPI. With a vgic-server, a vGIC event is due
+    /// before the vCPU next enters the guest; either way a vCPU asleep in WFI wakes.
+    pub fn vcpu_interrupt(&mut self, cpu: usize, vcpu: VcpuId) {
+        let vcpu = usize::from(vcpu.0);
+        if self.has_vgic(vcpu) {
+            self.threads[self.first_vcpu_thread + vcpu].vgic_event_due = true;
+        }
+        self.kick_vcpu(cpu, vcpu);
+    }
+
+    /// The thread to run next on `cpu`, as [`Kernel::schedule`] chooses it, except that a
+    /// vCPU with a vGIC event due sends it (and waits for the answer) instead of running.
+    #[inline(always)]
+    pub fn next_thread(&mut self, cpu: usize, platform: &mut impl Platform) -> Option<ThreadId> {
+        let next = self.schedule(cpu)?;
+        if self.threads[usize::from(next.0)].vgic_event_due {
+            return self.send_due_vgic_events(cpu, next, platform);
+        }
+        Some(next)
+    }
+
+    /// [`Kernel::next_thread`] once `next`, chosen to run, has a vGIC event due: it sends
+    /// it, and so on until the choice is a thread without one (or none).
+    #[cold]
+    #[inline(never)]
+    fn send_due_vgic_events(
+        &mut self,
+        cpu: usize,
+        mut next: ThreadId,
+        platform: &mut impl Platform,
+    ) -> Option<ThreadId> {
+        while let Some(vcpu) = self.threads[usize::from(next.0)].vcpu.map(usize::from)
+            && self.threads[usize::from(next.0)].vgic_event_due
+        {
+            self.raise_vgic_event(cpu, usize::from(next.0), vcpu, platform);
+            self.flush_kicks(platform);
+            next = self.schedule(cpu)?;
+        }
+        Some(next)
+    }
+
+    /// vCPU `vcpu` (`thread`, current on `cpu`, its CPU) `Call`s its vgic-server with a
+    /// vGIC event: its interface state now, and its index.
+    fn raise_vgic_event(&mut self, cpu: usize, thread: usize, vcpu: usize, platform: &mut impl Platform) {
+        self.threads[thread].vgic_event_due = false;
+        let vm = &self.vms[usize::from(self.vcpus[vcpu].vm)];
+        let (endpoint, badge) = (vm.vgic_endpoint as usize, vm.vgic_badge);
+        if core::mem::take(&mut self.vcpus[vcpu].lrs_due) {
+            let write = self.vcpus[vcpu].load_lrs;
+            // The server's last answer, not loaded yet: the event must show it. The vCPU
+            // is pinned to `cpu`, so this cannot fail.
+            let _ = platform.write_vcpu_lrs(cpu, VcpuId(vcpu as u16), &write);
+        }
+        let snapshot = platform.vcpu_event_snapshot(cpu, VcpuId(vcpu as u16));
+        let event = protocol::VgicEvent { snapshot, vcpu: self.vcpus[vcpu].index };
+        let forwarded = Forwarded::call(TrapKind::VgicEvent, 0);
+        self.forward(
+            cpu,
+            thread,
+            vcpu,
+            endpoint,
+            protocol::VGIC_EVENT,
+            &event.words(),
+            badge,
+            forwarded,
+            platform,
+        );
+    }
+
+    /// vCPU `vcpu` (`thread`, current on `cpu`) `Send`s `words` (a trapped SGI write) to
+    /// its vgic-server: it runs on at once if the server waits, else once it takes the
+    /// message.
+    fn send_to_vgic(
+        &mut self,
+        cpu: usize,
+        thread: usize,
+        vcpu: usize,
+        words: &[u64],
+        platform: &impl Platform,
+    ) {
+        let vm = &self.vms[usize::from(self.vcpus[vcpu].vm)];
+        let (endpoint, badge) = (vm.vgic_endpoint as usize, vm.vgic_badge);
+        self.vcpus[vcpu].message[..words.len()].copy_from_slice(words);
+        let message =
+            PendingSend { kind: SendKind::GuestSend, info: guest_info(protocol::SYSREG, words.len()), badge };
+        self.send(cpu, thread, endpoint, message, platform);
     }
 
     /// `VCPU_KICK` on vCPU `vcpu` from `cpu`: ends its WFI if it sleeps in one.
@@ -674,6 +927,35 @@ impl Kernel<'_> {
     /// The EL1 work waiting for the shell's resume of `vcpu` (now taken).
     pub fn take_vcpu_request(&mut self, vcpu: VcpuId) -> Option<VcpuRequest> {
         self.vcpus[usize::from(vcpu.0)].request.take()
+    }
+
+    /// The list registers and UIE/NPIE that the shell loads into `vcpu`'s live state on
+    /// its next resume (the answer to its vGIC event; now taken).
+    #[inline]
+    pub fn take_vcpu_lrs(&mut self, vcpu: VcpuId) -> Option<protocol::LrWrite> {
+        let object = &mut self.vcpus[usize::from(vcpu.0)];
+        if !object.lrs_due {
+            return None;
+        }
+        object.lrs_due = false;
+        Some(object.load_lrs)
+    }
+
+    /// Folds vCPU `vcpu`'s state as `cpu` reaches it, with any `LOAD_LRS` answer not yet
+    /// loaded applied first (the server's view includes it), and returns its interface
+    /// state.
+    fn fold_vcpu(
+        &mut self,
+        cpu: usize,
+        vcpu: usize,
+        platform: &mut impl Platform,
+    ) -> Result<protocol::GicSnapshot, LoadedElsewhere> {
+        let id = VcpuId(vcpu as u16);
+        if self.vcpus[vcpu].lrs_due {
+            platform.write_vcpu_lrs(cpu, id, &self.vcpus[vcpu].load_lrs)?;
+            self.vcpus[vcpu].lrs_due = false;
+        }
+        platform.vcpu_gic_state(cpu, id)
     }
 
     /// Prints a rate-limited diagnostic line of `kind` about vCPU `vcpu`.
