@@ -103,6 +103,7 @@
 mod command;
 mod config;
 pub mod registers;
+pub mod remote;
 mod server;
 mod translation;
 
