@@ -102,6 +102,7 @@
 
 mod command;
 mod config;
+mod mapped;
 pub mod registers;
 pub mod remote;
 mod server;
@@ -111,6 +112,7 @@ mod translation;
 mod fakes;
 
 pub use config::{Config, ConfigError, FIRST_LPI, MAX_LPI_ID_BITS, MIN_LPI_ID_BITS};
+pub use mapped::MappedRam;
 pub use registers::{TableError, Width};
 pub use server::{CommandError, Its, MsiDropped, Progress};
 

@@ -15,8 +15,8 @@ fn rights_text(bits: u8, names: &[(u8, &str)]) -> String {
 }
 
 /// The source for `component` of `system`: one `ipc::Cap` constant per capability slot,
-/// an address and a size constant per mapping (and the guest-physical base of a mapped
-/// VM's RAM), and the heap's base and size.
+/// an address and a size constant per mapping (and the guest-physical base and vCPU count
+/// of a VM whose RAM is mapped), and the heap's base and size.
 ///
 /// Nothing specific to one instance (object names, badges) appears, so every component
 /// built from one crate with the same slots gets the same source and the crate builds once.
@@ -89,6 +89,8 @@ pub fn caps_source(system: &System, component: &Component) -> String {
         if let Mapped::VmRam(vm) = map.mapped {
             line(format!("/// Guest-physical address of the first byte of the mapping at [`{constant}`]."));
             line(format!("pub const {constant}_IPA: u64 = {};", hex(system.vms[vm].ram_base)));
+            line(format!("/// vCPUs of the VM whose RAM is mapped at [`{constant}`]."));
+            line(format!("pub const {constant}_VCPUS: u16 = {};", system.vms[vm].cpus.len()));
         }
     }
     line(String::new());

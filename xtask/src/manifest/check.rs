@@ -937,7 +937,7 @@ impl Checker<'_> {
         let maps = raw.map.iter().filter_map(|map| {
             let mut suffixes = vec![String::new(), "_SIZE".to_owned()];
             if map.vm_ram.is_some() {
-                suffixes.push("_IPA".to_owned());
+                suffixes.extend(["_IPA".to_owned(), "_VCPUS".to_owned()]);
             }
             map_name(map).map(|name| ("map", name, suffixes))
         });

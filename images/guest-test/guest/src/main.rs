@@ -20,6 +20,9 @@
 
 guest_rt::entry!(el1::boot_main);
 
+#[cfg(target_os = "none")]
+mod gic_registers;
+
 /// The guest program proper (bare-metal target only).
 #[cfg(target_os = "none")]
 mod el1 {
@@ -444,6 +447,7 @@ mod el1 {
         report.check("unclaimed-reads-zero", unclaimed_reads_zero());
         report.check("undecodable-access-aborts", undecodable_access_aborts());
         report.check("semihosting-is-undefined", semihosting_is_undefined());
+        crate::gic_registers::check(&mut report);
         finish(report.summary())
     }
 }
