@@ -302,14 +302,17 @@ pub struct Vm {
     pub _reserved: [u8; 5],
     /// Endpoint for HVC, SMC and trapped system registers (the VMM's).
     pub fault_endpoint: u32,
-    /// Padding.
-    pub _reserved2: u32,
+    /// Endpoint of its vgic-server, or [`NONE`]: vGIC events and trapped SGI writes go
+    /// there (`ipc::vcpu::VGIC_EVENT`, `ipc::vcpu::SYSREG`).
+    pub vgic_endpoint: u32,
     /// Badge on those messages.
     pub fault_badge: u64,
     /// Guest-physical base of RAM.
     pub ram_ipa: u64,
     /// Size of RAM in bytes.
     pub ram_size: u64,
+    /// Badge on the messages to `vgic_endpoint`.
+    pub vgic_badge: u64,
 }
 
 /// A vCPU: a thread that runs guest code at EL1 instead of a component at EL0.

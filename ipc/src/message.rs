@@ -226,14 +226,19 @@ pub mod invocation {
     /// `Vcpu`: start a stopped vCPU (PSCI CPU_ON). Words: entry PC (guest-physical),
     /// x0 (context id). Its EL1 state is reset to the architected entry state (MMU off).
     pub const VCPU_START: Label = Label(1);
-    /// `Vcpu`: read the vCPU's virtual CPU interface state (the live registers if it is
-    /// loaded on the caller's CPU). No words; the reply's words are
-    /// [`crate::vcpu::GicSnapshot::words`]. A vCPU running on another CPU is
-    /// [`super::Error::IllegalOperation`] (busy there).
+    /// `Vcpu`: stop the vCPU and read its virtual CPU interface state, wherever it is
+    /// (a vCPU running or loaded on another CPU is stopped by IPI, and the caller waits
+    /// until that CPU has folded its state). No words; the reply's words are
+    /// [`crate::vcpu::GicSnapshot::words`]. The vCPU is then *held*: it does not enter the
+    /// guest again until `VCPU_WRITE_LRS` on it; syncing a held vCPU returns the same
+    /// state. A sync of the same vCPU still in progress for another caller is
+    /// [`super::Error::IllegalOperation`].
     pub const VCPU_SYNC: Label = Label(2);
     /// `Vcpu`: replace the vCPU's list registers and ICH_HCR_EL2 UIE/NPIE bits, loaded
-    /// when it next runs. Words: [`crate::vcpu::LrWrite::words`]. A vCPU running on
-    /// another CPU is [`super::Error::IllegalOperation`] (busy there).
+    /// when it next runs, and release the hold of `VCPU_SYNC`. Words:
+    /// [`crate::vcpu::LrWrite::words`]. On a vCPU that is not held this is allowed only
+    /// while it runs nowhere and is loaded on no other CPU, else
+    /// [`super::Error::IllegalOperation`].
     pub const VCPU_WRITE_LRS: Label = Label(3);
     /// `Vcpu`: wake the vCPU if it sleeps in WFI; nothing otherwise. No words.
     pub const VCPU_KICK: Label = Label(4);

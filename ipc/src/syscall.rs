@@ -170,8 +170,8 @@ impl Cap<Vcpu> {
         message_syscall(Syscall::Call, self.index().0, &message).map(|_| ())
     }
 
-    /// Invocation `VCPU_SYNC`: this vCPU's virtual CPU interface state (fails with
-    /// [`Error::IllegalOperation`] while it is live on another CPU).
+    /// Invocation `VCPU_SYNC`: stops this vCPU wherever it runs and returns its virtual
+    /// CPU interface state; it stays held until `write_lrs`.
     #[inline]
     pub fn sync(self) -> Result<crate::vcpu::GicSnapshot> {
         let (reply, _) =
@@ -180,7 +180,7 @@ impl Cap<Vcpu> {
     }
 
     /// Invocation `VCPU_WRITE_LRS`: this vCPU runs next with `write`'s list registers and
-    /// maintenance bits (fails as `sync` does).
+    /// maintenance bits, and its hold (from `sync`) ends.
     #[inline]
     pub fn write_lrs(self, write: &crate::vcpu::LrWrite) -> Result<()> {
         let message = Message::new(invocation::VCPU_WRITE_LRS).with_words(&write.words());

@@ -10,7 +10,9 @@
 //! the manifest; the vCPU index is in the message.
 //!
 //! The words of the vCPU invocations that manage its virtual CPU interface
-//! (`invocation::VCPU_SYNC`, `VCPU_WRITE_LRS`) are [`GicSnapshot`] and [`LrWrite`].
+//! (`invocation::VCPU_SYNC`, `VCPU_WRITE_LRS`) are [`GicSnapshot`] and [`LrWrite`]. The
+//! same state travels in a [`VGIC_EVENT`] (the vCPU's `Call` to its VM's vGIC endpoint)
+//! and its [`LOAD_LRS`] reply.
 //!
 //! ```ignore
 //! let (message, badge) = FAULTS.recv()?;
@@ -29,7 +31,17 @@ pub const HVC: Label = Label(0x101);
 /// Label of a trapped SMC. Words: x0..=x7, vCPU index.
 pub const SMC: Label = Label(0x102);
 /// Label of a trapped system-register access. Words: [`SysRegAccess::encode`].
+///
+/// A write to ICC_SGI0R_EL1, ICC_SGI1R_EL1 or ICC_ASGI1R_EL1 of a VM with a vGIC endpoint
+/// goes to that endpoint as a `Send` with the VM's vGIC badge instead: the PC has moved
+/// past the MSR, and the vCPU continues as soon as the message is taken (no reply).
 pub const SYSREG: Label = Label(0x103);
+/// Label of a vGIC event: the vCPU `Call`s its VM's vGIC endpoint (with the VM's vGIC
+/// badge) because the vgic-server must look at it: the maintenance interrupt fired, a
+/// hardware-linked timer PPI (27 or 30) fired while its timers were loaded, or a timer
+/// deadline passed while it slept in WFI. Words: [`VgicEvent::words`] (9 words: the
+/// [`GicSnapshot`], then the vCPU index). The vCPU waits for the reply: [`LOAD_LRS`].
+pub const VGIC_EVENT: Label = Label(0x104);
 
 /// Reply label: resume the vCPU. Words: the read value (MMIO, system register), or the new
 /// x0..=x3 (HVC, SMC).
@@ -40,6 +52,11 @@ pub const INJECT_DATA_ABORT: Label = Label(1);
 pub const INJECT_UNDEFINED: Label = Label(2);
 /// Reply label: do not resume; the vCPU stops until a `VCPU_START` (PSCI CPU_OFF).
 pub const STOP: Label = Label(3);
+/// Reply label to a [`VGIC_EVENT`] only: load these list registers and ICH_HCR_EL2
+/// UIE/NPIE, then resume. Words: [`LrWrite::words`] (5 words). Any other reply to a
+/// vGIC event (but [`STOP`]) resumes the vCPU with its list registers unchanged, as does
+/// a malformed `LOAD_LRS`.
+pub const LOAD_LRS: Label = Label(4);
 
 /// One decoded guest MMIO access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,6 +244,43 @@ impl LrWrite {
     }
 }
 
+/// The words of a [`VGIC_EVENT`]: the vCPU's virtual CPU interface state at the event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VgicEvent {
+    /// Its list registers, VMCR, active priorities and timer lines, live at the event.
+    pub snapshot: GicSnapshot,
+    /// Index of the vCPU in its VM.
+    pub vcpu: u16,
+}
+
+impl VgicEvent {
+    /// Number of words of [`VgicEvent::words`].
+    pub const WORDS: usize = GicSnapshot::WORDS + 1;
+
+    /// Message words: [`GicSnapshot::words`], then the vCPU index.
+    pub fn words(&self) -> [u64; Self::WORDS] {
+        let mut words = [0; Self::WORDS];
+        words[..GicSnapshot::WORDS].copy_from_slice(&self.snapshot.words());
+        words[GicSnapshot::WORDS] = u64::from(self.vcpu);
+        words
+    }
+
+    /// Message of [`VgicEvent::words`] under [`VGIC_EVENT`].
+    pub fn encode(&self) -> Message {
+        Message::new(VGIC_EVENT).with_words(&self.words())
+    }
+
+    /// Decodes a [`VGIC_EVENT`] message; `None` if it is malformed.
+    pub fn decode(message: &Message) -> Option<Self> {
+        let body = message.body();
+        if message.label() != VGIC_EVENT || body.len() != Self::WORDS {
+            return None;
+        }
+        let snapshot = GicSnapshot::from_words(&body[..GicSnapshot::WORDS])?;
+        Some(Self { snapshot, vcpu: body[GicSnapshot::WORDS] as u16 })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +320,16 @@ mod tests {
         };
         assert_eq!(GicSnapshot::from_words(&snapshot.words()), Some(snapshot));
         assert_eq!(GicSnapshot::from_words(&snapshot.words()[..7]), None);
+    }
+
+    #[test]
+    fn vgic_event_round_trips_and_rejects_other_labels_and_lengths() {
+        let snapshot = GicSnapshot { lrs: [1, 2, 3, 4], vmcr: 5, ap0r0: 6, ap1r0: 7, hardware_lines: 1 };
+        let event = VgicEvent { snapshot, vcpu: 3 };
+        assert_eq!(event.words(), [1, 2, 3, 4, 5, 6, 7, 1, 3]);
+        assert_eq!(VgicEvent::decode(&event.encode()), Some(event));
+        assert_eq!(VgicEvent::decode(&Message::new(SYSREG).with_words(&event.words())), None);
+        assert_eq!(VgicEvent::decode(&Message::new(VGIC_EVENT).with_words(&event.words()[..8])), None);
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! Guest exits and exceptions, as pure functions of register values: decoding the
 //! ESR_EL2 syndrome of a vCPU's trap, writing a load's result back with the width and
-//! extension the instruction asked for, the EL1 state an injected exception leaves, and
-//! when a vCPU waiting in WFI must wake. The shell reads and writes the registers; the
+//! extension the instruction asked for, the EL1 state an injected exception leaves, when
+//! a vCPU waiting in WFI must wake (what its virtual CPU interface signals), and when the
+//! kernel deactivates a physical timer PPI it held for a guest. The shell reads and writes the registers; the
 //! core (`objects::vcpu`) decides what happens.
 //!
 //! References: Arm ARM D17.2.37 (ESR_EL2 and its ISS encodings), D1.10 (exception entry),
-//! D11.2 (the generic timer's conditions).
+//! D11.2 (the generic timer's conditions); Arm IHI 0069 (GICv3) 12.4 for the virtual CPU
+//! interface registers.
+
+use ipc::vcpu::GicSnapshot;
 
 /// The syndrome registers of one trap from a guest.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -379,6 +383,150 @@ impl TimerState {
     }
 }
 
+/// ICH_LR<n>_EL2 fields (Arm IHI 0069, 12.4.6).
+mod lr {
+    /// Physical INTID of a hardware-linked interrupt.
+    pub const PINTID_SHIFT: u32 = 32;
+    /// Physical INTID field width.
+    pub const PINTID_MASK: u64 = 0x1fff;
+    /// Priority.
+    pub const PRIORITY_SHIFT: u32 = 48;
+    /// Group 1 rather than Group 0.
+    pub const GROUP1: u64 = 1 << 60;
+    /// Hardware-linked: deactivating the virtual interrupt deactivates the physical one.
+    pub const HW: u64 = 1 << 61;
+    /// State: pending.
+    pub const PENDING: u64 = 1 << 62;
+    /// State: active.
+    pub const ACTIVE: u64 = 1 << 63;
+}
+
+/// ICH_VMCR_EL2 fields (Arm IHI 0069, 12.4.10).
+mod vmcr {
+    /// VENG0: virtual Group 0 enabled.
+    pub const ENABLE_GROUP0: u64 = 1 << 0;
+    /// VENG1: virtual Group 1 enabled.
+    pub const ENABLE_GROUP1: u64 = 1 << 1;
+    /// VCBPR: Group 1 uses the Group 0 binary point (plus one, at most 7).
+    pub const COMMON_BINARY_POINT: u64 = 1 << 4;
+    /// VBPR1.
+    pub const BINARY_POINT1_SHIFT: u32 = 18;
+    /// VBPR0.
+    pub const BINARY_POINT0_SHIFT: u32 = 21;
+    /// VPMR.
+    pub const PRIORITY_MASK_SHIFT: u32 = 24;
+}
+
+/// Priority bits the virtual CPU interface implements (ICH_VTR_EL2.PRIbits + 1 on QEMU
+/// 7.2): below `8 - PRIORITY_BITS` every priority bit is a preemption bit, and each bit
+/// of ICH_AP<m>R0_EL2 stands for one priority step of that size.
+const PRIORITY_BITS: u32 = 5;
+/// The smallest binary point of Group 1 (Group 0's is one less).
+const MIN_BINARY_POINT: u64 = 8 - PRIORITY_BITS as u64;
+
+/// The running priority of a virtual CPU interface: the highest active priority in its
+/// active-priority registers, or 0x100 (idle, below every priority).
+const fn running_priority(interface: &GicSnapshot) -> u16 {
+    let active = (interface.ap0r0 | interface.ap1r0) as u32;
+    if active == 0 { 0x100 } else { (active.trailing_zeros() << MIN_BINARY_POINT) as u16 }
+}
+
+/// `priority` without its subpriority bits, by the binary point of its group.
+const fn preemption_level(vmcr_value: u64, priority: u8, group1: bool) -> u16 {
+    let binary_point0 = vmcr_value >> vmcr::BINARY_POINT0_SHIFT & 7;
+    let binary_point = if !group1 {
+        binary_point0 + 1
+    } else if vmcr_value & vmcr::COMMON_BINARY_POINT != 0 {
+        if binary_point0 + 1 > 7 { 7 } else { binary_point0 + 1 }
+    } else {
+        vmcr_value >> vmcr::BINARY_POINT1_SHIFT & 7
+    };
+    let shift = if binary_point > MIN_BINARY_POINT { binary_point } else { MIN_BINARY_POINT };
+    (priority & (0xffu32 << shift) as u8) as u16
+}
+
+/// Whether the virtual CPU interface `interface` (its list registers, ICH_VMCR_EL2 and
+/// active priorities) signals a virtual interrupt: a list register in the Pending state
+/// (not active) whose group is enabled, whose priority is above the priority mask and
+/// whose preemption level is above the running priority. PSTATE.I does not matter: this
+/// is what ends a WFI. The same rule as the vgic-server's `Snapshot::signals`.
+pub const fn interface_signals(interface: &GicSnapshot) -> bool {
+    let mask = (interface.vmcr >> vmcr::PRIORITY_MASK_SHIFT) as u8;
+    let running = running_priority(interface);
+    let mut index = 0;
+    while index < interface.lrs.len() {
+        let value = interface.lrs[index];
+        index += 1;
+        let group1 = value & lr::GROUP1 != 0;
+        let enable = if group1 { vmcr::ENABLE_GROUP1 } else { vmcr::ENABLE_GROUP0 };
+        let priority = (value >> lr::PRIORITY_SHIFT) as u8;
+        if value & (lr::PENDING | lr::ACTIVE) == lr::PENDING
+            && interface.vmcr & enable != 0
+            && priority < mask
+            && preemption_level(interface.vmcr, priority, group1) < running
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// [`GicSnapshot::hardware_lines`] bits and the physical timer PPIs they stand for.
+pub const TIMER_PPIS: [(u64, u32); 2] =
+    [(ipc::vcpu::LINE_VIRTUAL_TIMER, 27), (ipc::vcpu::LINE_PHYSICAL_TIMER, 30)];
+
+/// The PPIs (bit n: INTID n) of the timer lines `lines` ([`TIMER_PPIS`]).
+pub const fn timer_ppi_mask(lines: u64) -> u32 {
+    let mut mask = 0;
+    let mut index = 0;
+    while index < TIMER_PPIS.len() {
+        if lines & TIMER_PPIS[index].0 != 0 {
+            mask |= 1 << TIMER_PPIS[index].1;
+        }
+        index += 1;
+    }
+    mask
+}
+
+/// The timer lines ([`TIMER_PPIS`]) of the PPIs in `mask` (bit n: INTID n).
+pub const fn timer_lines(mask: u32) -> u64 {
+    let mut lines = 0;
+    let mut index = 0;
+    while index < TIMER_PPIS.len() {
+        if mask & 1 << TIMER_PPIS[index].1 != 0 {
+            lines |= TIMER_PPIS[index].0;
+        }
+        index += 1;
+    }
+    lines
+}
+
+/// The timer PPIs (as [`GicSnapshot::hardware_lines`] bits) among `held` (the ones the
+/// kernel acknowledged and keeps active for the loaded vCPU) that it must deactivate now:
+/// no list register holds a hardware-linked copy of it (the guest's deactivation of one
+/// would end the physical active state) and its line, `lines`, has dropped (else it would
+/// fire again at once).
+pub const fn timer_ppis_to_deactivate(held: u64, lines: u64, lrs: &[u64; ipc::vcpu::LIST_REGISTERS]) -> u64 {
+    let mut result = held & !lines;
+    let mut index = 0;
+    while index < lrs.len() {
+        let value = lrs[index];
+        index += 1;
+        if value & lr::HW == 0 || value & (lr::PENDING | lr::ACTIVE) == 0 {
+            continue;
+        }
+        let pintid = (value >> lr::PINTID_SHIFT & lr::PINTID_MASK) as u32;
+        let mut timer = 0;
+        while timer < TIMER_PPIS.len() {
+            if TIMER_PPIS[timer].1 == pintid {
+                result &= !TIMER_PPIS[timer].0;
+            }
+            timer += 1;
+        }
+    }
+    result
+}
+
 /// What could end a vCPU's WFI, read on the CPU that holds its state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WakeState {
@@ -390,8 +538,13 @@ pub struct WakeState {
     pub physical_timer: TimerState,
     /// The VM's CNTVOFF_EL2.
     pub cntvoff: u64,
-    /// A virtual interrupt is pending in a list register.
-    pub interrupt_pending: bool,
+    /// The virtual CPU interface: list registers, ICH_VMCR_EL2 and active priorities (its
+    /// `hardware_lines` are not read: [`WakeState::snapshot`] computes them).
+    pub interface: GicSnapshot,
+    /// Timer lines (as [`GicSnapshot::hardware_lines`] bits) whose physical PPI the
+    /// kernel acknowledged and holds active on this CPU: already reported to the
+    /// vgic-server, so they do not end a WFI by themselves.
+    pub reported_lines: u64,
 }
 
 /// How a WFI ends.
@@ -399,6 +552,9 @@ pub struct WakeState {
 pub enum WfiOutcome {
     /// Something is due already: the guest continues at once.
     Continue,
+    /// The vgic-server must look at the vCPU first: a timer line is up that it was not
+    /// told about (the vCPU sends a vGIC event).
+    VgicEvent,
     /// Sleep until the physical counter reaches the deadline.
     SleepUntil(u64),
     /// Sleep until something else wakes the vCPU.
@@ -406,14 +562,27 @@ pub enum WfiOutcome {
 }
 
 impl WakeState {
-    /// When a WFI executed now ends: at the earlier armed timer's deadline (in physical
-    /// counter ticks), at once if that has passed or an interrupt is pending.
-    pub const fn wfi(&self) -> WfiOutcome {
-        if self.interrupt_pending {
+    /// When a WFI executed now ends. A list register the interface signals ends it at
+    /// once. Without a vGIC (`vgic` false), so does a timer whose deadline has passed,
+    /// and otherwise the earlier armed timer's deadline (in physical counter ticks) ends
+    /// it. With a vGIC a timer is an interrupt only once the vgic-server lists it: an
+    /// asserted line not yet reported makes a vGIC event, a reported one waits for the
+    /// server, and only deadlines still ahead are waited for.
+    pub const fn wfi(&self, vgic: bool) -> WfiOutcome {
+        if interface_signals(&self.interface) {
             return WfiOutcome::Continue;
         }
+        let lines = self.hardware_lines();
+        if vgic && lines & !self.reported_lines != 0 {
+            return WfiOutcome::VgicEvent;
+        }
         let virtual_deadline = self.virtual_timer.cval.saturating_add(self.cntvoff);
-        let deadline = match (self.virtual_timer.armed(), self.physical_timer.armed()) {
+        // With a vGIC, an asserted timer waits for the server, not for its deadline.
+        let virtual_armed =
+            self.virtual_timer.armed() && !(vgic && lines & ipc::vcpu::LINE_VIRTUAL_TIMER != 0);
+        let physical_armed =
+            self.physical_timer.armed() && !(vgic && lines & ipc::vcpu::LINE_PHYSICAL_TIMER != 0);
+        let deadline = match (virtual_armed, physical_armed) {
             (false, false) => return WfiOutcome::Sleep,
             (true, false) => virtual_deadline,
             (false, true) => self.physical_timer.cval,
@@ -421,6 +590,11 @@ impl WakeState {
             (true, true) => self.physical_timer.cval,
         };
         if deadline <= self.now { WfiOutcome::Continue } else { WfiOutcome::SleepUntil(deadline) }
+    }
+
+    /// The virtual CPU interface with the timer lines now: what a vGIC event carries.
+    pub const fn snapshot(&self) -> GicSnapshot {
+        GicSnapshot { hardware_lines: self.hardware_lines(), ..self.interface }
     }
 
     /// The timers' interrupt lines now, as [`ipc::vcpu::LINE_VIRTUAL_TIMER`] and
@@ -611,23 +785,104 @@ mod tests {
         assert_eq!(undefined.far, None);
     }
 
+    /// A list register: `state` bits (62 pending, 63 active), group 1, `priority`.
+    fn list_register(state: u64, priority: u8) -> u64 {
+        state << 62 | lr::GROUP1 | u64::from(priority) << lr::PRIORITY_SHIFT | 27
+    }
+
+    /// An interface with Group 1 enabled, priority mask 0xf8, nothing active, and `lrs`.
+    fn interface(lrs: [u64; 4]) -> GicSnapshot {
+        GicSnapshot { lrs, vmcr: 0xf8 << 24 | vmcr::ENABLE_GROUP1, ..GicSnapshot::default() }
+    }
+
     #[test]
     fn wfi_sleeps_until_the_earliest_armed_timer() {
         let enabled = |cval| TimerState { ctl: 1, cval };
         let state = WakeState { now: 1_000, cntvoff: 300, ..WakeState::default() };
-        assert_eq!(state.wfi(), WfiOutcome::Sleep, "no timer armed");
+        assert_eq!(state.wfi(false), WfiOutcome::Sleep, "no timer armed");
         let virtual_only = WakeState { virtual_timer: enabled(2_000), ..state };
-        assert_eq!(virtual_only.wfi(), WfiOutcome::SleepUntil(2_300), "virtual time runs CNTVOFF behind");
+        assert_eq!(
+            virtual_only.wfi(false),
+            WfiOutcome::SleepUntil(2_300),
+            "virtual time runs CNTVOFF behind"
+        );
         let both = WakeState { physical_timer: enabled(2_100), ..virtual_only };
-        assert_eq!(both.wfi(), WfiOutcome::SleepUntil(2_100));
+        assert_eq!(both.wfi(false), WfiOutcome::SleepUntil(2_100));
+        assert_eq!(both.wfi(true), WfiOutcome::SleepUntil(2_100), "future deadlines count with a vGIC too");
         let masked = WakeState { physical_timer: TimerState { ctl: 0b11, cval: 1_500 }, ..virtual_only };
-        assert_eq!(masked.wfi(), WfiOutcome::SleepUntil(2_300), "IMASK keeps a timer from waking");
+        assert_eq!(masked.wfi(false), WfiOutcome::SleepUntil(2_300), "IMASK keeps a timer from waking");
         let due = WakeState { virtual_timer: enabled(700), ..state };
-        assert_eq!(due.wfi(), WfiOutcome::Continue);
-        let pending = WakeState { interrupt_pending: true, ..virtual_only };
-        assert_eq!(pending.wfi(), WfiOutcome::Continue);
+        assert_eq!(due.wfi(false), WfiOutcome::Continue);
+        let pending = WakeState { interface: interface([list_register(1, 0x80), 0, 0, 0]), ..virtual_only };
+        assert_eq!(pending.wfi(false), WfiOutcome::Continue);
+        assert_eq!(pending.wfi(true), WfiOutcome::Continue);
         let far_future = WakeState { virtual_timer: enabled(u64::MAX), ..state };
-        assert_eq!(far_future.wfi(), WfiOutcome::SleepUntil(u64::MAX));
+        assert_eq!(far_future.wfi(false), WfiOutcome::SleepUntil(u64::MAX));
+    }
+
+    #[test]
+    fn with_a_vgic_an_asserted_timer_is_reported_once_then_waits_for_the_server() {
+        let enabled = |cval| TimerState { ctl: 1, cval };
+        let due = WakeState { now: 1_000, virtual_timer: enabled(700), ..WakeState::default() };
+        assert_eq!(due.wfi(true), WfiOutcome::VgicEvent, "the server does not know yet");
+        let reported = WakeState { reported_lines: ipc::vcpu::LINE_VIRTUAL_TIMER, ..due };
+        assert_eq!(reported.wfi(true), WfiOutcome::Sleep, "a disabled PPI does not wake the guest");
+        assert_eq!(reported.wfi(false), WfiOutcome::Continue, "without a vGIC the deadline wakes");
+        let and_later = WakeState { physical_timer: enabled(5_000), ..reported };
+        assert_eq!(and_later.wfi(true), WfiOutcome::SleepUntil(5_000));
+        let listed = WakeState { interface: interface([0, 0, 0, list_register(1, 0x40)]), ..reported };
+        assert_eq!(listed.wfi(true), WfiOutcome::Continue);
+        assert_eq!(due.snapshot().hardware_lines, ipc::vcpu::LINE_VIRTUAL_TIMER);
+    }
+
+    #[test]
+    fn only_a_pending_list_register_the_interface_would_signal_ends_wfi() {
+        let pending = list_register(1, 0x80);
+        assert!(interface_signals(&interface([0, pending, 0, 0])));
+        assert!(!interface_signals(&interface([0; 4])), "nothing listed");
+        assert!(!interface_signals(&interface([list_register(2, 0x80); 4])), "active only");
+        assert!(!interface_signals(&interface([list_register(3, 0x80), 0, 0, 0])), "active and pending");
+        let group0 = pending & !lr::GROUP1;
+        assert!(!interface_signals(&interface([group0, 0, 0, 0])), "Group 0 disabled");
+        let both_groups =
+            GicSnapshot { vmcr: interface([0; 4]).vmcr | vmcr::ENABLE_GROUP0, ..interface([group0; 4]) };
+        assert!(interface_signals(&both_groups));
+        assert!(!interface_signals(&interface([list_register(1, 0xf8), 0, 0, 0])), "masked by VPMR");
+        assert!(interface_signals(&interface([list_register(1, 0xf0), 0, 0, 0])), "just above VPMR");
+        // Active at priority 0x80 (bit 16 of AP1R0: 0x80 >> 3): only a higher priority preempts.
+        let busy = |lrs| GicSnapshot { ap1r0: 1 << 16, ..interface(lrs) };
+        assert!(!interface_signals(&busy([pending, 0, 0, 0])), "same priority");
+        assert!(interface_signals(&busy([list_register(1, 0x78), 0, 0, 0])));
+        // Binary point 4 for Group 1: 0x78 preempts as 0x70, 0x88 as 0x80 (not above 0x80).
+        let coarse = GicSnapshot { vmcr: busy([0; 4]).vmcr | 4 << vmcr::BINARY_POINT1_SHIFT, ..busy([0; 4]) };
+        let coarse = |lrs| GicSnapshot { lrs, ..coarse };
+        assert!(interface_signals(&coarse([list_register(1, 0x78), 0, 0, 0])));
+        assert!(!interface_signals(&coarse([list_register(1, 0x88), 0, 0, 0])));
+    }
+
+    #[test]
+    fn timer_lines_and_ppi_masks_convert_both_ways() {
+        use ipc::vcpu::{LINE_PHYSICAL_TIMER, LINE_VIRTUAL_TIMER};
+        assert_eq!(timer_ppi_mask(LINE_VIRTUAL_TIMER | LINE_PHYSICAL_TIMER), 1 << 27 | 1 << 30);
+        assert_eq!(timer_ppi_mask(LINE_PHYSICAL_TIMER), 1 << 30);
+        assert_eq!(timer_lines(1 << 27 | 1 << 26 | 1), LINE_VIRTUAL_TIMER);
+        assert_eq!(timer_lines(timer_ppi_mask(LINE_PHYSICAL_TIMER)), LINE_PHYSICAL_TIMER);
+    }
+
+    #[test]
+    fn held_timer_ppis_are_deactivated_once_unlisted_and_down() {
+        use ipc::vcpu::{LINE_PHYSICAL_TIMER, LINE_VIRTUAL_TIMER};
+        let both = LINE_VIRTUAL_TIMER | LINE_PHYSICAL_TIMER;
+        let hardware = |state: u64, pintid: u64| state << 62 | lr::HW | pintid << lr::PINTID_SHIFT | 27;
+        assert_eq!(timer_ppis_to_deactivate(both, 0, &[0; 4]), both);
+        assert_eq!(timer_ppis_to_deactivate(both, LINE_VIRTUAL_TIMER, &[0; 4]), LINE_PHYSICAL_TIMER);
+        assert_eq!(timer_ppis_to_deactivate(LINE_VIRTUAL_TIMER, 0, &[0; 4]), LINE_VIRTUAL_TIMER);
+        let listed = [0, hardware(2, 27), 0, hardware(1, 30)];
+        assert_eq!(timer_ppis_to_deactivate(both, 0, &listed), 0, "the guest's EOI deactivates them");
+        let invalid = [hardware(0, 27), 0, 0, 0];
+        assert_eq!(timer_ppis_to_deactivate(both, 0, &invalid), both, "an invalid LR holds nothing");
+        let software = [2 << 62 | 27, 0, 0, 0];
+        assert_eq!(timer_ppis_to_deactivate(both, 0, &software), both, "HW = 0 is not the physical one");
     }
 
     #[test]

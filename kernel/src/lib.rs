@@ -68,8 +68,15 @@ pub trait Platform {
     /// The real platform does not return; a test platform records the status.
     fn shutdown(&mut self, nonce: u64, status: u32);
     /// What could end a WFI of the vCPU that just trapped on the calling CPU (its timer
-    /// and GIC state are loaded there).
-    fn guest_wake_state(&mut self) -> guest::WakeState;
+    /// and GIC state are loaded there), with the timer lines whose physical PPIs the
+    /// kernel holds active there.
+    fn guest_wake_state(&mut self, cpu: usize) -> guest::WakeState;
+    /// The virtual CPU interface state and timer lines now of `vcpu`, which is pinned to
+    /// the calling CPU `cpu`: live if loaded there, else saved (what a vGIC event carries).
+    fn vcpu_event_snapshot(&mut self, cpu: usize, vcpu: VcpuId) -> ipc::vcpu::GicSnapshot;
+    /// Interrupts `cpu` (another CPU) so that it calls [`Kernel::complete_syncs`] (the
+    /// kernel's own SGI for stopping vCPUs, on the target).
+    fn stop_vcpus(&mut self, cpu: usize);
     /// Makes `cpu` (the calling CPU) call [`Kernel::wake_sleepers`] once the physical
     /// counter reaches `deadline`, if it does not already by then.
     fn set_wakeup(&mut self, cpu: usize, deadline: u64);

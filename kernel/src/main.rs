@@ -63,7 +63,7 @@ mod el2 {
     use core::fmt;
     use ipc::vcpu::{GicSnapshot, LrWrite};
     use kernel::address::{KERNEL_BASE, LINEAR_MAP_SIZE, Pa, Va};
-    use kernel::guest::{Trap, WakeState};
+    use kernel::guest::{Trap, WakeState, timer_lines, timer_ppi_mask, timer_ppis_to_deactivate};
     use kernel::pagetable::{LeafAttributes, MapError, PageTable};
     use kernel::{
         BootError, Kernel, LoadedElsewhere, Platform, ThreadId, ThreadKind, UserContext, VcpuId, VcpuRequest,
@@ -95,6 +95,12 @@ mod el2 {
         vcpus: [VcpuSlot; MAX_VCPUS],
         /// The vCPU whose EL1 state each CPU holds.
         loaded: [Option<u16>; MAX_CPUS],
+        /// Each CPU's redistributor.
+        redistributors: [Option<gic::Redistributor>; MAX_CPUS],
+        /// Timer lines (`ipc::vcpu::LINE_*` bits) whose physical PPI each CPU acknowledged
+        /// for its loaded vCPU and may still hold active (the guest's EOI of a
+        /// hardware-linked list register may have ended that already).
+        timer_ppis_held: [u64; MAX_CPUS],
         /// Each CPU's kernel timer deadlines.
         timers: [CpuTimer; MAX_CPUS],
         /// Length of a time slice in counter ticks.
@@ -112,6 +118,9 @@ mod el2 {
         vm: u8,
         /// VMPIDR_EL2 (affinity fields).
         mpidr: u64,
+        /// Timer lines whose physical PPI was active when it left its CPU (restored when
+        /// it comes back).
+        timer_active: u64,
     }
 
     /// What one CPU's kernel timer waits for: the end of the running thread's time slice
@@ -173,8 +182,22 @@ mod el2 {
             psci::system_off()
         }
 
-        fn guest_wake_state(&mut self) -> WakeState {
-            guest::wake_state()
+        fn guest_wake_state(&mut self, cpu: usize) -> WakeState {
+            guest::wake_state(self.timer_ppis_held[cpu])
+        }
+
+        fn vcpu_event_snapshot(&mut self, cpu: usize, vcpu: VcpuId) -> GicSnapshot {
+            if self.loaded[cpu] == Some(vcpu.0) {
+                return guest::wake_state(self.timer_ppis_held[cpu]).snapshot();
+            }
+            let slot = &self.vcpus[usize::from(vcpu.0)];
+            slot.context.gic_snapshot(timer::now(), self.vms[usize::from(slot.vm)].cntvoff)
+        }
+
+        fn stop_vcpus(&mut self, cpu: usize) {
+            if cpu < self.cpu_count {
+                gic::send_sgi(self.affinity[cpu], gic::STOP_VCPU_SGI);
+            }
         }
 
         fn set_wakeup(&mut self, cpu: usize, deadline: u64) {
@@ -429,7 +452,8 @@ mod el2 {
 
     /// Every vCPU's hardware state: reset, with its VM and MPIDR.
     fn vcpu_slots(boot: &BootInfo<'static>) -> Result<[VcpuSlot; MAX_VCPUS], BootFailure> {
-        let mut slots = [VcpuSlot { context: El1Context::RESET, vm: 0, mpidr: 0 }; MAX_VCPUS];
+        let mut slots =
+            [VcpuSlot { context: El1Context::RESET, vm: 0, mpidr: 0, timer_active: 0 }; MAX_VCPUS];
         let vcpus = boot.all_vcpus()?;
         if vcpus.len() > MAX_VCPUS {
             return Err(BootFailure::Kernel(BootError::TooManyObjects));
@@ -498,6 +522,10 @@ mod el2 {
             vms,
             vcpus: vcpu_slots(&boot)?,
             loaded: [None; MAX_CPUS],
+            redistributors: core::array::from_fn(|cpu| {
+                if cpu < cpu_count { gic::redistributor_of(affinity[cpu]) } else { None }
+            }),
+            timer_ppis_held: [0; MAX_CPUS],
             timers: [CpuTimer::START; MAX_CPUS],
             timeslice_ticks,
             pmu_for_components,
@@ -566,7 +594,7 @@ mod el2 {
         let mut guard = KERNEL.lock();
         let system = system(&mut guard);
         handle(system, cpu);
-        let (context, ttbr0) = match system.kernel.schedule(cpu) {
+        let (context, ttbr0) = match system.kernel.next_thread(cpu, &mut system.machine) {
             Some(thread) => {
                 let next = system.resume(per_cpu, thread);
                 drop(guard);
@@ -648,12 +676,17 @@ mod el2 {
             if self.loaded[cpu] != Some(vcpu.0) {
                 self.switch_vcpu(cpu, index);
             }
-            if let Some(VcpuRequest::Inject(injection)) = request {
-                let (vbar, sctlr) = guest::vector_state();
-                let entry = kernel::guest::take_exception(injection, context.elr, context.spsr, vbar, sctlr);
-                guest::write_exception_registers(&entry);
-                context.elr = entry.pc;
-                context.spsr = entry.pstate;
+            match request {
+                Some(VcpuRequest::Inject(injection)) => {
+                    let (vbar, sctlr) = guest::vector_state();
+                    let entry =
+                        kernel::guest::take_exception(injection, context.elr, context.spsr, vbar, sctlr);
+                    guest::write_exception_registers(&entry);
+                    context.elr = entry.pc;
+                    context.spsr = entry.pstate;
+                }
+                Some(VcpuRequest::LoadLrs(write)) => guest::load_lrs(&mut self.vcpus[index].context, &write),
+                Some(VcpuRequest::Reset) | None => {}
             }
         }
 
@@ -662,7 +695,8 @@ mod el2 {
         /// (with whatever the kernel changed); fails if another CPU holds it.
         fn unload_vcpu(&mut self, cpu: usize, vcpu: VcpuId) -> Result<(), LoadedElsewhere> {
             if self.loaded[cpu] == Some(vcpu.0) {
-                guest::save(&mut self.vcpus[usize::from(vcpu.0)].context);
+                self.save_vcpu(cpu, usize::from(vcpu.0));
+                guest::park_timers();
                 self.loaded[cpu] = None;
             } else if self.loaded.contains(&Some(vcpu.0)) {
                 return Err(LoadedElsewhere);
@@ -670,14 +704,55 @@ mod el2 {
             Ok(())
         }
 
-        /// Saves the vCPU `cpu` holds and loads vCPU `index` there.
+        /// Saves the vCPU `cpu` holds and loads vCPU `index` there, with the physical
+        /// active state of its timer PPIs.
         fn switch_vcpu(&mut self, cpu: usize, index: usize) {
             if let Some(previous) = self.loaded[cpu] {
-                guest::save(&mut self.vcpus[usize::from(previous)].context);
+                self.save_vcpu(cpu, usize::from(previous));
             }
             let slot = &self.vcpus[index];
             guest::load(&slot.context, &self.vms[usize::from(slot.vm)], slot.mpidr);
+            if let Some(redistributor) = &self.redistributors[cpu] {
+                redistributor.activate(timer_ppi_mask(slot.timer_active));
+            }
+            self.timer_ppis_held[cpu] = slot.timer_active;
             self.loaded[cpu] = Some(index as u16);
+        }
+
+        /// Saves vCPU `index`, loaded on `cpu` (the calling CPU), with the physical active
+        /// state of its timer PPIs, which it clears for the next vCPU.
+        fn save_vcpu(&mut self, cpu: usize, index: usize) {
+            let slot = &mut self.vcpus[index];
+            guest::save(&mut slot.context);
+            let active = self.redistributors[cpu].map_or(0, |redistributor| {
+                redistributor.take_active(timer_ppi_mask(
+                    ipc::vcpu::LINE_VIRTUAL_TIMER | ipc::vcpu::LINE_PHYSICAL_TIMER,
+                ))
+            });
+            slot.timer_active = timer_lines(active);
+            self.timer_ppis_held[cpu] = 0;
+        }
+
+        /// A guest exit on `cpu`: ends the physical active state of timer PPIs held for its
+        /// loaded vCPU that no list register holds any more and whose line dropped.
+        #[inline(always)]
+        fn release_timer_ppis(&mut self, cpu: usize) {
+            if self.timer_ppis_held[cpu] != 0 {
+                self.release_timer_ppis_now(cpu);
+            }
+        }
+
+        /// [`Machine::release_timer_ppis`] when some are held.
+        #[cold]
+        #[inline(never)]
+        fn release_timer_ppis_now(&mut self, cpu: usize) {
+            let held = self.timer_ppis_held[cpu];
+            let state = guest::wake_state(held);
+            let release = timer_ppis_to_deactivate(held, state.hardware_lines(), &state.interface.lrs);
+            if let Some(redistributor) = &self.redistributors[cpu] {
+                redistributor.deactivate(timer_ppi_mask(release));
+            }
+            self.timer_ppis_held[cpu] = held & !release;
         }
     }
 
@@ -699,7 +774,7 @@ mod el2 {
             guard = KERNEL.lock();
             let system = system(&mut guard);
             acknowledge_interrupts(system, cpu);
-            if let Some(thread) = system.kernel.schedule(cpu) {
+            if let Some(thread) = system.kernel.next_thread(cpu, &mut system.machine) {
                 let ticks = system.machine.timeslice_ticks;
                 system.machine.timers[cpu].start_slice(ticks);
                 return system.resume(per_cpu, thread);
@@ -720,11 +795,33 @@ mod el2 {
                 system.kernel.handle_irq(intid, &mut system.machine);
                 continue;
             }
+            if intid == gic::VIRTUAL_TIMER_PPI || intid == gic::PHYSICAL_TIMER_PPI {
+                guest_timer_interrupt(system, cpu, intid);
+                continue;
+            }
             gic::deactivate_local(intid);
-            if intid == gic::TIMER_PPI {
-                timer_interrupt(system, cpu);
+            match intid {
+                gic::TIMER_PPI => timer_interrupt(system, cpu),
+                gic::STOP_VCPU_SGI => system.kernel.complete_syncs(cpu, &mut system.machine),
+                _ => {}
             }
         }
+    }
+
+    /// A guest timer's PPI fired: the loaded vCPU's timer (no other is live here). It
+    /// stays active, so it does not fire again, until the guest's EOI of the
+    /// hardware-linked list register the vgic-server makes for it, or until the kernel
+    /// sees it unlisted with its line down (`Machine::release_timer_ppis`).
+    #[cold]
+    #[inline(never)]
+    fn guest_timer_interrupt(system: &mut System, cpu: usize, intid: u32) {
+        let Some(vcpu) = system.machine.loaded[cpu] else {
+            // A line that stayed up from a vCPU saved since: nobody's.
+            gic::deactivate_local(intid);
+            return;
+        };
+        system.machine.timer_ppis_held[cpu] |= timer_lines(1 << intid);
+        system.kernel.vcpu_interrupt(cpu, VcpuId(vcpu));
     }
 
     /// The kernel timer fired: the time slice ended, a sleeping vCPU's deadline passed,
@@ -791,15 +888,33 @@ mod el2 {
         } else {
             Trap { esr, far: 0, hpfar: 0 }
         };
-        kernel_entry(per_cpu, |system, cpu| system.kernel.handle_vcpu_trap(cpu, &trap, &mut system.machine))
+        kernel_entry(per_cpu, |system, cpu| {
+            system.machine.release_timer_ppis(cpu);
+            system.kernel.handle_vcpu_trap(cpu, &trap, &mut system.machine)
+        })
     }
 
     /// IRQ (or FIQ) while a component or a guest ran.
     pub extern "C" fn lower_irq(per_cpu: &PerCpu) -> *mut UserContext {
-        if per_cpu.mode().is_guest() {
-            guest::disable_virtual_interface();
+        if !per_cpu.mode().is_guest() {
+            return kernel_entry(per_cpu, acknowledge_interrupts);
         }
-        kernel_entry(per_cpu, acknowledge_interrupts)
+        guest_irq(per_cpu)
+    }
+
+    /// IRQ while a guest ran: a maintenance condition (read before the interface goes
+    /// off, which ends it and so the maintenance interrupt) means a vGIC event for it.
+    #[inline(never)]
+    fn guest_irq(per_cpu: &PerCpu) -> *mut UserContext {
+        let maintenance = guest::maintenance_status() != 0;
+        guest::disable_virtual_interface();
+        kernel_entry(per_cpu, |system, cpu| {
+            system.machine.release_timer_ppis(cpu);
+            acknowledge_interrupts(system, cpu);
+            if maintenance && let Some(vcpu) = system.machine.loaded[cpu] {
+                system.kernel.vcpu_interrupt(cpu, VcpuId(vcpu));
+            }
+        })
     }
 
     /// SError while a lower EL ran (an external abort from a device it accessed): a

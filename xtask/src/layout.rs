@@ -441,6 +441,8 @@ fn blob(
             unclaimed_abort: u8::from(vm.unclaimed == Unclaimed::Abort),
             fault_endpoint: index_u32(vm.fault_endpoint),
             fault_badge: vm.fault_badge,
+            vgic_endpoint: vm.vgic_endpoint.map_or(bootinfo::NONE, index_u32),
+            vgic_badge: vm.vgic_badge,
             ram_ipa: vm.ram_base,
             ram_size: vm.memory,
             ..Vm::default()

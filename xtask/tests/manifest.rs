@@ -682,7 +682,7 @@ fn declared_objects_must_be_used() {
     assert_eq!(
         errors(&text),
         [
-            "tests/fixtures/t/system.toml:26:8: endpoint \"spare\": no cap, fault-endpoint or route refers to it",
+            "tests/fixtures/t/system.toml:26:8: endpoint \"spare\": no cap, fault-endpoint, vgic-endpoint or route refers to it",
             "tests/fixtures/t/system.toml:28:8: notification \"quiet\": no cap or irq refers to it",
             "tests/fixtures/t/system.toml:30:8: memory-region \"unmapped\": no component maps it",
         ]
@@ -929,6 +929,38 @@ fn vm_fault_endpoint() {
     assert_eq!(
         errors(&guest_with(fault, "fault-endpoint = \"ping\"\nfault-badge = -2\n", "")),
         format!("{PATH}:33:15: vm \"guest\": field \"fault-badge\": -2 is negative")
+    );
+}
+
+#[test]
+fn vm_vgic_endpoint() {
+    let fault = "fault-endpoint = \"ping\"\n";
+    let with = |more: &str| guest_with(fault, &format!("{fault}{more}"), "");
+    let guest = &parse(&with("vgic-endpoint = \"ping\"\nvgic-badge = 5\n")).unwrap().vms[0];
+    assert_eq!((guest.vgic_endpoint, guest.vgic_badge), (Some(0), 5));
+    let guest = &parse(&with("")).unwrap().vms[0];
+    assert_eq!((guest.vgic_endpoint, guest.vgic_badge), (None, 0));
+    assert_eq!(
+        errors(&with("vgic-endpoint = \"pong\"\n")),
+        format!(
+            "{PATH}:33:17: vm \"guest\": field \"vgic-endpoint\": no endpoint named \"pong\" (endpoints: ping)"
+        )
+    );
+    assert_eq!(
+        errors(&with("vgic-badge = 5\n")),
+        format!("{PATH}:33:14: vm \"guest\": field \"vgic-badge\": has no effect without \"vgic-endpoint\"")
+    );
+    let unreceived = guest_with(
+        fault,
+        &format!("{fault}vgic-endpoint = \"events\"\n"),
+        "[[endpoint]]\nname = \"events\"\n",
+    );
+    assert_eq!(
+        errors(&unreceived),
+        format!(
+            "{PATH}:33:17: vm \"guest\": field \"vgic-endpoint\": vGIC events go to endpoint \"events\", but no \
+             component can receive from it (no cap on it has \"recv\")"
+        )
     );
 }
 

@@ -2,10 +2,14 @@
 //! interface, all in Group 1 with split priority drop and deactivation
 //! (ICC_CTLR_EL1.EOImode = 1).
 //!
-//! Kernel interrupts (the tick and the reschedule SGI) are dropped and deactivated at
-//! once. An SPI owned by an IRQ handler capability only gets its priority dropped: it
-//! stays active, so it is not delivered again until its handler acknowledges it and
-//! [`deactivate_spi`] clears the active bit in the distributor (from any CPU).
+//! Kernel interrupts (the tick, the reschedule and stop SGIs, the GIC maintenance
+//! interrupt) are dropped and deactivated at once. An SPI owned by an IRQ handler
+//! capability only gets its priority dropped: it stays active, so it is not delivered
+//! again until its handler acknowledges it and [`deactivate_spi`] clears the active bit in
+//! the distributor (from any CPU). So do the guest timer PPIs (27, 30): they stay active
+//! while the guest owns them (a hardware-linked list register deactivates them on the
+//! guest's EOI), and the kernel saves, clears, restores or ends that active state through
+//! the redistributor ([`Redistributor::take_active`] and friends).
 
 use super::mmio::Registers;
 use core::arch::asm;
@@ -13,6 +17,14 @@ use kernel::address::Pa;
 
 /// The SGI that makes a CPU re-run its scheduler.
 pub const RESCHEDULE_SGI: u32 = 0;
+/// The SGI that makes a CPU stop and fold the vCPUs a `VCPU_SYNC` waits for.
+pub const STOP_VCPU_SGI: u32 = 1;
+/// The GIC virtual CPU interface's maintenance interrupt.
+pub const MAINTENANCE_PPI: u32 = 25;
+/// The EL1 virtual timer's PPI.
+pub const VIRTUAL_TIMER_PPI: u32 = 27;
+/// The EL1 physical timer's PPI.
+pub const PHYSICAL_TIMER_PPI: u32 = 30;
 /// The EL2 physical timer's PPI.
 pub const TIMER_PPI: u32 = 26;
 /// The first shared peripheral interrupt.
@@ -67,6 +79,8 @@ const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 const GICR_IGROUPR0: usize = 0x0080;
 const GICR_ISENABLER0: usize = 0x0100;
 const GICR_ICENABLER0: usize = 0x0180;
+const GICR_ISACTIVER0: usize = 0x0300;
+const GICR_ICACTIVER0: usize = 0x0380;
 const GICR_IPRIORITYR: usize = 0x0400;
 
 fn distributor() -> Registers {
@@ -167,8 +181,9 @@ impl Redistributor {
         }
     }
 
-    /// Wakes the redistributor and enables this CPU's kernel interrupts (the tick and the
-    /// reschedule SGI) in Group 1; every other SGI and PPI stays disabled.
+    /// Wakes the redistributor and enables this CPU's kernel interrupts in Group 1: the
+    /// tick, the reschedule and stop SGIs, the maintenance interrupt and the guest timer
+    /// PPIs; every other SGI and PPI stays disabled.
     pub fn init(&self) {
         let rd = self.rd();
         rd.write32(GICR_WAKER, rd.read32(GICR_WAKER) & !WAKER_PROCESSOR_SLEEP);
@@ -179,11 +194,41 @@ impl Redistributor {
         sgi.write32(GICR_ICENABLER0, u32::MAX);
         self.wait_for_writes();
         sgi.write32(GICR_IGROUPR0, u32::MAX);
-        for intid in [RESCHEDULE_SGI, TIMER_PPI] {
+        let kernel_interrupts = [
+            RESCHEDULE_SGI,
+            STOP_VCPU_SGI,
+            MAINTENANCE_PPI,
+            TIMER_PPI,
+            VIRTUAL_TIMER_PPI,
+            PHYSICAL_TIMER_PPI,
+        ];
+        for intid in kernel_interrupts {
             sgi.write8(GICR_IPRIORITYR + intid as usize, KERNEL_PRIORITY);
         }
-        sgi.write32(GICR_ISENABLER0, (1 << RESCHEDULE_SGI) | (1 << TIMER_PPI));
+        sgi.write32(GICR_ISENABLER0, kernel_interrupts.iter().fold(0, |bits, intid| bits | 1 << intid));
         self.wait_for_writes();
+    }
+
+    /// Which of the SGIs and PPIs in `mask` (bit n: INTID n) are active; those are
+    /// deactivated.
+    pub fn take_active(&self, mask: u32) -> u32 {
+        let active = self.sgi().read32(GICR_ISACTIVER0) & mask;
+        self.deactivate(active);
+        active
+    }
+
+    /// Makes the SGIs and PPIs in `bits` active (restoring [`Redistributor::take_active`]).
+    pub fn activate(&self, bits: u32) {
+        if bits != 0 {
+            self.sgi().write32(GICR_ISACTIVER0, bits);
+        }
+    }
+
+    /// Deactivates the SGIs and PPIs in `bits` (harmless for inactive ones).
+    pub fn deactivate(&self, bits: u32) {
+        if bits != 0 {
+            self.sgi().write32(GICR_ICACTIVER0, bits);
+        }
     }
 }
 

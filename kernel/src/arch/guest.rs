@@ -44,8 +44,6 @@ const HCR_RW: u64 = 1 << 31;
 
 /// ICH_HCR_EL2.En: the virtual CPU interface is on.
 const ICH_HCR_EN: u64 = 1;
-/// ICH_LR<n>_EL2 State field: pending (bit 62) or active and pending.
-const LR_PENDING: u64 = 1 << 62;
 
 /// SCTLR_EL1 out of reset: MMU, caches and alignment checks off; only the bits that are
 /// RES1 before later architecture versions gave them meanings (LSMAOE, nTLSMD, SPAN, EIS,
@@ -131,22 +129,23 @@ impl El1Context {
     /// value `now` for a VM whose virtual counter runs `cntvoff` behind it.
     pub fn gic_snapshot(&self, now: u64, cntvoff: u64) -> GicSnapshot {
         let registers = &self.registers;
-        let timers = WakeState {
+        let mut lrs = [0; LIST_REGISTERS];
+        lrs.copy_from_slice(&registers[ICH_LR0..ICH_LR0 + LIST_REGISTERS]);
+        let state = WakeState {
             now,
             virtual_timer: TimerState { ctl: registers[CNTV_CTL], cval: registers[CNTV_CVAL] },
             physical_timer: TimerState { ctl: registers[CNTP_CTL], cval: registers[CNTP_CVAL] },
             cntvoff,
-            interrupt_pending: false,
+            interface: GicSnapshot {
+                lrs,
+                vmcr: registers[ICH_VMCR],
+                ap0r0: registers[ICH_AP0R0],
+                ap1r0: registers[ICH_AP1R0],
+                hardware_lines: 0,
+            },
+            reported_lines: 0,
         };
-        let mut lrs = [0; LIST_REGISTERS];
-        lrs.copy_from_slice(&registers[ICH_LR0..ICH_LR0 + LIST_REGISTERS]);
-        GicSnapshot {
-            lrs,
-            vmcr: registers[ICH_VMCR],
-            ap0r0: registers[ICH_AP0R0],
-            ap1r0: registers[ICH_AP1R0],
-            hardware_lines: timers.hardware_lines(),
-        }
+        state.snapshot()
     }
 
     /// Replaces the saved list registers and ICH_HCR_EL2 UIE/NPIE bits.
@@ -265,6 +264,50 @@ pub fn load(context: &El1Context, vm: &VmRegisters, mpidr: u64) {
             options(nostack, preserves_flags),
         );
     }
+}
+
+/// Loads `write`'s list registers into the CPU, where `context`'s vCPU is loaded, and its
+/// UIE/NPIE into `context` (set in ICH_HCR_EL2 when the guest next runs).
+pub fn load_lrs(context: &mut El1Context, write: &LrWrite) {
+    let [lr0, lr1, lr2, lr3] = write.lrs;
+    // SAFETY: writes the list registers of the vCPU loaded on this CPU, which only its
+    // guest uses; the interface stays off (En clear) until the guest runs.
+    unsafe {
+        asm!(
+            "msr S3_4_C12_C12_0, {lr0}",
+            "msr S3_4_C12_C12_1, {lr1}",
+            "msr S3_4_C12_C12_2, {lr2}",
+            "msr S3_4_C12_C12_3, {lr3}",
+            lr0 = in(reg) lr0,
+            lr1 = in(reg) lr1,
+            lr2 = in(reg) lr2,
+            lr3 = in(reg) lr3,
+            options(nostack, preserves_flags),
+        );
+    }
+    context.ich_hcr = context.ich_hcr & !(HCR_UIE | HCR_NPIE) | write.hcr;
+}
+
+/// Turns the CPU's EL1 timers off after their vCPU's state was saved, so that their
+/// lines drop while no vCPU (or another one, which loads its own) holds them.
+pub fn park_timers() {
+    // SAFETY: writes CNTV_CTL_EL02 and CNTP_CTL_EL02 of a vCPU whose state is saved;
+    // the next vCPU loaded on this CPU restores its own.
+    unsafe {
+        asm!("msr S3_5_C14_C3_1, xzr", "msr S3_5_C14_C2_1, xzr", options(nostack, preserves_flags));
+    }
+}
+
+/// ICH_MISR_EL2: the maintenance conditions that hold for the running guest (read before
+/// [`disable_virtual_interface`], which ends them).
+#[inline(always)]
+pub fn maintenance_status() -> u64 {
+    let misr: u64;
+    // SAFETY: reads a status register of the virtual CPU interface.
+    unsafe {
+        asm!("mrs {misr}, S3_4_C12_C11_2", misr = out(reg) misr, options(nomem, nostack, preserves_flags))
+    };
+    misr
 }
 
 /// Saves the CPU's live EL1 state into `context`.
@@ -412,11 +455,13 @@ pub fn vector_state() -> (u64, u64) {
     (vbar, sctlr)
 }
 
-/// What could end a WFI of the loaded guest: its timers and list registers, now.
-pub fn wake_state() -> WakeState {
+/// What could end a WFI of the loaded guest: its timers and virtual CPU interface, now;
+/// `reported_lines` are the timer lines whose PPIs the kernel holds active here.
+pub fn wake_state(reported_lines: u64) -> WakeState {
     let (now, cntvoff, vctl, vcval, pctl, pcval): (u64, u64, u64, u64, u64, u64);
-    let (lr0, lr1, lr2, lr3): (u64, u64, u64, u64);
-    // SAFETY: reads the physical counter and the loaded vCPU's timer and list registers.
+    let (lr0, lr1, lr2, lr3, vmcr, ap0r0, ap1r0): (u64, u64, u64, u64, u64, u64, u64);
+    // SAFETY: reads the physical counter and the loaded vCPU's timer and virtual CPU
+    // interface registers.
     unsafe {
         asm!(
             "isb",
@@ -439,10 +484,16 @@ pub fn wake_state() -> WakeState {
             "mrs {lr1}, S3_4_C12_C12_1",
             "mrs {lr2}, S3_4_C12_C12_2",
             "mrs {lr3}, S3_4_C12_C12_3",
+            "mrs {vmcr}, S3_4_C12_C11_7",
+            "mrs {ap0r0}, S3_4_C12_C8_0",
+            "mrs {ap1r0}, S3_4_C12_C9_0",
             lr0 = out(reg) lr0,
             lr1 = out(reg) lr1,
             lr2 = out(reg) lr2,
             lr3 = out(reg) lr3,
+            vmcr = out(reg) vmcr,
+            ap0r0 = out(reg) ap0r0,
+            ap1r0 = out(reg) ap1r0,
             options(nomem, nostack, preserves_flags),
         );
     }
@@ -451,6 +502,7 @@ pub fn wake_state() -> WakeState {
         virtual_timer: TimerState { ctl: vctl, cval: vcval },
         physical_timer: TimerState { ctl: pctl, cval: pcval },
         cntvoff,
-        interrupt_pending: [lr0, lr1, lr2, lr3].iter().any(|lr| lr & LR_PENDING != 0),
+        interface: GicSnapshot { lrs: [lr0, lr1, lr2, lr3], vmcr, ap0r0, ap1r0, hardware_lines: 0 },
+        reported_lines,
     }
 }

@@ -63,6 +63,9 @@ pub(super) enum SendKind {
     /// A vCPU's trap, its words in the vCPU object: the vCPU waits for the reply as in
     /// `Call`, and the reply finishes the trapping instruction instead of delivering words.
     Guest,
+    /// A vCPU's `Send` (a trapped SGI write), its words in the vCPU object: the vCPU
+    /// carries on once the message is taken, its registers untouched.
+    GuestSend,
 }
 
 /// A message in flight: where its words are, its header and its badge.
@@ -136,7 +139,7 @@ impl Kernel<'_> {
                 }
                 [from.context.x[2], from.context.x[3], from.context.x[4], from.context.x[5]]
             }
-            SendKind::Guest => {
+            SendKind::Guest | SendKind::GuestSend => {
                 let vcpu = usize::from(from.vcpu.expect("guest messages come from vCPUs"));
                 let words = self.vcpus[vcpu].message();
                 if length > REGISTER_WORDS {
@@ -186,6 +189,7 @@ impl Kernel<'_> {
         self.transfer(platform, sender, receiver, message);
         match message.kind {
             SendKind::Send => return_empty(&mut self.threads[sender].context, 0),
+            SendKind::GuestSend => {}
             SendKind::Call | SendKind::Guest => {
                 self.threads[sender].state = ThreadState::BlockedReply;
                 self.threads[receiver].reply_target = Link::to(sender);
@@ -211,6 +215,7 @@ impl Kernel<'_> {
                 return_empty(&mut self.threads[sender].context, 0);
                 self.wake(cpu, sender);
             }
+            SendKind::GuestSend => self.wake(cpu, sender),
             SendKind::Call | SendKind::Guest => {
                 self.threads[sender].state = ThreadState::BlockedReply;
                 self.threads[receiver].reply_target = Link::to(sender);
@@ -250,11 +255,7 @@ impl Kernel<'_> {
             self.transfer(platform, replier, target, PendingSend { kind: SendKind::Send, info, badge: 0 });
             return true;
         }
-        let length = info.length();
-        let x = &self.threads[replier].context.x;
-        let word = |index: usize| if index < length { x[2 + index] } else { 0 };
-        let words = [word(0), word(1), word(2), word(3)];
-        self.answer_vcpu(target, info.label(), words, length)
+        self.answer_vcpu(platform, replier, target, info)
     }
 
     /// Fast-path `Call`: hands `message` from `caller`, the current thread of `cpu`, to
@@ -314,6 +315,7 @@ impl Kernel<'_> {
             || usize::from(target.cpu) != cpu
             || !self.cpus[cpu].outranks_ready(target.priority)
             || (target.vcpu.is_some() && info.label() == ipc::vcpu::STOP)
+            || self.vcpu_held(caller)
         {
             return false;
         }

@@ -20,8 +20,9 @@
 //! - **Console**: the right to put raw bytes on the console (`CONSOLE_WRITE`: a guest's
 //!   UART output, exactly as written, under the console lock).
 //! - **VM**: a guest's routes (guest-physical ranges whose MMIO faults go to an endpoint
-//!   with a badge), its fault endpoint and badge (HVC, SMC, trapped system registers) and
-//!   its policy for accesses nobody claims. Its stage-2 table is the shell's business.
+//!   with a badge), its fault endpoint and badge (HVC, SMC, trapped system registers), its
+//!   optional vgic endpoint and badge (vGIC events, SGI writes) and its policy for
+//!   accesses nobody claims. Its stage-2 table is the shell's business.
 //! - **vCPU** (one per boot-info `Vcpu` record): a thread like any other (priority, CPU,
 //!   run queues, endpoint queues) whose context is a guest's: [`UserContext`] holds its
 //!   general registers, PC and PSTATE, and the shell keeps its EL1 system-register, FP,
@@ -29,14 +30,17 @@
 //!   PSTATE EL1h with D, A, I, F masked: ready at boot if `start_running`, else stopped
 //!   until a `VCPU_START` invocation (words: entry, `x0`) on a VCPU capability, which also
 //!   asks the shell to reset its EL1 state; `VCPU_START` on a vCPU that is not stopped is
-//!   [`ipc::Error::IllegalOperation`]. `VCPU_SYNC` (no words) answers with the vCPU's
-//!   virtual CPU interface state ([`ipc::vcpu::GicSnapshot`]), `VCPU_WRITE_LRS`
-//!   ([`ipc::vcpu::LrWrite`]) replaces its list registers and UIE/NPIE for its next run,
-//!   `VCPU_KICK` (no words) ends its WFI; other lengths are [`ipc::Error::InvalidArgument`].
-//!   Sync and write need the vCPU's state where the caller's CPU reaches it: a vCPU
-//!   running, or lazily loaded, on another CPU is busy, [`ipc::Error::IllegalOperation`]
-//!   (no cross-CPU sync yet). VCPU and console capabilities carry no rights. See `vcpu.rs`
-//!   for its traps.
+//!   [`ipc::Error::IllegalOperation`]. `VCPU_SYNC` (no words) *holds* the vCPU (it does
+//!   not enter the guest again, though it may block and wake) and answers with its folded
+//!   virtual CPU interface state ([`ipc::vcpu::GicSnapshot`]); a vCPU running or lazily
+//!   loaded on another CPU is stopped there by the kernel's stop SGI and the caller waits
+//!   (`BlockedSync`) until that CPU has folded it ([`Kernel::complete_syncs`]): no CPU
+//!   waits for another under the big lock. `VCPU_WRITE_LRS` ([`ipc::vcpu::LrWrite`])
+//!   replaces its list registers and UIE/NPIE for its next run and ends the hold (on a
+//!   vCPU not held: only while it runs nowhere and is loaded on no other CPU).
+//!   `VCPU_KICK` (no words) ends its WFI; other lengths are
+//!   [`ipc::Error::InvalidArgument`]. VCPU and console capabilities carry no rights. See
+//!   `vcpu.rs` for its traps and vGIC events.
 //!
 //! A thread's capability table is its slice of `bootinfo::Cap` records, read-only, slot
 //! `i` at record `i`. Lookup errors: index out of range or empty slot
@@ -55,7 +59,9 @@
 //! | `BlockedRecv(ep)` | `Recv`, `ReplyRecv`, no sender | a message arrives |
 //! | `BlockedReply` | its `Call` was taken | the reply |
 //! | `BlockedWait(n)` | `Wait` on a zero word | a `Signal` or IRQ |
-//! | `BlockedWfi` | a vCPU's WFI | its timer deadline passes, `VCPU_KICK` |
+//! | `BlockedWfi` | a vCPU's WFI | its timer deadline passes, a timer or maintenance interrupt for it, `VCPU_KICK` |
+//! | `BlockedSync` | `VCPU_SYNC` of a vCPU live on another CPU | that CPU folded the vCPU's state |
+//! | `Held` | a vCPU held by `VCPU_SYNC` chosen from a run queue, or running when its CPU stopped it | `VCPU_WRITE_LRS` |
 //! | `Stopped` | boot (a vCPU not started), a `STOP` reply to its fault | `VCPU_START` |
 //! | `Inactive` | a fault | never |
 //!
@@ -174,6 +180,10 @@ enum ThreadState {
     BlockedWait(u32),
     /// A vCPU in WFI, until its deadline (or a wake-up).
     BlockedWfi,
+    /// Waits for another CPU to fold the state of the vCPU it called `VCPU_SYNC` on.
+    BlockedSync,
+    /// A vCPU held by `VCPU_SYNC` that would otherwise be ready; not in a run queue.
+    Held,
     /// A vCPU that is not running guest code until a `VCPU_START`.
     Stopped,
     /// Stopped by a fault; never runs again.
@@ -376,6 +386,7 @@ impl<'a> Kernel<'a> {
         }
         for (index, vm) in vms.iter().enumerate() {
             validate_endpoint(vm.fault_endpoint, true, endpoints)?;
+            validate_endpoint(vm.vgic_endpoint, true, endpoints)?;
             let routes = boot.routes(vm.routes)?;
             for route in routes {
                 validate_endpoint(route.endpoint, false, endpoints)?;

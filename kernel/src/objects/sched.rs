@@ -131,8 +131,9 @@ impl Kernel<'_> {
     /// Chooses the thread to run next on `cpu` (`None`: idle until an interrupt). The
     /// current thread keeps running unless it blocked, its slice ended, or a thread of
     /// higher priority is ready; a preempted thread goes back to the front of its queue.
+    /// A vCPU held by `VCPU_SYNC` that comes up in a run queue leaves it as `Held`.
     pub fn schedule(&mut self, cpu: usize) -> Option<ThreadId> {
-        let Self { threads, links, cpus, .. } = self;
+        let Self { threads, links, cpus, vcpus, .. } = self;
         let state = &mut cpus[cpu];
         if !state.reschedule {
             return state.current().map(thread_id);
@@ -152,7 +153,14 @@ impl Kernel<'_> {
             }
             threads[current].state = ThreadState::Ready;
         }
-        let next = state.pop_highest(links);
+        let mut next = state.pop_highest(links);
+        // A vCPU held by `VCPU_SYNC` stays off the CPU until `VCPU_WRITE_LRS` wakes it.
+        while let Some(held) = next
+            && threads[held].vcpu.is_some_and(|vcpu| vcpus[usize::from(vcpu)].is_held())
+        {
+            threads[held].state = ThreadState::Held;
+            next = state.pop_highest(links);
+        }
         if let Some(next) = next {
             threads[next].state = ThreadState::Running;
         }

@@ -2,14 +2,14 @@
 
 use super::cap::object_with_right;
 use super::console::component_lines;
-use super::endpoint::{PendingSend, SendKind, write_buffer_words};
+use super::endpoint::{PendingSend, SendKind};
 use super::{Kernel, return_empty};
 use crate::Platform;
 use bootinfo::cap_kind;
 use ipc::vcpu::LrWrite;
 use ipc::{
-    Error, IpcBuffer, Label, MAX_DEBUG_BYTES, MAX_WORDS, MessageInfo, REGISTER_WORDS, Syscall,
-    endpoint_rights, invocation, notification_rights,
+    Error, IpcBuffer, MAX_DEBUG_BYTES, MAX_WORDS, MessageInfo, REGISTER_WORDS, Syscall, endpoint_rights,
+    invocation, notification_rights,
 };
 
 /// Decodes a message header register.
@@ -162,15 +162,8 @@ impl Kernel<'_> {
                 if info.length() != 0 {
                     return Err(Error::InvalidArgument);
                 }
-                let words = self.sync_vcpu(cpu, cap.object as usize, platform)?.words();
-                let context = &mut self.threads[caller].context;
-                context.x[0] = 0;
-                context.x[1] =
-                    MessageInfo::new(Label(0), words.len()).expect("a snapshot fits a message").raw();
-                context.x[2..2 + REGISTER_WORDS].copy_from_slice(&words[..REGISTER_WORDS]);
-                context.x[6] = 0;
-                write_buffer_words(platform, self.threads[caller].ipc_buffer, &words[REGISTER_WORDS..]);
-                return Ok(());
+                // Answers the caller, or blocks it until the vCPU's CPU has folded it.
+                return self.sync_vcpu(cpu, caller, cap.object as usize, platform);
             }
             (cap_kind::VCPU, invocation::VCPU_WRITE_LRS) => {
                 let words = self.message_words(caller, info, platform);
@@ -203,7 +196,12 @@ impl Kernel<'_> {
 
     /// The words of the message `thread` sends with header `info`: registers, then its
     /// IPC buffer (zero past the length).
-    fn message_words(&self, thread: usize, info: MessageInfo, platform: &impl Platform) -> [u64; MAX_WORDS] {
+    pub(super) fn message_words(
+        &self,
+        thread: usize,
+        info: MessageInfo,
+        platform: &impl Platform,
+    ) -> [u64; MAX_WORDS] {
         let mut words = [0; MAX_WORDS];
         let length = info.length();
         let in_registers = length.min(REGISTER_WORDS);

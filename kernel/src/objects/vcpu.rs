@@ -37,8 +37,9 @@
 //! kind is printed when `n` is a power of two.
 
 use super::console::kernel_line;
-use super::endpoint::{PendingSend, SendKind};
-use super::{Kernel, ThreadState};
+use super::endpoint::{PendingSend, SendKind, write_buffer_words};
+use super::queue::Link;
+use super::{Kernel, ThreadId, ThreadState};
 use crate::guest::{self, AbortCause, Exit, Injection, MmioTrap, SysRegTrap, WfiOutcome};
 use crate::{LoadedElsewhere, Platform, UserContext};
 use core::fmt;
@@ -57,10 +58,18 @@ pub enum VcpuRequest {
     Reset,
     /// Make the guest take this exception now (see [`guest::take_exception`]).
     Inject(Injection),
+    /// Load these list registers and ICH_HCR_EL2 UIE/NPIE (the vgic-server's answer to
+    /// a vGIC event) into the vCPU's live state.
+    LoadLrs(protocol::LrWrite),
 }
 
-/// Longest message a vCPU sends (HVC and SMC: x0..=x7 and the vCPU index).
+/// The system-register encodings of ICC_SGI1R_EL1, ICC_ASGI1R_EL1 and ICC_SGI0R_EL1
+/// (op0 3, op1 0, CRn 12, CRm 11, op2 5, 6, 7): writes go to the vgic-server.
+const SGI_REGISTERS: [u16; 3] = [0xc65d, 0xc65e, 0xc65f];
+
+/// Longest message a vCPU sends (HVC and SMC: x0..=x7 and the vCPU index; a vGIC event).
 const MESSAGE_WORDS: usize = 9;
+const _: () = assert!(protocol::VgicEvent::WORDS <= MESSAGE_WORDS);
 
 /// The kind of trap a server handles for a vCPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +88,8 @@ enum TrapKind {
     SysRegRead,
     /// MSR.
     SysRegWrite,
+    /// A vGIC event (nothing to finish: the reply may load list registers).
+    VgicEvent,
 }
 
 /// How to finish the instruction of a forwarded trap once its reply comes. Plain
@@ -146,6 +157,9 @@ pub(super) struct VmObject<'a> {
     /// Endpoint for HVC, SMC and system registers, or `bootinfo::NONE`.
     fault_endpoint: u32,
     fault_badge: u64,
+    /// Endpoint of its vgic-server (vGIC events, SGI writes), or `bootinfo::NONE`.
+    vgic_endpoint: u32,
+    vgic_badge: u64,
     /// Unclaimed accesses get a data abort (else reads return zero, writes are ignored).
     unclaimed_abort: bool,
     /// Diagnostics so far per [`Diagnostic`] kind, printed or not (for the rate limit).
@@ -159,6 +173,8 @@ impl<'a> VmObject<'a> {
         routes: &[],
         fault_endpoint: bootinfo::NONE,
         fault_badge: 0,
+        vgic_endpoint: bootinfo::NONE,
+        vgic_badge: 0,
         unclaimed_abort: false,
         diagnostics: [0; 2],
     };
@@ -170,6 +186,8 @@ impl<'a> VmObject<'a> {
             routes,
             fault_endpoint: vm.fault_endpoint,
             fault_badge: vm.fault_badge,
+            vgic_endpoint: vm.vgic_endpoint,
+            vgic_badge: vm.vgic_badge,
             unclaimed_abort: vm.unclaimed_abort != 0,
             diagnostics: [0; 2],
         }
@@ -190,6 +208,13 @@ pub(super) struct VcpuObject {
     wake_at: Option<u64>,
     /// The words of the message it sends (words past the length are stale).
     message: [u64; MESSAGE_WORDS],
+    /// Held by `VCPU_SYNC`: it does not enter the guest until `VCPU_WRITE_LRS`.
+    held: bool,
+    /// The caller of a `VCPU_SYNC` waiting for the vCPU's CPU to fold its state.
+    sync_waiter: Link,
+    /// Its VM's vgic-server must hear from it: it sends a vGIC event before it next
+    /// enters the guest.
+    event_due: bool,
 }
 
 impl VcpuObject {
@@ -201,6 +226,9 @@ impl VcpuObject {
         request: None,
         wake_at: None,
         message: [0; MESSAGE_WORDS],
+        held: false,
+        sync_waiter: Link::NONE,
+        event_due: false,
     };
 
     /// The vCPU of boot-info record `record` (its VM index checked by the caller).
@@ -211,6 +239,11 @@ impl VcpuObject {
     /// The words of the message it sends (as many as its header says).
     pub(super) fn message(&self) -> &[u64; MESSAGE_WORDS] {
         &self.message
+    }
+
+    /// Whether `VCPU_SYNC` holds it off the CPU.
+    pub(super) const fn is_held(&self) -> bool {
+        self.held
     }
 }
 
@@ -290,6 +323,18 @@ impl Kernel<'_> {
                     set_register(context, access.register, 0);
                 }
                 skip(context, length);
+            }
+            Exit::SysReg(access)
+                if access.write && SGI_REGISTERS.contains(&access.encoding) && self.has_vgic(vcpu) =>
+            {
+                skip(&mut self.threads[thread].context, length);
+                let message = protocol::SysRegAccess {
+                    encoding: access.encoding,
+                    write: true,
+                    value: register(&self.threads[thread].context, access.register),
+                    vcpu: self.vcpus[vcpu].index,
+                };
+                self.send_to_vgic(cpu, thread, vcpu, &message.words(), platform);
             }
             Exit::SysReg(access) => {
                 let forwarded = Forwarded::sysreg(&access, length as u8);
@@ -490,18 +535,33 @@ impl Kernel<'_> {
         }
     }
 
-    /// `thread`, a vCPU in `BlockedReply`, gets its server's answer: `label` and `words`
-    /// (zero past `length`). Returns whether it runs again (anything but `STOP`).
+    /// `thread`, a vCPU in `BlockedReply`, gets the answer `info` of `replier` (words in
+    /// its registers, and for `LOAD_LRS` word 4 in its IPC buffer). Returns whether it
+    /// runs again (anything but `STOP`).
     #[inline]
     pub(super) fn answer_vcpu(
         &mut self,
+        platform: &impl Platform,
+        replier: usize,
         thread: usize,
-        label: Label,
-        words: [u64; 4],
-        length: usize,
+        info: MessageInfo,
     ) -> bool {
         let vcpu = usize::from(self.threads[thread].vcpu.expect("only vCPUs wait for a trap's answer"));
         let forwarded = self.vcpus[vcpu].forwarded;
+        let (label, length) = (info.label(), info.length());
+        if forwarded.kind == TrapKind::VgicEvent && label != protocol::STOP {
+            // Anything but a well-formed LOAD_LRS leaves the list registers as they are.
+            if label == protocol::LOAD_LRS
+                && let Some(write) =
+                    protocol::LrWrite::from_words(&self.message_words(replier, info, platform)[..length])
+            {
+                self.vcpus[vcpu].request = Some(VcpuRequest::LoadLrs(write));
+            }
+            return true;
+        }
+        let x = &self.threads[replier].context.x;
+        let word = |index: usize| if index < length { x[2 + index] } else { 0 };
+        let words = [word(0), word(1), word(2), word(3)];
         self.finish_forwarded(thread, vcpu, forwarded, label, words, length)
     }
 
@@ -558,11 +618,21 @@ impl Kernel<'_> {
         true
     }
 
-    /// WFI of `thread` (vCPU `vcpu`, current on `cpu`, PC already past it): sleeps until
-    /// its timers say otherwise.
+    /// WFI of `thread` (vCPU `vcpu`, current on `cpu`, PC already past it): sleeps while
+    /// nothing is deliverable ([`guest::WakeState::wfi`]); a vGIC event due is sent first.
     fn wait_for_interrupt(&mut self, cpu: usize, thread: usize, vcpu: usize, platform: &mut impl Platform) {
-        let wake_at = match platform.guest_wake_state().wfi() {
+        let vgic = self.has_vgic(vcpu);
+        let outcome = if self.vcpus[vcpu].event_due {
+            WfiOutcome::VgicEvent
+        } else {
+            platform.guest_wake_state(cpu).wfi(vgic)
+        };
+        let wake_at = match outcome {
             WfiOutcome::Continue => return,
+            WfiOutcome::VgicEvent => {
+                self.raise_vgic_event(cpu, thread, vcpu, platform);
+                return;
+            }
             WfiOutcome::SleepUntil(deadline) => {
                 platform.set_wakeup(cpu, deadline);
                 Some(deadline)
@@ -588,6 +658,8 @@ impl Kernel<'_> {
             match self.vcpus[vcpu].wake_at {
                 Some(deadline) if deadline <= now => {
                     self.vcpus[vcpu].wake_at = None;
+                    // With a vGIC the server hears of the timer before the guest runs.
+                    self.vcpus[vcpu].event_due = self.has_vgic(vcpu);
                     self.wake(cpu, thread);
                 }
                 Some(deadline) => next = Some(next.map_or(deadline, |next| next.min(deadline))),
@@ -622,31 +694,98 @@ impl Kernel<'_> {
         Ok(())
     }
 
-    /// Whether vCPU `vcpu` is the current thread of some CPU (its state is live there).
-    fn vcpu_running(&self, vcpu: usize) -> bool {
-        let thread = self.first_vcpu_thread + vcpu;
-        self.cpus.iter().any(|other| other.current() == Some(thread))
+    /// Whether thread `thread` is a vCPU held by `VCPU_SYNC` (it must not enter the guest).
+    #[inline]
+    pub(super) fn vcpu_held(&self, thread: usize) -> bool {
+        self.threads[thread].vcpu.is_some_and(|vcpu| self.vcpus[usize::from(vcpu)].is_held())
     }
 
-    /// `VCPU_SYNC` on vCPU `vcpu` from `cpu`: its virtual CPU interface state. A vCPU
-    /// whose state is live on another CPU (running there, or loaded there) is busy:
-    /// [`ipc::Error::IllegalOperation`].
+    /// Whether vCPU `vcpu`'s VM has a vgic-server.
+    fn has_vgic(&self, vcpu: usize) -> bool {
+        self.vms[usize::from(self.vcpus[vcpu].vm)].vgic_endpoint != bootinfo::NONE
+    }
+
+    /// `VCPU_SYNC` from `caller` (current on `cpu`) on vCPU `vcpu`: holds the vCPU and
+    /// answers `caller` with its folded state ([`Kernel::answer_sync`]), at once if `cpu`
+    /// reaches that state (the vCPU runs nowhere and is loaded here or nowhere), else
+    /// once the vCPU's own CPU has stopped and folded it (`caller` waits in
+    /// `BlockedSync`; [`Kernel::complete_syncs`] there). A sync of `vcpu` already in
+    /// progress is [`ipc::Error::IllegalOperation`].
     pub(super) fn sync_vcpu(
         &mut self,
         cpu: usize,
+        caller: usize,
         vcpu: usize,
         platform: &mut impl Platform,
-    ) -> Result<protocol::GicSnapshot, ipc::Error> {
-        if self.vcpu_running(vcpu) {
+    ) -> Result<(), ipc::Error> {
+        if self.vcpus[vcpu].sync_waiter.get().is_some() {
             return Err(ipc::Error::IllegalOperation);
         }
-        platform
-            .vcpu_gic_state(cpu, VcpuId(vcpu as u16))
-            .map_err(|LoadedElsewhere| ipc::Error::IllegalOperation)
+        let thread = self.first_vcpu_thread + vcpu;
+        self.vcpus[vcpu].held = true;
+        if self.threads[thread].state != ThreadState::Running
+            && let Ok(snapshot) = platform.vcpu_gic_state(cpu, VcpuId(vcpu as u16))
+        {
+            self.answer_sync(caller, vcpu, &snapshot, platform);
+            return Ok(());
+        }
+        self.vcpus[vcpu].sync_waiter = Link::to(caller);
+        self.threads[caller].state = ThreadState::BlockedSync;
+        self.cpus[cpu].request_reschedule();
+        platform.stop_vcpus(usize::from(self.threads[thread].cpu));
+        Ok(())
+    }
+
+    /// Writes the answer to a `VCPU_SYNC` of vCPU `vcpu`, whose state `snapshot` is
+    /// folded, into `caller`'s registers and IPC buffer: label 0, the snapshot's words.
+    /// The server's view is now complete, so no vGIC event is due any more.
+    fn answer_sync(
+        &mut self,
+        caller: usize,
+        vcpu: usize,
+        snapshot: &protocol::GicSnapshot,
+        platform: &impl Platform,
+    ) {
+        self.vcpus[vcpu].event_due = false;
+        let words = snapshot.words();
+        let context = &mut self.threads[caller].context;
+        context.x[0] = 0;
+        context.x[1] = MessageInfo::new(Label(0), words.len()).expect("a snapshot fits a message").raw();
+        context.x[2..2 + REGISTER_WORDS].copy_from_slice(&words[..REGISTER_WORDS]);
+        context.x[6] = 0;
+        write_buffer_words(platform, self.threads[caller].ipc_buffer, &words[REGISTER_WORDS..]);
+    }
+
+    /// `cpu` got the kernel's stop SGI: every vCPU pinned here that a `VCPU_SYNC` waits
+    /// for stops (if it was running here it leaves the CPU, held), has its state folded
+    /// here, and its waiter gets the answer and wakes (on its own CPU).
+    pub fn complete_syncs(&mut self, cpu: usize, platform: &mut impl Platform) {
+        for vcpu in 0..self.vcpu_count {
+            let thread = self.first_vcpu_thread + vcpu;
+            if usize::from(self.threads[thread].cpu) != cpu {
+                continue;
+            }
+            let Some(waiter) = self.vcpus[vcpu].sync_waiter.take() else { continue };
+            if self.threads[thread].state == ThreadState::Running {
+                self.threads[thread].state = ThreadState::Held;
+                self.cpus[cpu].request_reschedule();
+            }
+            // The vCPU is pinned here, so its state is here: the error cannot happen.
+            match platform.vcpu_gic_state(cpu, VcpuId(vcpu as u16)) {
+                Ok(snapshot) => self.answer_sync(waiter, vcpu, &snapshot, platform),
+                Err(LoadedElsewhere) => {
+                    self.threads[waiter].context.x[0] = ipc::Error::IllegalOperation as u64
+                }
+            }
+            self.wake(cpu, waiter);
+        }
+        self.flush_kicks(platform);
     }
 
     /// `VCPU_WRITE_LRS` on vCPU `vcpu` from `cpu`: new list registers and maintenance
-    /// bits for its next run; busy as for [`Kernel::sync_vcpu`].
+    /// bits for its next run, and the end of its hold. A vCPU that is not held must run
+    /// nowhere and be loaded on no other CPU, else [`ipc::Error::IllegalOperation`]; so
+    /// must a held one whose sync is still in progress.
     pub(super) fn write_vcpu_lrs(
         &mut self,
         cpu: usize,
@@ -654,12 +793,86 @@ impl Kernel<'_> {
         write: &protocol::LrWrite,
         platform: &mut impl Platform,
     ) -> Result<(), ipc::Error> {
-        if self.vcpu_running(vcpu) {
+        let thread = self.first_vcpu_thread + vcpu;
+        if self.threads[thread].state == ThreadState::Running || self.vcpus[vcpu].sync_waiter.get().is_some()
+        {
             return Err(ipc::Error::IllegalOperation);
         }
         platform
             .write_vcpu_lrs(cpu, VcpuId(vcpu as u16), write)
-            .map_err(|LoadedElsewhere| ipc::Error::IllegalOperation)
+            .map_err(|LoadedElsewhere| ipc::Error::IllegalOperation)?;
+        self.vcpus[vcpu].held = false;
+        if self.threads[thread].state == ThreadState::Held {
+            self.wake(cpu, thread);
+        }
+        Ok(())
+    }
+
+    /// A physical interrupt for vCPU `vcpu` reached `cpu`, where its state is loaded: the
+    /// maintenance interrupt, or a timer PPI. With a vgic-server, a vGIC event is due
+    /// before the vCPU next enters the guest; either way a vCPU asleep in WFI wakes.
+    pub fn vcpu_interrupt(&mut self, cpu: usize, vcpu: VcpuId) {
+        let vcpu = usize::from(vcpu.0);
+        if self.has_vgic(vcpu) {
+            self.vcpus[vcpu].event_due = true;
+        }
+        self.kick_vcpu(cpu, vcpu);
+    }
+
+    /// The thread to run next on `cpu`, as [`Kernel::schedule`] chooses it, except that a
+    /// vCPU with a vGIC event due sends it (and waits for the answer) instead of running.
+    pub fn next_thread(&mut self, cpu: usize, platform: &mut impl Platform) -> Option<ThreadId> {
+        loop {
+            let next = self.schedule(cpu)?;
+            let thread = usize::from(next.0);
+            match self.threads[thread].vcpu.map(usize::from) {
+                Some(vcpu) if self.vcpus[vcpu].event_due => {
+                    self.raise_vgic_event(cpu, thread, vcpu, platform)
+                }
+                _ => return Some(next),
+            }
+        }
+    }
+
+    /// vCPU `vcpu` (`thread`, current on `cpu`, its CPU) `Call`s its vgic-server with a
+    /// vGIC event: its interface state now, and its index.
+    fn raise_vgic_event(&mut self, cpu: usize, thread: usize, vcpu: usize, platform: &mut impl Platform) {
+        self.vcpus[vcpu].event_due = false;
+        let vm = &self.vms[usize::from(self.vcpus[vcpu].vm)];
+        let (endpoint, badge) = (vm.vgic_endpoint as usize, vm.vgic_badge);
+        let snapshot = platform.vcpu_event_snapshot(cpu, VcpuId(vcpu as u16));
+        let event = protocol::VgicEvent { snapshot, vcpu: self.vcpus[vcpu].index };
+        let forwarded = Forwarded::call(TrapKind::VgicEvent, 0);
+        self.forward(
+            cpu,
+            thread,
+            vcpu,
+            endpoint,
+            protocol::VGIC_EVENT,
+            &event.words(),
+            badge,
+            forwarded,
+            platform,
+        );
+    }
+
+    /// vCPU `vcpu` (`thread`, current on `cpu`) `Send`s `words` (a trapped SGI write) to
+    /// its vgic-server: it runs on at once if the server waits, else once it takes the
+    /// message.
+    fn send_to_vgic(
+        &mut self,
+        cpu: usize,
+        thread: usize,
+        vcpu: usize,
+        words: &[u64],
+        platform: &impl Platform,
+    ) {
+        let vm = &self.vms[usize::from(self.vcpus[vcpu].vm)];
+        let (endpoint, badge) = (vm.vgic_endpoint as usize, vm.vgic_badge);
+        self.vcpus[vcpu].message[..words.len()].copy_from_slice(words);
+        let message =
+            PendingSend { kind: SendKind::GuestSend, info: guest_info(protocol::SYSREG, words.len()), badge };
+        self.send(cpu, thread, endpoint, message, platform);
     }
 
     /// `VCPU_KICK` on vCPU `vcpu` from `cpu`: ends its WFI if it sleeps in one.

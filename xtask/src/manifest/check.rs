@@ -1032,6 +1032,16 @@ impl Checker<'_> {
             self.lookup(&context, "fault-endpoint", "endpoint", &names.endpoints, &vm.fault_endpoint);
         let fault_badge =
             vm.fault_badge.as_ref().and_then(|value| self.badge(&context, "fault-badge", value, None));
+        let vgic_endpoint = vm
+            .vgic_endpoint
+            .as_ref()
+            .and_then(|value| self.lookup(&context, "vgic-endpoint", "endpoint", &names.endpoints, value));
+        let vgic_badge = vm.vgic_badge.as_ref().and_then(|value| {
+            if vm.vgic_endpoint.is_none() {
+                self.field(&context, "vgic-badge", value, "has no effect without \"vgic-endpoint\"");
+            }
+            self.badge(&context, "vgic-badge", value, None)
+        });
         let routes = self.routes(&context, vm, names, ram, devices);
         Vm {
             name: vm.name.get_ref().clone(),
@@ -1047,6 +1057,8 @@ impl Checker<'_> {
             fault_badge: fault_badge.unwrap_or(0),
             routes,
             unclaimed: vm.unclaimed.unwrap_or(Unclaimed::ReadZero),
+            vgic_endpoint,
+            vgic_badge: vgic_badge.unwrap_or(0),
         }
     }
 
@@ -1203,10 +1215,12 @@ impl Checker<'_> {
                 || !holders.senders.is_empty()
                 || fault_users(index).next().is_some()
                 || route_users(index).next().is_some()
-                || system.vms.iter().any(|vm| vm.fault_endpoint == index);
+                || system.vms.iter().any(|vm| vm.fault_endpoint == index || vm.vgic_endpoint == Some(index));
             if !used {
-                let problem =
-                    format!("endpoint \"{}\": no cap, fault-endpoint or route refers to it", name.get_ref());
+                let problem = format!(
+                    "endpoint \"{}\": no cap, fault-endpoint, vgic-endpoint or route refers to it",
+                    name.get_ref()
+                );
                 self.error(name.span(), problem);
             }
         }
@@ -1278,6 +1292,11 @@ impl Checker<'_> {
                 if vm.fault_endpoint == index {
                     let problem = format!("traps go to {nobody}");
                     self.field(&context, "fault-endpoint", &raw_vm.fault_endpoint, problem);
+                }
+                if vm.vgic_endpoint == Some(index)
+                    && let Some(value) = &raw_vm.vgic_endpoint
+                {
+                    self.field(&context, "vgic-endpoint", value, format!("vGIC events go to {nobody}"));
                 }
                 for (raw, route) in raw_vm.route.iter().zip(&vm.routes) {
                     if route.endpoint == index {
@@ -1358,10 +1377,14 @@ impl Checker<'_> {
         for (raw_vm, vm) in manifest.vm.iter().zip(&system.vms) {
             let vm_context = format!("vm \"{}\"", vm.name);
             let fault = (vm_context.clone(), "fault-endpoint", vm.fault_endpoint, &raw_vm.fault_endpoint);
+            let vgic = vm
+                .vgic_endpoint
+                .zip(raw_vm.vgic_endpoint.as_ref())
+                .map(|(endpoint, value)| (vm_context.clone(), "vgic-endpoint", endpoint, value));
             let routes = raw_vm.route.iter().zip(&vm.routes).map(|(raw, route)| {
                 (format!("{vm_context}: route \"{}\"", route.name), "endpoint", route.endpoint, &raw.endpoint)
             });
-            for (context, field, endpoint, value) in std::iter::once(fault).chain(routes) {
+            for (context, field, endpoint, value) in std::iter::once(fault).chain(vgic).chain(routes) {
                 let lowest = endpoints[endpoint]
                     .receivers
                     .iter()

@@ -364,6 +364,10 @@ pub struct Vm {
     pub routes: Vec<Route>,
     /// Accesses nobody claims.
     pub unclaimed: Unclaimed,
+    /// Index of the endpoint of its vgic-server: vGIC events and trapped SGI writes.
+    pub vgic_endpoint: Option<usize>,
+    /// Badge of those messages.
+    pub vgic_badge: u64,
 }
 
 impl Vm {

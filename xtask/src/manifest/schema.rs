@@ -158,6 +158,8 @@ pub(super) struct Vm {
     pub fault_endpoint: Text,
     pub fault_badge: Option<Int>,
     pub unclaimed: Option<Unclaimed>,
+    pub vgic_endpoint: Option<Text>,
+    pub vgic_badge: Option<Int>,
     #[serde(default)]
     pub route: Vec<Route>,
 }

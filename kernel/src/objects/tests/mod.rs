@@ -39,6 +39,8 @@ pub(super) struct FakePlatform {
     pub(super) gic: HashMap<u16, (GicSnapshot, u64)>,
     /// The vCPU whose state each CPU holds live, with its live interface state.
     pub(super) loaded: HashMap<usize, (u16, GicSnapshot)>,
+    /// `stop_vcpus` calls: the CPUs interrupted.
+    pub(super) stops: Vec<usize>,
     /// Physical address to page, each from `Box::into_raw`, freed on drop.
     pages: HashMap<u64, *mut IpcBuffer>,
 }
@@ -106,7 +108,7 @@ impl Platform for FakePlatform {
     fn shutdown(&mut self, nonce: u64, status: u32) {
         self.shutdowns.push((nonce, status));
     }
-    fn guest_wake_state(&mut self) -> crate::guest::WakeState {
+    fn guest_wake_state(&mut self, _cpu: usize) -> crate::guest::WakeState {
         self.wake_state
     }
     fn set_wakeup(&mut self, cpu: usize, deadline: u64) {
@@ -114,6 +116,15 @@ impl Platform for FakePlatform {
     }
     fn vcpu_gic_state(&mut self, cpu: usize, vcpu: VcpuId) -> Result<GicSnapshot, LoadedElsewhere> {
         Ok(self.fold(cpu, vcpu)?.0)
+    }
+    fn vcpu_event_snapshot(&mut self, cpu: usize, vcpu: VcpuId) -> GicSnapshot {
+        match self.loaded.get(&cpu) {
+            Some(&(loaded, live)) if loaded == vcpu.0 => live,
+            _ => self.gic.get(&vcpu.0).map(|&(saved, _)| saved).unwrap_or_default(),
+        }
+    }
+    fn stop_vcpus(&mut self, cpu: usize) {
+        self.stops.push(cpu);
     }
     fn write_vcpu_lrs(&mut self, cpu: usize, vcpu: VcpuId, write: &LrWrite) -> Result<(), LoadedElsewhere> {
         let (saved, hcr) = self.fold(cpu, vcpu)?;
@@ -296,7 +307,7 @@ impl Harness {
 
     /// Runs the scheduler on `cpu`.
     pub(super) fn schedule(&mut self, cpu: usize) -> Option<usize> {
-        self.kernel.schedule(cpu).map(|thread| usize::from(thread.0))
+        self.kernel.next_thread(cpu, &mut self.platform).map(|thread| usize::from(thread.0))
     }
 
     /// The state of thread `index`.

@@ -47,7 +47,14 @@ fn system(unclaimed_abort: u8, fault_endpoint: u32) -> System {
         ..Vcpu::default()
     };
     system.vms.push(VmSpec {
-        vm: Vm { unclaimed_abort, fault_endpoint, fault_badge: FAULT_BADGE, vmid: 1, ..Vm::default() },
+        vm: Vm {
+            unclaimed_abort,
+            fault_endpoint,
+            fault_badge: FAULT_BADGE,
+            vgic_endpoint: bootinfo::NONE,
+            vmid: 1,
+            ..Vm::default()
+        },
         vcpus: vec![vcpu(0, 1), vcpu(1, 0)],
         routes: vec![Route { ipa: UART, size: 0x1000, endpoint: 0, badge: ROUTE_BADGE, ..Route::default() }],
     });
@@ -563,23 +570,110 @@ fn a_vcpu_loaded_on_the_callers_cpu_is_saved_first() {
 }
 
 #[test]
-fn a_vcpu_live_on_another_cpu_is_busy() {
+fn a_vcpu_running_on_another_cpu_is_stopped_by_ipi_while_the_caller_waits() {
+    let mut harness = guest();
+    // Slot 3: vCPU 0, running on CPU 0 with its state live there.
+    harness.platform.loaded.insert(0, (0, snapshot(0x40)));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    assert_eq!(harness.state(HELPER), ThreadState::BlockedSync);
+    assert_eq!(harness.platform.stops, [0], "CPU 0 gets the stop SGI");
+    assert_eq!(harness.current(1), None, "the caller does not spin");
+    assert_eq!(harness.current(0), Some(VCPU0), "it runs until its CPU takes the SGI");
+    harness.kernel.complete_syncs(0, &mut harness.platform);
+    assert_eq!(harness.state(VCPU0), ThreadState::Held);
+    assert_eq!(harness.schedule(0), None, "a held vCPU leaves its CPU");
+    assert!(harness.platform.loaded.is_empty(), "its state was folded where it was live");
+    assert_eq!(harness.platform.kicks, [1], "the caller's CPU runs it again");
+    assert_eq!(harness.schedule(1), Some(HELPER));
+    assert_eq!(protocol::GicSnapshot::from_words(&harness.received(HELPER).words), Some(snapshot(0x40)));
+    // A second sync answers at once, with the same state; the vCPU stays held.
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    assert_eq!(protocol::GicSnapshot::from_words(&harness.received(HELPER).words), Some(snapshot(0x40)));
+    assert_eq!(harness.platform.stops, [0]);
+    let write = protocol::LrWrite { lrs: [1 << 62 | 33, 0, 0, 0], hcr: protocol::HCR_NPIE };
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &write.words());
+    assert_eq!(harness.result(HELPER), Ok(()));
+    assert_eq!(
+        harness.platform.gic[&0],
+        (protocol::GicSnapshot { lrs: write.lrs, ..snapshot(0x40) }, write.hcr)
+    );
+    assert_eq!(harness.state(VCPU0), ThreadState::Ready, "released");
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+}
+
+#[test]
+fn a_held_vcpu_may_wake_but_does_not_run_until_write_lrs() {
+    let mut harness = guest();
+    trap(&mut harness, access(UART, 2, 1, false, false, false));
+    assert_eq!((harness.current(0), harness.state(VCPU0)), (Some(DEVICE), ThreadState::BlockedReply));
+    // Not running and not loaded elsewhere: the caller's CPU folds it at once.
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    assert_eq!(harness.result(HELPER), Ok(()));
+    assert!(harness.platform.stops.is_empty());
+    // The reply goes the slow way (no fast hand-over to a held vCPU) and finishes the load.
+    harness.message(0, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[0x42]);
+    assert_eq!(harness.current(0), None);
+    assert_eq!(harness.state(VCPU0), ThreadState::Held);
+    assert_eq!((context(&harness, VCPU0).x[1], context(&harness, VCPU0).elr), (0x42, ENTRY + 4));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_KICK.0, &[]);
+    assert_eq!(harness.state(VCPU0), ThreadState::Held, "a kick does not release it");
+    harness.message(
+        1,
+        Syscall::Call,
+        3,
+        ipc::invocation::VCPU_WRITE_LRS.0,
+        &protocol::LrWrite::default().words(),
+    );
+    assert_eq!(harness.result(HELPER), Ok(()));
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    // Held while it was ready: it stays in its run queue until it comes up there.
+    trap(&mut harness, class(ec::WFX, 0));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_KICK.0, &[]);
+    assert_eq!(harness.state(VCPU0), ThreadState::Ready);
+    assert_eq!(harness.schedule(0), None, "it comes up in the run queue, and is held");
+    assert_eq!(harness.state(VCPU0), ThreadState::Held);
+}
+
+#[test]
+fn write_lrs_without_a_hold_needs_a_vcpu_that_runs_nowhere() {
     let mut harness = guest();
     let write = protocol::LrWrite::default().words();
-    // Slot 3: vCPU 0, running on CPU 0.
-    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
-    assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation));
     harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &write);
-    assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation));
+    assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation), "running on CPU 0");
     // Asleep in WFI but still loaded on CPU 0.
     trap(&mut harness, class(ec::WFX, 0));
-    assert_eq!(harness.state(VCPU0), ThreadState::BlockedWfi);
     harness.platform.loaded.insert(0, (0, snapshot(0)));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &write);
+    assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation), "loaded on CPU 0");
+    assert!(harness.platform.gic.is_empty(), "nothing changed");
+}
+
+#[test]
+fn a_sync_in_progress_refuses_another_sync_and_write_lrs() {
+    let mut harness = system(0, 1).boot();
+    harness.syscall(0, Syscall::Recv, 0);
+    assert_eq!((harness.current(0), harness.current(1)), (Some(VCPU0), Some(VMM)));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    assert_eq!(harness.state(VMM), ThreadState::BlockedSync);
+    assert_eq!(harness.current(1), Some(HELPER));
     harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
     assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation));
-    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &write);
+    harness.message(
+        1,
+        Syscall::Call,
+        3,
+        ipc::invocation::VCPU_WRITE_LRS.0,
+        &protocol::LrWrite::default().words(),
+    );
     assert_eq!(harness.result(HELPER), Err(Error::IllegalOperation));
-    assert!(harness.platform.gic.is_empty(), "nothing changed");
+    // The vCPU blocked in WFI before CPU 0 took the SGI: it is folded all the same.
+    trap(&mut harness, class(ec::WFX, 0));
+    harness.kernel.complete_syncs(0, &mut harness.platform);
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedWfi);
+    assert_eq!(harness.state(VMM), ThreadState::Ready);
+    assert_eq!(harness.schedule(1), Some(VMM), "it outranks the helper");
+    assert_eq!(harness.received(VMM).words.len(), protocol::GicSnapshot::WORDS);
 }
 
 #[test]
@@ -615,4 +709,172 @@ fn gic_invocations_check_their_lengths() {
     harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_WRITE_LRS.0, &[0, 0, 0, 0, 1]);
     assert_eq!(harness.result(HELPER), Err(Error::InvalidArgument));
     assert!(harness.platform.gic.is_empty(), "nothing changed");
+}
+
+const VGIC_BADGE: u64 = 0x6a;
+
+/// [`booted`] with the VMM's endpoint as the VM's vgic endpoint (and the device server's
+/// as its fault endpoint).
+fn with_vgic() -> Harness {
+    let mut system = system(0, 0);
+    system.vms[0].vm.vgic_endpoint = 1;
+    system.vms[0].vm.vgic_badge = VGIC_BADGE;
+    let mut harness = system.boot();
+    harness.syscall(0, Syscall::Recv, 0);
+    harness.syscall(1, Syscall::Recv, 0);
+    harness
+}
+
+/// MSR ICC_SGI1R_EL1, x4 (`read`: MRS x4, ICC_SGI1R_EL1).
+fn sgi1r(read: bool) -> Trap {
+    class(ec::SYSREG, 3 << 20 | 5 << 17 | 12 << 10 | 4 << 5 | 11 << 1 | u64::from(read))
+}
+
+#[test]
+fn sgi_writes_are_sent_to_the_vgic_server_and_the_vcpu_runs_on() {
+    let mut harness = with_vgic();
+    harness.kernel.threads[VCPU0].context.x[..7].copy_from_slice(&[10, 11, 12, 13, 0x0100_0001, 15, 16]);
+    trap(&mut harness, sgi1r(false));
+    assert_eq!(harness.current(0), Some(VCPU0), "a send: no reply to wait for");
+    let after = context(&harness, VCPU0);
+    assert_eq!((after.elr, &after.x[..7]), (ENTRY + 4, &[10, 11, 12, 13, 0x0100_0001, 15, 16][..]));
+    assert_eq!(harness.platform.kicks, [1]);
+    assert_eq!(harness.schedule(1), Some(VMM));
+    let encoding: u64 = 3 << 14 | 12 << 7 | 11 << 3 | 5;
+    assert_eq!(
+        harness.received(VMM),
+        Received {
+            label: protocol::SYSREG.0,
+            words: vec![encoding | 1 << 16, 0x0100_0001],
+            badge: VGIC_BADGE
+        }
+    );
+    // The server is busy: the vCPU waits until it takes the message, then runs on.
+    for sgi0r in [false, true] {
+        let mut trap_sgi = sgi1r(false);
+        if sgi0r {
+            trap_sgi.esr |= 2 << 17; // op2 7: ICC_SGI0R_EL1
+        }
+        trap(&mut harness, trap_sgi);
+    }
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedSend(1));
+    harness.syscall(1, Syscall::Recv, 0);
+    assert_eq!(harness.received(VMM).words[0] & 0xffff, encoding);
+    assert_eq!(harness.state(VCPU0), ThreadState::Ready);
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY + 8, "the second write waits unsent");
+    assert_eq!(&context(&harness, VCPU0).x[..7], &[10, 11, 12, 13, 0x0100_0001, 15, 16]);
+}
+
+#[test]
+fn with_a_vgic_other_system_registers_still_go_to_the_fault_endpoint() {
+    let mut harness = with_vgic();
+    trap(&mut harness, sgi1r(true));
+    assert_eq!(harness.current(0), Some(DEVICE));
+    assert_eq!(harness.received(DEVICE).badge, FAULT_BADGE);
+}
+
+/// vCPU 0 (running on CPU 0 with `live` as its interface state) takes an interrupt that
+/// makes a vGIC event; returns the message the VMM got.
+fn vgic_event(harness: &mut Harness, live: protocol::GicSnapshot) -> Received {
+    harness.platform.loaded.insert(0, (0, live));
+    harness.kernel.vcpu_interrupt(0, VcpuId(0));
+    harness.kernel.cpus[0].request_reschedule();
+    assert_eq!(harness.schedule(0), None, "the vCPU sends its event instead of running");
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedReply);
+    assert_eq!(harness.schedule(1), Some(VMM));
+    harness.received(VMM)
+}
+
+#[test]
+fn an_interrupt_for_the_vcpu_is_a_vgic_event_and_load_lrs_answers_it() {
+    let mut harness = with_vgic();
+    let received = vgic_event(&mut harness, snapshot(0x50));
+    let mut words = snapshot(0x50).words().to_vec();
+    words.push(0);
+    assert_eq!(received, Received { label: protocol::VGIC_EVENT.0, words, badge: VGIC_BADGE });
+    let write =
+        protocol::LrWrite { lrs: [1 << 62 | 27 | 1 << 61 | 27 << 32, 2, 3, 4], hcr: protocol::HCR_UIE };
+    harness.message(1, Syscall::ReplyRecv, 0, protocol::LOAD_LRS.0, &write.words());
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY, "nothing to skip");
+    assert_eq!(injected(&mut harness, 0), Some(VcpuRequest::LoadLrs(write)));
+    // Malformed or other answers resume it unchanged.
+    for (label, words) in
+        [(protocol::LOAD_LRS, vec![0, 0, 0, 0, 1]), (protocol::LOAD_LRS, vec![]), (protocol::RESUME, vec![])]
+    {
+        vgic_event(&mut harness, snapshot(0x60));
+        harness.message(1, Syscall::ReplyRecv, 0, label.0, &words);
+        assert_eq!(harness.schedule(0), Some(VCPU0));
+        assert_eq!(injected(&mut harness, 0), None, "{label:?} {words:?}");
+    }
+    vgic_event(&mut harness, snapshot(0x60));
+    harness.message(1, Syscall::ReplyRecv, 0, protocol::STOP.0, &[]);
+    assert_eq!(harness.state(VCPU0), ThreadState::Stopped);
+}
+
+#[test]
+fn without_a_vgic_endpoint_an_interrupt_only_ends_wfi() {
+    let mut harness = guest();
+    harness.kernel.vcpu_interrupt(0, VcpuId(0));
+    harness.kernel.cpus[0].request_reschedule();
+    assert_eq!(harness.schedule(0), Some(VCPU0), "it runs on, nothing sent");
+    trap(&mut harness, class(ec::WFX, 0));
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedWfi);
+    harness.kernel.vcpu_interrupt(0, VcpuId(0));
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    assert!(harness.platform.kicks.is_empty() && harness.platform.console.is_empty());
+}
+
+#[test]
+fn with_a_vgic_wfi_reports_an_unreported_timer_line_and_sleeps_on_a_reported_one() {
+    use protocol::LINE_VIRTUAL_TIMER;
+    let mut harness = with_vgic();
+    let due =
+        WakeState { now: 1_000, virtual_timer: TimerState { ctl: 1, cval: 900 }, ..WakeState::default() };
+    harness.platform.wake_state = due;
+    harness.platform.loaded.insert(0, (0, snapshot(0x70)));
+    trap(&mut harness, class(ec::WFX, 0));
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedReply, "a vGIC event, past the WFI");
+    assert_eq!(harness.schedule(1), Some(VMM));
+    assert_eq!(harness.received(VMM).label, protocol::VGIC_EVENT.0);
+    harness.message(1, Syscall::ReplyRecv, 0, protocol::LOAD_LRS.0, &protocol::LrWrite::default().words());
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    assert_eq!(context(&harness, VCPU0).elr, ENTRY + 4);
+    // The server did not list it (the guest disabled the PPI): WFI sleeps.
+    harness.platform.wake_state = WakeState { reported_lines: LINE_VIRTUAL_TIMER, ..due };
+    trap(&mut harness, class(ec::WFX, 0));
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedWfi);
+    assert!(harness.platform.wakeups.is_empty(), "no deadline ahead");
+}
+
+#[test]
+fn with_a_vgic_a_timer_deadline_in_wfi_wakes_the_vcpu_into_a_vgic_event() {
+    let mut harness = with_vgic();
+    harness.platform.wake_state =
+        WakeState { now: 1_000, physical_timer: TimerState { ctl: 1, cval: 3_000 }, ..WakeState::default() };
+    trap(&mut harness, class(ec::WFX, 0));
+    assert_eq!(harness.platform.wakeups, [(0, 3_000)]);
+    harness.platform.gic.insert(0, (snapshot(0x80), 0));
+    harness.kernel.wake_sleepers(0, 3_000, &mut harness.platform);
+    assert_eq!(harness.schedule(0), None, "it sends the event first");
+    assert_eq!(harness.schedule(1), Some(VMM));
+    assert_eq!(harness.received(VMM).words[..8], snapshot(0x80).words(), "its saved state");
+}
+
+#[test]
+fn a_sync_makes_a_due_vgic_event_unnecessary() {
+    let mut harness = with_vgic();
+    trap(&mut harness, class(ec::WFX, 0));
+    harness.kernel.vcpu_interrupt(0, VcpuId(0));
+    assert_eq!(harness.state(VCPU0), ThreadState::Ready, "woken with an event due");
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    harness.message(
+        1,
+        Syscall::Call,
+        3,
+        ipc::invocation::VCPU_WRITE_LRS.0,
+        &protocol::LrWrite::default().words(),
+    );
+    assert_eq!(harness.schedule(0), Some(VCPU0), "the server saw its state: no event");
 }
