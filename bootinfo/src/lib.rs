@@ -149,8 +149,9 @@ pub struct Tcb {
     pub caps: Table,
     /// Endpoint that receives this thread's faults, or [`NONE`]: then the console only.
     pub fault_endpoint: u32,
-    /// Padding.
-    pub _reserved2: u32,
+    /// Notification bound to this thread, or [`NONE`]: its `Recv` and `ReplyRecv` also
+    /// return (label `ipc::NOTIFIED`) when that notification's word is non-zero.
+    pub bound_notification: u32,
     /// Badge on fault messages.
     pub fault_badge: u64,
     /// Initial PC (EL0 virtual address).

@@ -255,6 +255,12 @@ pub mod fault {
     pub const COMPONENT_FAULT: Label = Label(0xFA17);
 }
 
+/// Label of what `Recv` and `ReplyRecv` return when the caller's bound notification (the
+/// manifest's `bound-notification`) has a non-zero word instead of a message: no words,
+/// and the badge is that word, which the kernel cleared as `Wait` does. When a message and
+/// the word are both ready at the call, the notification comes first.
+pub const NOTIFIED: Label = Label(0xffff_fffe);
+
 /// A message: header plus up to [`MAX_WORDS`] words.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
@@ -292,6 +298,49 @@ impl Message {
     }
 }
 
+/// A message of at most [`REGISTER_WORDS`] words, sent and received in registers only:
+/// the `*_short` syscall wrappers move it without the IPC buffer and without the 16-word
+/// [`Message`], which is what a short round trip spends most of its EL0 instructions on.
+///
+/// The kernel sees the same registers as for a [`Message`], so both ends need not use the
+/// same API. A received message longer than [`REGISTER_WORDS`] keeps its true header: its
+/// words from [`REGISTER_WORDS`] on are in the receiver's IPC buffer, which these wrappers
+/// do not read (and a header sent with a longer length makes the kernel take those words
+/// from the sender's IPC buffer, as for any message).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ShortMessage {
+    /// Label and length.
+    pub info: MessageInfo,
+    /// Words 0 to 3; the kernel delivers zero past the length.
+    pub words: [u64; REGISTER_WORDS],
+}
+
+impl ShortMessage {
+    /// A message with `label` and `words`; panics if more than [`REGISTER_WORDS`].
+    #[inline]
+    pub fn new(label: Label, words: &[u64]) -> Self {
+        let mut message = Self {
+            info: MessageInfo::new(label, words.len()).expect("message too long"),
+            words: [0; REGISTER_WORDS],
+        };
+        assert!(words.len() <= REGISTER_WORDS, "a short message has at most {REGISTER_WORDS} words");
+        message.words[..words.len()].copy_from_slice(words);
+        message
+    }
+
+    /// The label.
+    #[inline]
+    pub fn label(&self) -> Label {
+        self.info.label()
+    }
+
+    /// The meaningful words held in registers (at most [`REGISTER_WORDS`]).
+    #[inline]
+    pub fn body(&self) -> &[u64] {
+        &self.words[..self.info.length().min(REGISTER_WORDS)]
+    }
+}
+
 /// A thread's IPC buffer: one page the kernel and the thread share.
 #[repr(C, align(4096))]
 pub struct IpcBuffer {
@@ -320,6 +369,17 @@ mod tests {
         assert_eq!(MessageInfo::new(Label(0), MAX_WORDS + 1), None);
         assert_eq!(MessageInfo::from_raw(MAX_WORDS as u64 + 1), None);
         assert_eq!(MessageInfo::from_raw(1 << 8), None);
+    }
+
+    #[test]
+    fn short_messages_hold_up_to_four_words() {
+        let message = ShortMessage::new(Label(9), &[1, 2]);
+        assert_eq!((message.label(), message.body(), message.words), (Label(9), &[1, 2][..], [1, 2, 0, 0]));
+        let full = ShortMessage::new(Label(1), &[1, 2, 3, 4]);
+        assert_eq!(full.body(), [1, 2, 3, 4]);
+        let long = ShortMessage { info: MessageInfo::new(Label(1), 9).unwrap(), words: [5; 4] };
+        assert_eq!(long.body(), [5; 4], "the rest of a long message is in the IPC buffer");
+        assert!(std::panic::catch_unwind(|| ShortMessage::new(Label(1), &[0; 5])).is_err());
     }
 
     #[test]

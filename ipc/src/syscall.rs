@@ -2,7 +2,7 @@
 
 use crate::{
     Badge, Cap, Console, Control, Endpoint, Error, IpcBuffer, IrqHandler, Label, MAX_DEBUG_BYTES, Message,
-    MessageInfo, Notification, REGISTER_WORDS, Result, Syscall, Vcpu, invocation, layout,
+    MessageInfo, Notification, REGISTER_WORDS, Result, ShortMessage, Syscall, Vcpu, invocation, layout,
 };
 use core::arch::asm;
 
@@ -68,6 +68,19 @@ fn message_syscall(syscall: Syscall, cap: u32, message: &Message) -> Result<(Mes
     Ok((received, Badge(out.badge)))
 }
 
+/// Runs `syscall` on `cap` with `message` in registers only, and returns the received
+/// header, register words and badge (see [`ShortMessage`]).
+#[inline(always)]
+fn short_syscall(syscall: Syscall, cap: u32, message: &ShortMessage) -> Result<(ShortMessage, Badge)> {
+    let frame = Frame { cap: u64::from(cap), info: message.info.raw(), words: message.words, badge: 0 };
+    let out = svc(syscall, frame);
+    if let Some(error) = Error::from_code(out.cap) {
+        return Err(error);
+    }
+    let info = MessageInfo::from_raw(out.info).ok_or(Error::InvalidArgument)?;
+    Ok((ShortMessage { info, words: out.words }, Badge(out.badge)))
+}
+
 /// Copies the words of `message` past [`REGISTER_WORDS`] into the IPC buffer.
 #[inline(never)]
 fn store_buffer_words(message: &Message) {
@@ -108,6 +121,25 @@ impl Cap<Endpoint> {
     #[inline]
     pub fn reply_recv(self, reply: &Message) -> Result<(Message, Badge)> {
         message_syscall(Syscall::ReplyRecv, self.index().0, reply)
+    }
+
+    /// `Call` with a register-only message: send `message`, wait for the reply.
+    #[inline]
+    pub fn call_short(self, message: &ShortMessage) -> Result<ShortMessage> {
+        short_syscall(Syscall::Call, self.index().0, message).map(|(reply, _)| reply)
+    }
+
+    /// `Recv` of a register-only message, with the sender's badge.
+    #[inline]
+    pub fn recv_short(self) -> Result<(ShortMessage, Badge)> {
+        short_syscall(Syscall::Recv, self.index().0, &ShortMessage::default())
+    }
+
+    /// `ReplyRecv` with register-only messages: reply to the last caller with `reply`,
+    /// then wait for the next message.
+    #[inline]
+    pub fn reply_recv_short(self, reply: &ShortMessage) -> Result<(ShortMessage, Badge)> {
+        short_syscall(Syscall::ReplyRecv, self.index().0, reply)
     }
 }
 

@@ -40,13 +40,9 @@ mod el0 {
         BATCH, GITS_ROUTE, GUEST_RAM, GUEST_RAM_IPA, GUEST_RAM_SIZE, GUEST_RAM_VCPUS, REQUESTS, VGIC, WORK,
     };
     use ipc::vcpu::{INJECT_DATA_ABORT, MMIO, MmioAccess, RESUME};
-    use ipc::{Badge, Label, Message};
+    use ipc::{Badge, Message, NOTIFIED};
     use its_server::remote::RemoteVgic;
     use its_server::{Config, Its, MappedRam, Progress, Width};
-
-    /// What `Recv` returns when the bound notification `work` was signalled (Contract B's
-    /// `ipc::NOTIFIED`).
-    const NOTIFIED: Label = Label(0xffff_fffe);
 
     /// DeviceIDs the guest may map.
     const DEVICES: usize = 32;

@@ -379,6 +379,7 @@ fn blob(
             vspace,
             fault_endpoint: component.fault_endpoint.map_or(bootinfo::NONE, index_u32),
             fault_badge: component.fault_badge,
+            bound_notification: component.bound_notification.map_or(bootinfo::NONE, index_u32),
             entry: image.entry,
             stack_top: STACK_TOP,
             ipc_buffer: placement.ipc_buffers[index],

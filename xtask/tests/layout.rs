@@ -123,6 +123,7 @@ fn blob_describes_the_manifest() {
     let (pinger, ponger) = (&tcbs[0], &tcbs[1]);
     assert_eq!((pinger.priority, pinger.cpu, ponger.priority, ponger.cpu), (10, 0, 20, 1));
     assert_eq!((pinger.fault_endpoint, pinger.fault_badge, ponger.fault_endpoint), (1, 3, bootinfo::NONE));
+    assert_eq!((pinger.bound_notification, ponger.bound_notification), (bootinfo::NONE, 0));
     for tcb in tcbs {
         assert_eq!((tcb.entry, tcb.stack_top), (IMAGE_BASE + 0x10, STACK_TOP));
     }

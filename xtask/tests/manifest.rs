@@ -74,6 +74,7 @@ fn the_fixture_loads_with_defaults_and_placements() {
         ("ponger-server", 32 << 10, 0)
     );
     assert_eq!((pinger.fault_endpoint, pinger.fault_badge, ponger.fault_endpoint), (Some(1), 3, None));
+    assert_eq!((pinger.bound_notification, ponger.bound_notification), (None, Some(0)));
     assert_eq!(pinger.caps[0].object, CapObject::Endpoint { index: 0, rights: ipc::endpoint_rights::CALL });
     assert_eq!(pinger.caps[0].badge, 7);
     assert_eq!(pinger.caps[1].object, CapObject::Control);
@@ -155,7 +156,7 @@ fn unknown_key() {
     assert_eq!(
         errors(&pair_with("priority = 2", "priority = 2\nprio = 3")),
         "tests/fixtures/t/system.toml:20:1: unknown field `prio`, expected one of `name`, `crate`, `priority`, `cpu`, \
-         `stack-size`, `heap-size`, `fault-endpoint`, `fault-badge`, `cap`, `map`"
+         `stack-size`, `heap-size`, `fault-endpoint`, `fault-badge`, `bound-notification`, `cap`, `map`"
     );
 }
 
@@ -508,7 +509,42 @@ fn signals_need_a_waiter() {
     assert_eq!(
         errors(&signalled("  rights = [\"signal\"]\n  badge = 2\n")),
         "tests/fixtures/t/system.toml:19:12: component \"client\": cap \"events\": field \"rights\": can signal notification \
-         \"events\", but no component waits on it (no cap on it has \"wait\")"
+         \"events\", but no component waits on it (no cap on it has \"wait\" and no component binds it)"
+    );
+}
+
+#[test]
+fn a_bound_notification_is_a_waiter() {
+    let bound = signalled("  rights = [\"signal\"]\n  badge = 2\n").replacen(
+        "cpu = 1\n",
+        "cpu = 1\nbound-notification = \"events\"\n",
+        1,
+    );
+    let system = parse(&bound).unwrap();
+    assert_eq!(
+        (system.components[0].bound_notification, system.components[1].bound_notification),
+        (None, Some(0))
+    );
+}
+
+#[test]
+fn a_bound_notification_must_exist() {
+    assert_eq!(
+        errors(&pair_with("cpu = 1", "cpu = 1\nbound-notification = \"nope\"")),
+        "tests/fixtures/t/system.toml:21:22: component \"server\": field \"bound-notification\": no notification named \
+         \"nope\" (there are no notifications)"
+    );
+}
+
+#[test]
+fn a_notification_is_bound_to_one_component_at_most() {
+    let text = signalled("  rights = [\"wait\"]\n")
+        .replacen("cpu = 0\n", "cpu = 0\nbound-notification = \"events\"\n", 1)
+        .replacen("cpu = 1\n", "cpu = 1\nbound-notification = \"events\"\n", 1);
+    assert_eq!(
+        errors(&text),
+        "tests/fixtures/t/system.toml:27:22: component \"server\": field \"bound-notification\": notification \
+         \"events\" is already bound to component \"client\""
     );
 }
 
@@ -539,7 +575,7 @@ fn an_irq_needs_a_waiter_and_a_holder() {
             &format!("[[component]]\nname = \"driver\"\npriority = 3\ncpu = 0\n{HOLD_IRQ}")
         )),
         "tests/fixtures/t/system.toml:31:16: irq \"rtc\": field \"notification\": signals notification \"irq-events\", but \
-         no component waits on it (no cap on it has \"wait\")"
+         no component waits on it (no cap on it has \"wait\" and no component binds it)"
     );
     assert_eq!(
         errors(&with_irq(

@@ -1,6 +1,7 @@
 //! Endpoints: message transfer, `Send`/`Call`, `Recv`, `Reply`, and fault messages.
 
 use super::console::kernel_line;
+use super::notification::NotificationObject;
 use super::queue::{Link, Queue};
 use super::{Kernel, ThreadState, return_empty};
 use crate::Platform;
@@ -32,6 +33,13 @@ impl EndpointObject {
     /// Dequeues the first thread if the queue holds `waiters`.
     fn pop(&mut self, links: &mut super::Links, waiters: Waiters) -> Option<usize> {
         if self.waiters == waiters { self.queue.pop_front(links) } else { None }
+    }
+
+    /// Takes the blocked receiver `thread` out of the queue (its bound notification woke it).
+    pub(super) fn remove_receiver(&mut self, links: &mut super::Links, thread: usize) {
+        debug_assert_eq!(self.waiters, Waiters::Receivers);
+        let removed = self.queue.remove(links, thread);
+        debug_assert!(removed, "a thread in BlockedRecv is in its endpoint's queue");
     }
 
     /// Whether a sender waits.
@@ -137,7 +145,8 @@ impl Kernel<'_> {
                 if length > REGISTER_WORDS {
                     copy_buffer_words(platform, from.ipc_buffer, to, length);
                 }
-                [from.context.x[2], from.context.x[3], from.context.x[4], from.context.x[5]]
+                self.transfer_registers(sender, receiver, message.info, message.badge);
+                return;
             }
             SendKind::Guest | SendKind::GuestSend => {
                 let vcpu = usize::from(from.vcpu.expect("guest messages come from vCPUs"));
@@ -148,13 +157,37 @@ impl Kernel<'_> {
                 [words[0], words[1], words[2], words[3]]
             }
         };
+        self.write_message(receiver, message.info, words, message.badge);
+    }
+
+    /// [`Kernel::transfer`] of a `Send`, `Call` or reply's register part: `receiver` gets
+    /// `info`, words 0-3 from `sender`'s `x2..=x5` and `badge`. The fast paths use it alone
+    /// for messages that fit in registers.
+    #[inline(always)]
+    fn transfer_registers(&mut self, sender: usize, receiver: usize, info: MessageInfo, badge: u64) {
+        let x = &self.threads[sender].context.x;
+        let words = [x[2], x[3], x[4], x[5]];
+        self.write_message(receiver, info, words, badge);
+    }
+
+    /// Sets the registers of a received message: `x0` = 0, `x1` = `info`, `words` in
+    /// `x2..=x5` (zero past the length), `x6` = `badge`.
+    #[inline(always)]
+    fn write_message(
+        &mut self,
+        receiver: usize,
+        info: MessageInfo,
+        words: [u64; REGISTER_WORDS],
+        badge: u64,
+    ) {
+        let length = info.length();
         let context = &mut self.threads[receiver].context;
         context.x[0] = 0;
-        context.x[1] = message.info.raw();
+        context.x[1] = info.raw();
         for (index, word) in words.into_iter().enumerate() {
             context.x[2 + index] = if index < length { word } else { 0 };
         }
-        context.x[6] = message.badge;
+        context.x[6] = badge;
     }
 
     /// Queues the current thread of `cpu` on `endpoint`.
@@ -200,10 +233,14 @@ impl Kernel<'_> {
         self.wake(cpu, receiver);
     }
 
-    /// `receiver`, the current thread of `cpu`, takes the first queued message of
-    /// `endpoint`, or queues until one comes. Forgets any reply it still owed.
+    /// `receiver`, the current thread of `cpu`, takes its bound notification's word if
+    /// that is non-zero, else the first queued message of `endpoint`, or queues until one
+    /// of them comes. Forgets any reply it still owed.
     pub(super) fn receive(&mut self, cpu: usize, receiver: usize, endpoint: usize, platform: &impl Platform) {
         self.threads[receiver].reply_target = Link::NONE;
+        if self.take_bound_notification(receiver) {
+            return;
+        }
         let Some(sender) = self.endpoints[endpoint].pop(&mut self.links, Waiters::Senders) else {
             self.block_on(cpu, receiver, endpoint, Waiters::Receivers);
             return;
@@ -270,7 +307,11 @@ impl Kernel<'_> {
         platform: &impl Platform,
     ) -> bool {
         let Some(receiver) = self.take_fast_receiver(cpu, endpoint) else { return false };
-        self.transfer(platform, caller, receiver, message);
+        if message.kind == SendKind::Call && message.info.length() <= REGISTER_WORDS {
+            self.transfer_registers(caller, receiver, message.info, message.badge);
+        } else {
+            self.transfer(platform, caller, receiver, message);
+        }
         self.hand_over_call(cpu, caller, receiver);
         true
     }
@@ -311,7 +352,9 @@ impl Kernel<'_> {
     ) -> bool {
         let Some(caller) = self.threads[replier].reply_target.get() else { return false };
         let target = &self.threads[caller];
+        let bound = self.threads[replier].bound_notification as usize;
         if self.endpoints[endpoint].has_senders()
+            || self.notifications.get(bound).is_some_and(NotificationObject::is_signalled)
             || usize::from(target.cpu) != cpu
             || !self.cpus[cpu].outranks_ready(target.priority)
             || (target.vcpu.is_some() && info.label() == ipc::vcpu::STOP)
@@ -320,7 +363,11 @@ impl Kernel<'_> {
             return false;
         }
         self.threads[replier].reply_target = Link::NONE;
-        self.deliver_reply(platform, replier, caller, info);
+        if self.threads[caller].vcpu.is_none() && info.length() <= REGISTER_WORDS {
+            self.transfer_registers(replier, caller, info, 0);
+        } else {
+            self.deliver_reply(platform, replier, caller, info);
+        }
         self.block_on(cpu, replier, endpoint, Waiters::Receivers);
         self.switch_to(cpu, caller);
         true

@@ -14,6 +14,13 @@
 //!   A message is a [`ipc::MessageInfo`] (label, length), words 0-3 in `x2..=x5` and
 //!   words 4 and up in the IPC buffer, plus the badge of the sender's capability.
 //! - **Notification**: a word that `Signal` ORs badges into, and a FIFO queue of waiters.
+//!   It may be *bound* to one thread (boot-info `Tcb::bound_notification`): that thread's
+//!   `Recv` and `ReplyRecv`, on any endpoint, also end when the word is non-zero, with
+//!   `x1` = [`ipc::NOTIFIED`] and no words, `x2..=x5` = 0 and the word in `x6` (then
+//!   cleared, as `Wait` does). A word already non-zero when the receive starts wins over a
+//!   queued sender; a signal while the thread waits in its receive takes it off the
+//!   endpoint's queue and wakes it, from any CPU, unless a thread in `Wait` on the
+//!   notification takes the word first.
 //! - **IRQ handler**: a physical interrupt that signals a notification with a badge. The
 //!   interrupt stays active (masked) in the GIC until the component invokes `IRQ_ACK`.
 //! - **Control**: the right to print the result line and power the machine off.
@@ -56,7 +63,7 @@
 //! | `Ready` | boot, wake-up, preemption, slice end, `Yield` | `schedule` picks it |
 //! | `Running` | `schedule`, fast-path hand-off | blocking, preemption, slice end, fault |
 //! | `BlockedSend(ep)` | `Send`, `Call` or a fault, no receiver | a receiver takes the message |
-//! | `BlockedRecv(ep)` | `Recv`, `ReplyRecv`, no sender | a message arrives |
+//! | `BlockedRecv(ep)` | `Recv`, `ReplyRecv`, no sender, no bound word | a message arrives, its bound notification is signalled |
 //! | `BlockedReply` | its `Call` was taken | the reply |
 //! | `BlockedWait(n)` | `Wait` on a zero word | a `Signal` or IRQ |
 //! | `BlockedWfi` | a vCPU's WFI | its timer deadline passes, a timer or maintenance interrupt for it, `VCPU_KICK` |
@@ -103,7 +110,7 @@
 //!
 //! - `Call` on an endpoint whose first queued receiver is on the same CPU;
 //! - `ReplyRecv` whose reply target is on the same CPU, on an endpoint with no queued
-//!   sender;
+//!   sender, by a thread whose bound notification (if any) has a zero word;
 //!
 //! in both cases only if the woken thread's priority is above every ready thread's on the
 //! CPU and no reschedule is pending, exactly when the slow path followed by
@@ -153,7 +160,8 @@ pub enum BootError {
     /// More objects of some kind (or CPUs) than the kernel has slots for.
     TooManyObjects,
     /// A record names an object, CPU or vspace that does not exist, a capability of an
-    /// unknown kind, or an IPC buffer that is not page aligned.
+    /// unknown kind, or an IPC buffer that is not page aligned; or two threads are bound
+    /// to one notification.
     BadReference,
 }
 
@@ -227,6 +235,8 @@ struct Thread<'a> {
     fault_endpoint: u32,
     /// Badge on fault messages.
     fault_badge: u64,
+    /// The notification bound to this thread, or `bootinfo::NONE`.
+    bound_notification: u32,
     /// The vCPU this thread is, if it is one.
     vcpu: Option<u8>,
 }
@@ -246,6 +256,7 @@ impl Thread<'_> {
         pending: PendingSend::NONE,
         fault_endpoint: bootinfo::NONE,
         fault_badge: 0,
+        bound_notification: bootinfo::NONE,
         vcpu: None,
     };
 }
@@ -369,6 +380,15 @@ impl<'a> Kernel<'a> {
             require(usize::from(tcb.cpu) < cpu_count && (tcb.vspace as usize) < vspaces)?;
             validate_endpoint(tcb.fault_endpoint, true, endpoints)?;
             require(Pa(tcb.ipc_buffer).is_page_aligned())?;
+            if tcb.bound_notification != bootinfo::NONE {
+                let notification = kernel
+                    .notifications
+                    .get_mut(tcb.bound_notification as usize)
+                    .filter(|_| (tcb.bound_notification as usize) < notifications)
+                    .ok_or(BootError::BadReference)?;
+                require(notification.bound_thread().is_none())?;
+                notification.bind(index);
+            }
             let context = UserContext { elr: tcb.entry, sp_el0: tcb.stack_top, ..Thread::UNUSED.context };
             kernel.threads[index] = Thread {
                 context,
@@ -380,6 +400,7 @@ impl<'a> Kernel<'a> {
                 cpu: tcb.cpu,
                 fault_endpoint: tcb.fault_endpoint,
                 fault_badge: tcb.fault_badge,
+                bound_notification: tcb.bound_notification,
                 ..Thread::UNUSED
             };
             kernel.enqueue_ready_back(index);

@@ -2,7 +2,8 @@
 //!
 //! A thread is in at most one queue at a time (a run queue when ready, an endpoint or
 //! notification queue when blocked), so one link per thread serves them all. Threads
-//! only ever leave a queue at its front.
+//! leave a queue at its front, except a receiver whose bound notification wakes it
+//! ([`Queue::remove`], a walk: queues hold a few threads).
 
 use super::THREAD_SLOTS;
 
@@ -86,6 +87,28 @@ impl Queue {
         Some(head)
     }
 
+    /// Removes `thread` wherever it is in this queue; returns whether it was there.
+    pub(super) fn remove(&mut self, links: &mut Links, thread: usize) -> bool {
+        let mut previous: Option<usize> = None;
+        let mut cursor = self.head.get();
+        while let Some(current) = cursor {
+            if current == thread {
+                let next = core::mem::replace(&mut links[current], Link::NONE);
+                match previous {
+                    Some(previous) => links[previous] = next,
+                    None => self.head = next,
+                }
+                if self.tail == Link::to(current) {
+                    self.tail = previous.map_or(Link::NONE, Link::to);
+                }
+                return true;
+            }
+            previous = Some(current);
+            cursor = links[current].get();
+        }
+        false
+    }
+
     /// The queued threads, first to last.
     #[cfg(test)]
     pub(super) fn iter<'q>(&self, links: &'q Links) -> impl Iterator<Item = usize> + 'q {
@@ -120,5 +143,28 @@ mod tests {
         queue.push_back(&mut links, 4);
         assert_eq!(queue.iter(&links).collect::<Vec<_>>(), [2, 4]);
         assert!(links.iter().enumerate().all(|(i, link)| i == 2 || *link == Link::NONE));
+    }
+
+    #[test]
+    fn remove_takes_a_thread_from_anywhere_and_keeps_the_order() {
+        let mut links = [Link::NONE; THREAD_SLOTS];
+        let mut queue = Queue::EMPTY;
+        for thread in [1, 2, 3, 4] {
+            queue.push_back(&mut links, thread);
+        }
+        assert!(queue.remove(&mut links, 3));
+        assert_eq!(queue.iter(&links).collect::<Vec<_>>(), [1, 2, 4]);
+        assert!(queue.remove(&mut links, 4), "the tail");
+        queue.push_back(&mut links, 5);
+        assert_eq!(queue.iter(&links).collect::<Vec<_>>(), [1, 2, 5]);
+        assert!(queue.remove(&mut links, 1), "the head");
+        assert!(!queue.remove(&mut links, 1), "not queued any more");
+        assert_eq!(queue.iter(&links).collect::<Vec<_>>(), [2, 5]);
+        assert!(queue.remove(&mut links, 2));
+        assert!(queue.remove(&mut links, 5));
+        assert!(queue.is_empty());
+        queue.push_back(&mut links, 6);
+        assert_eq!(queue.iter(&links).collect::<Vec<_>>(), [6]);
+        assert!(links.iter().all(|link| *link == Link::NONE), "removed threads keep no stale link");
     }
 }

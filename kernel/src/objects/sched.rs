@@ -132,12 +132,22 @@ impl Kernel<'_> {
     /// current thread keeps running unless it blocked, its slice ended, or a thread of
     /// higher priority is ready; a preempted thread goes back to the front of its queue.
     /// A vCPU held by `VCPU_SYNC` that comes up in a run queue leaves it as `Held`.
+    ///
+    /// Inlined into the shell: after a fast-path hand-off it is one test.
+    #[inline]
     pub fn schedule(&mut self, cpu: usize) -> Option<ThreadId> {
-        let Self { threads, links, cpus, vcpus, .. } = self;
-        let state = &mut cpus[cpu];
+        let state = &self.cpus[cpu];
         if !state.reschedule {
             return state.current().map(thread_id);
         }
+        self.choose(cpu)
+    }
+
+    /// [`Kernel::schedule`] when the choice may change.
+    #[inline(never)]
+    fn choose(&mut self, cpu: usize) -> Option<ThreadId> {
+        let Self { threads, links, cpus, vcpus, .. } = self;
+        let state = &mut cpus[cpu];
         state.reschedule = false;
         let slice_ended = core::mem::take(&mut state.slice_ended);
         if let Some(current) = state.current()

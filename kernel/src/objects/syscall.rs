@@ -45,6 +45,9 @@ impl Kernel<'_> {
 
     /// Runs the system call of `caller` (the current thread of `cpu`): on success the
     /// operation sets its results or blocks the caller; an error only sets `x0`.
+    ///
+    /// Never inlined: its large stack frame would otherwise be set up on every fast path.
+    #[inline(never)]
     pub(super) fn slow_path(&mut self, cpu: usize, caller: usize, platform: &mut impl Platform) {
         let result = match Syscall::from_u64(self.threads[caller].context.x[7]) {
             Some(syscall) => self.dispatch(cpu, caller, syscall, platform),

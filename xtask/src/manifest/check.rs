@@ -390,11 +390,12 @@ impl Checker<'_> {
 
         let regions = self.regions(manifest, memory);
         let irqs = self.irqs(manifest, &names, cpus);
-        let components = manifest
+        let components: Vec<Component> = manifest
             .component
             .iter()
             .map(|component| self.component(component, &names, &regions, cpus))
             .collect();
+        self.bindings_are_unique(manifest, &components);
         let vms = manifest.vm.iter().map(|vm| self.vm(vm, &names, cpus, base)).collect();
         let endpoints =
             manifest.endpoint.iter().map(|object| Endpoint { name: object.name.get_ref().clone() });
@@ -414,6 +415,24 @@ impl Checker<'_> {
             irqs,
             components,
             vms,
+        }
+    }
+
+    /// A notification is bound to at most one thread: the kernel wakes that one thread's
+    /// `Recv` when the notification is signalled.
+    fn bindings_are_unique(&mut self, manifest: &schema::Manifest, components: &[Component]) {
+        let mut bound_by: BTreeMap<usize, &str> = BTreeMap::new();
+        for (raw, component) in manifest.component.iter().zip(components) {
+            let (Some(index), Some(value)) = (component.bound_notification, &raw.bound_notification) else {
+                continue;
+            };
+            if let Some(first) = bound_by.insert(index, &component.name) {
+                let context = format!("component \"{}\"", component.name);
+                let problem =
+                    format!("notification \"{}\" is already bound to component \"{first}\"", value.get_ref());
+                self.field(&context, "bound-notification", value, problem);
+                bound_by.insert(index, first);
+            }
         }
     }
 
@@ -560,6 +579,9 @@ impl Checker<'_> {
             }
             self.badge(&context, "fault-badge", value, None)
         });
+        let bound_notification = component.bound_notification.as_ref().and_then(|value| {
+            self.lookup(&context, "bound-notification", "notification", &names.notifications, value)
+        });
         let caps = component.cap.iter().filter_map(|cap| self.cap(&context, cap, names)).collect();
         let maps = match (stack_size, heap_size) {
             (Some(stack_size), Some(heap_size))
@@ -579,6 +601,7 @@ impl Checker<'_> {
             heap_size: heap_size.unwrap_or(0),
             fault_endpoint,
             fault_badge: fault_badge.unwrap_or(0),
+            bound_notification,
             caps,
             maps,
         }
@@ -1307,12 +1330,14 @@ impl Checker<'_> {
             }
         }
         for (index, holders) in notifications.iter().enumerate() {
-            if !holders.receivers.is_empty() {
+            let bound = system.components.iter().any(|component| component.bound_notification == Some(index));
+            if !holders.receivers.is_empty() || bound {
                 continue;
             }
             let notification = &system.notifications[index].name;
             let nobody = format!(
-                "notification \"{notification}\", but no component waits on it (no cap on it has \"wait\")"
+                "notification \"{notification}\", but no component waits on it (no cap on it has \"wait\" \
+                 and no component binds it)"
             );
             if let Some(&holder) = holders.senders.first() {
                 let (context, span) = cap_context(holder);

@@ -178,6 +178,9 @@ pub struct Component {
     pub fault_endpoint: Option<usize>,
     /// Badge of its fault messages.
     pub fault_badge: u64,
+    /// Index of the notification bound to its thread: its `Recv` and `ReplyRecv` also
+    /// return when that notification's word is non-zero.
+    pub bound_notification: Option<usize>,
     /// Capability slots; slot `i` is `caps[i]`.
     pub caps: Vec<Cap>,
     /// Memory regions mapped in its address space.

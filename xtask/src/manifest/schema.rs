@@ -83,6 +83,7 @@ pub(super) struct Component {
     pub heap_size: Option<Spanned<Size>>,
     pub fault_endpoint: Option<Text>,
     pub fault_badge: Option<Int>,
+    pub bound_notification: Option<Text>,
     #[serde(default)]
     pub cap: Vec<Cap>,
     #[serde(default)]

@@ -117,7 +117,7 @@ type Breakage = (&'static str, fn(&mut System));
 fn references_to_missing_objects_are_refused() {
     let base = System::new(2, 1, 1).with(thread("a", 1, 0, &[]));
     assert!(base.try_boot().is_ok());
-    let broken: [Breakage; 11] = [
+    let broken: [Breakage; 13] = [
         ("endpoint cap", |s| s.threads[0].caps = vec![endpoint_cap(1, 0, 0)]),
         ("notification cap", |s| s.threads[0].caps = vec![notification_cap(1, 0, 0)]),
         ("irq cap", |s| s.threads[0].caps = vec![cap_of(cap_kind::IRQ_HANDLER, 0)]),
@@ -129,6 +129,11 @@ fn references_to_missing_objects_are_refused() {
         ("irq notification", |s| s.irqs = vec![Irq { intid: 34, notification: 1, ..Irq::default() }]),
         ("irq cpu", |s| s.irqs = vec![Irq { intid: 34, cpu: 2, ..Irq::default() }]),
         ("thread cpu beyond MAX_CPUS", |s| s.threads[0].tcb.cpu = 200),
+        ("bound notification", |s| s.threads[0].tcb.bound_notification = 1),
+        ("notification bound twice", |s| {
+            s.threads[0].tcb.bound_notification = 0;
+            s.threads.push(s.threads[0].clone());
+        }),
     ];
     for (what, breaks) in broken {
         let mut system = base.clone();

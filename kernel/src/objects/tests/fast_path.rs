@@ -198,16 +198,49 @@ fn handle_syscall_hands_over_before_schedule_runs() {
     assert_eq!(harness.schedule(0), Some(1));
 }
 
+#[test]
+fn a_ready_bound_word_keeps_reply_recv_off_the_fast_path() {
+    let mut server = thread("server", 20, 0, &[endpoint_cap(0, ep::RECV, 0)]);
+    server.tcb.bound_notification = 0;
+    let system = System::new(1, 1, 1)
+        .with(thread(
+            "client",
+            10,
+            0,
+            &[endpoint_cap(0, ep::CALL, 7), notification_cap(0, ipc::notification_rights::SIGNAL, 1)],
+        ))
+        .with(server);
+    let mut twins = Twins::new(&system);
+    assert!(!twins.message(0, Syscall::Recv, 0, 0, &[]));
+    assert!(twins.message(0, Syscall::Call, 0, 1, &[1]), "a bound receiver takes calls fast");
+    assert!(twins.message(0, Syscall::ReplyRecv, 0, 2, &[2]), "nothing signalled");
+    assert!(!twins.message(0, Syscall::Signal, 1, 0, &[]), "the signal wakes the server");
+    assert_eq!(twins.fast.received(1).label, ipc::NOTIFIED.0);
+    assert!(!twins.message(0, Syscall::Recv, 0, 0, &[]));
+    assert!(twins.message(0, Syscall::Call, 0, 3, &[3]));
+    twins.both(|harness| harness.kernel.signal(0, 0, 4));
+    assert!(!twins.message(0, Syscall::ReplyRecv, 0, 4, &[4]), "the word is ready");
+    assert_eq!(twins.fast.current(0), Some(1));
+    assert_eq!(twins.fast.received(1), Received { label: ipc::NOTIFIED.0, words: vec![], badge: 4 });
+}
+
+/// Capability slots of the random system's threads; the next slot is empty.
+const RANDOM_CAPS: u64 = 5;
+
 /// Two CPUs (four threads on CPU 0, two on CPU 1) at a few priorities, two endpoints and
-/// a notification that an IRQ also signals; every thread holds every capability (slots 0-2) and some report
-/// faults to endpoint 1.
+/// three notifications: notification 0 is signalled by an IRQ too, notification 1 is
+/// bound to thread 1 (CPU 0) and signalled by an IRQ routed to CPU 1, notification 2 is
+/// bound to thread 4 (CPU 1). Every thread holds every capability (slots 0-4) and some
+/// report faults to endpoint 1.
 fn random_system(random: &mut fastrand::Rng) -> System {
-    let mut system = System::new(2, 2, 1);
+    let mut system = System::new(2, 2, 3);
     for index in 0..6u64 {
         let caps = [
             endpoint_cap(0, ALL_ENDPOINT_RIGHTS, index + 1),
             endpoint_cap(1, ALL_ENDPOINT_RIGHTS, index + 100),
             notification_cap(0, ALL_NOTIFICATION_RIGHTS, 1 << index),
+            notification_cap(1, ALL_NOTIFICATION_RIGHTS, 1 << (index + 8)),
+            notification_cap(2, ALL_NOTIFICATION_RIGHTS, 1 << (index + 16)),
         ];
         let priority = [5, 10, 20][random.u64(..3) as usize];
         let mut spec = thread("t", priority, u8::from(index >= 4), &caps);
@@ -215,26 +248,49 @@ fn random_system(random: &mut fastrand::Rng) -> System {
             spec.tcb.fault_endpoint = 1;
             spec.tcb.fault_badge = 0xF0 + index;
         }
+        spec.tcb.bound_notification = match index {
+            1 => 1,
+            4 => 2,
+            _ => bootinfo::NONE,
+        };
         system = system.with(spec);
     }
-    system.irqs = vec![Irq { intid: 40, notification: 0, badge: 1 << 40, cpu: 1, ..Irq::default() }];
+    system.irqs = vec![
+        Irq { intid: 40, notification: 0, badge: 1 << 40, cpu: 1, ..Irq::default() },
+        Irq { intid: 41, notification: 1, badge: 1 << 41, cpu: 1, ..Irq::default() },
+    ];
     system
+}
+
+/// Bit `i` set: thread `i`'s last system call returned a bound notification's word.
+fn notified_threads(harness: &Harness) -> u32 {
+    let notified = MessageInfo::new(ipc::NOTIFIED, 0).unwrap().raw();
+    let threads = harness.kernel.threads.iter().take(6).enumerate();
+    threads
+        .filter(|(_, thread)| thread.context.x[1] == notified)
+        .fold(0, |bits, (index, _)| bits | 1 << index)
 }
 
 #[test]
 fn random_system_calls_agree_with_and_without_the_fast_path() {
     let mut fast_paths = 0;
     let mut steps = 0;
+    let mut notifications_delivered = 0;
     for seed in 1..=400u64 {
         let mut random = fastrand::Rng::with_seed(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let system = random_system(&mut random);
         let mut twins = Twins::new(&system);
+        let mut notified = 0;
         for step in 0..300u64 {
+            let now_notified = notified_threads(&twins.fast);
+            notifications_delivered += (now_notified & !notified).count_ones();
+            notified = now_notified;
             let busy: Vec<usize> = (0..2).filter(|&cpu| twins.fast.current(cpu).is_some()).collect();
             let roll = random.u64(..100);
             if busy.is_empty() || roll < 3 {
+                let intid = 40 + random.u32(..2);
                 twins.both(|harness| {
-                    harness.kernel.handle_irq(40, &mut harness.platform);
+                    harness.kernel.handle_irq(intid, &mut harness.platform);
                     harness.schedule(1);
                     harness.schedule(0);
                 });
@@ -268,7 +324,7 @@ fn random_system_calls_agree_with_and_without_the_fast_path() {
                     [Syscall::Signal, Syscall::Wait, Syscall::Poll, Syscall::Yield][random.u64(..4) as usize]
                 }
             };
-            let cap = if random.u64(..10) == 0 { 3 } else { random.u64(..3) as u32 };
+            let cap = if random.u64(..10) == 0 { RANDOM_CAPS } else { random.u64(..RANDOM_CAPS) } as u32;
             let length = random.u64(..9) as usize;
             let words: Vec<u64> = (0..length).map(|_| random.u64(..)).collect();
             let label = random.u64(..4) as u32;
@@ -279,4 +335,5 @@ fn random_system_calls_agree_with_and_without_the_fast_path() {
     }
     assert!(steps > 5000, "{steps} system calls, {fast_paths} fast");
     assert!(fast_paths > 300, "only {fast_paths} of {steps} system calls took the fast path");
+    assert!(notifications_delivered > 150, "only {notifications_delivered} bound notifications delivered");
 }

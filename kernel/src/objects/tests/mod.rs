@@ -2,6 +2,7 @@
 //! on a fake platform whose IPC buffers live in host memory.
 
 mod boot;
+mod bound;
 mod console;
 mod errors;
 mod fast_path;
@@ -170,7 +171,13 @@ pub(super) struct ThreadSpec {
 pub(super) fn thread(name: &'static str, priority: u8, cpu: u8, caps: &[Cap]) -> ThreadSpec {
     ThreadSpec {
         name,
-        tcb: Tcb { priority, cpu, fault_endpoint: bootinfo::NONE, ..Tcb::default() },
+        tcb: Tcb {
+            priority,
+            cpu,
+            fault_endpoint: bootinfo::NONE,
+            bound_notification: bootinfo::NONE,
+            ..Tcb::default()
+        },
         caps: caps.to_vec(),
     }
 }

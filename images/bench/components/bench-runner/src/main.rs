@@ -43,12 +43,16 @@ fn report(name: &str, value: u64) {
 
 fn main() -> ! {
     let short = ipc::Message::new(ipc::Label(1)).with_words(&[1, 2]);
+    let in_registers = ipc::ShortMessage::new(ipc::Label(1), &[1, 2]);
     let long = ipc::Message::new(ipc::Label(1)).with_words(&[7; 16]);
     let mut null_syscall = || {
         let _ = IDLE.poll();
     };
     let mut call_same_cpu = || {
         let _ = ECHO.call(&short);
+    };
+    let mut call_in_registers = || {
+        let _ = ECHO.call_short(&in_registers);
     };
     let mut call_long = || {
         let _ = ECHO.call(&long);
@@ -60,9 +64,10 @@ fn main() -> ! {
         PEER.signal().expect("signal PEER");
         MINE.wait().expect("wait on MINE");
     };
-    let figures: [(&str, &mut dyn FnMut()); 5] = [
+    let figures: [(&str, &mut dyn FnMut()); 6] = [
         ("null-syscall", &mut null_syscall),
         ("ipc-call-fastpath", &mut call_same_cpu),
+        ("ipc-call-fastpath-registers", &mut call_in_registers),
         ("ipc-call-long-message", &mut call_long),
         ("ipc-call-cross-cpu-system-wide", &mut call_other_cpu),
         ("signal-cross-cpu-round-trip-system-wide", &mut signal_round_trip),

@@ -17,9 +17,25 @@ const NOTIFY_CPU1: u64 = 6;
 const CAP_INTRUDER: u64 = 4;
 const RTC_DRIVER: u64 = 5;
 const MEM_CHECK: u64 = 7;
+const BOUND_SERVER: u64 = 8;
+const BOUND_SIGNALLER: u64 = 9;
+const BOUND_CLIENT: u64 = 10;
 const FAULTER: u64 = 99;
-const EXPECTED: [u64; 8] =
-    [CLIENT_CPU0, CLIENT_CPU1, NOTIFY_CPU0, NOTIFY_CPU1, CAP_INTRUDER, RTC_DRIVER, MEM_CHECK, FAULTER];
+const EXPECTED: [u64; 11] = [
+    CLIENT_CPU0,
+    CLIENT_CPU1,
+    NOTIFY_CPU0,
+    NOTIFY_CPU1,
+    CAP_INTRUDER,
+    RTC_DRIVER,
+    MEM_CHECK,
+    BOUND_SERVER,
+    BOUND_SIGNALLER,
+    BOUND_CLIENT,
+    FAULTER,
+];
+/// Signals and calls of the bound-notification test, each delivered exactly once.
+const BOUND_ROUNDS: u64 = 200;
 
 fn main() -> ! {
     let mut failures = 0u32;
@@ -45,6 +61,9 @@ fn main() -> ! {
             CLIENT_CPU0 | CLIENT_CPU1 => body == [0, badge.0],
             // Each notify-ping instance received every one of its peer's 200 signals.
             NOTIFY_CPU0 | NOTIFY_CPU1 => body == [0, 200],
+            // The bound server took every signal as one notification and every call.
+            BOUND_SERVER => body == [0, BOUND_ROUNDS, BOUND_ROUNDS],
+            BOUND_SIGNALLER | BOUND_CLIENT => body == [0, BOUND_ROUNDS],
             _ => body.first() == Some(&0),
         };
         if seen[slot] {
