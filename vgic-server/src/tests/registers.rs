@@ -235,7 +235,6 @@ fn any_vcpu_may_access_any_redistributor() {
 #[test]
 fn built_in_place_with_sixteen_bit_lpis() {
     use crate::{ConfigError, Vgic};
-    use core::mem::MaybeUninit;
     type Large = Vgic<4, { (1 << 16) - 8192 }, 16>;
     let mut place = Box::<Large>::new_uninit();
     let config = Config { vcpus: 4, spis: 224, lpi_id_bits: Some(16) };
