@@ -126,7 +126,7 @@ mod el0 {
         let ram = unsafe { MappedRam::new(GUEST_RAM as *mut u8, GUEST_RAM_IPA, GUEST_RAM_SIZE as u64) };
         // SAFETY: this is the component's only thread and `main` runs once, so this is the
         // only reference to ITS ever made.
-        let its = unsafe { &mut *(&raw mut ITS) };
+        let its = unsafe { (&raw mut ITS).as_mut() }.expect("a static's address is not null");
         let mut vgic = RemoteVgic::new(|message: &Message| VGIC.call(message));
         let (mut message, mut badge) = REQUESTS.recv().expect("recv on REQUESTS");
         loop {
