@@ -24,6 +24,7 @@ mod message;
 #[cfg(target_os = "none")]
 mod syscall;
 pub mod vcpu;
+pub mod vgic;
 
 pub use message::*;
 #[cfg(target_os = "none")]

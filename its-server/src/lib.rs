@@ -102,7 +102,9 @@
 
 mod command;
 mod config;
+mod mapped;
 pub mod registers;
+pub mod remote;
 mod server;
 mod translation;
 
@@ -110,6 +112,7 @@ mod translation;
 mod fakes;
 
 pub use config::{Config, ConfigError, FIRST_LPI, MAX_LPI_ID_BITS, MIN_LPI_ID_BITS};
+pub use mapped::MappedRam;
 pub use registers::{TableError, Width};
 pub use server::{CommandError, Its, MsiDropped, Progress};
 

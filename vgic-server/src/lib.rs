@@ -117,6 +117,7 @@ mod config;
 mod distributor;
 mod interface;
 mod irq;
+mod kernel;
 mod lpi;
 mod redistributor;
 mod registers;

@@ -1,6 +1,8 @@
 //! The vGIC of one VM: interrupt state, the list-register copies and their sync, and the
 //! entry points for SGIs, PPIs, SPIs and maintenance.
 
+use core::mem::MaybeUninit;
+
 use log::{debug, info, warn};
 
 use crate::config::{
@@ -26,6 +28,18 @@ const SGI_AFF2_SHIFT: u32 = 32;
 const SGI_BROADCAST: u64 = 1 << 40;
 const SGI_RANGE_SHIFT: u32 = 44;
 const SGI_AFF3_SHIFT: u32 = 48;
+
+/// Writes `value` into the `count` elements from `first`.
+///
+/// # Safety
+///
+/// `first..first + count` must be valid for writes.
+unsafe fn fill<T: Copy>(first: *mut T, count: usize, value: T) {
+    for index in 0..count {
+        // SAFETY: `index < count`, inside the range the caller vouches for.
+        unsafe { first.add(index).write(value) };
+    }
+}
 
 /// Whether a vCPU's list registers are in the server's hands during one entry point.
 #[derive(Clone, Copy, Debug)]
@@ -112,22 +126,40 @@ impl<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> Vgic<VCPUS
     /// A vGIC in its reset state: every interrupt disabled, inactive, not pending, priority
     /// 0, Group 1, SPIs level-sensitive and routed to vCPU 0, SGIs edge-triggered, PPIs
     /// level-sensitive, redistributors asleep, LPIs disabled, no collection mapped.
+    /// Returned by value: a server with many LPIs builds in place with
+    /// [`Vgic::init_in_place`] instead.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
+        let mut vgic = MaybeUninit::uninit();
+        Self::init_in_place(&mut vgic, config)?;
+        // SAFETY: `init_in_place` succeeded, so it initialized every field.
+        Ok(unsafe { vgic.assume_init() })
+    }
+
+    /// Builds the vGIC of [`Vgic::new`] in `place` (static or heap memory: with 16-bit
+    /// LPIs it is about 800 KiB, more than a component's stack), without a temporary.
+    pub fn init_in_place(place: &mut MaybeUninit<Self>, config: Config) -> Result<&mut Self, ConfigError> {
         const { assert!(Self::LPI_BASE + LPIS < NO_IRQ as usize, "interrupt indices must fit 16 bits") };
         config.validate(VCPUS, LPIS)?;
-        let mut vgic = Self {
-            config,
-            enable_group0: false,
-            enable_group1: false,
-            private: [[Irq::ABSENT; PRIVATE_INTERRUPTS]; VCPUS],
-            spis: [Irq::ABSENT; MAX_SPIS],
-            spi_routes: [0; MAX_SPIS],
-            lpis: [Irq::ABSENT; LPIS],
-            lpi_collections: [0; LPIS],
-            collections: [NO_VCPU; COLLECTIONS],
-            cpus: [Cpu::RESET; VCPUS],
-            propbaser: 0,
-        };
+        let this = place.as_mut_ptr();
+        // SAFETY: `this` comes from `place`, valid for writes of a whole `Self`. Each write
+        // goes through a raw field pointer (no reference to uninitialized memory is made),
+        // and together they initialize every field; `fill` writes exactly the elements of
+        // the array it is given.
+        unsafe {
+            (&raw mut (*this).config).write(config);
+            (&raw mut (*this).enable_group0).write(false);
+            (&raw mut (*this).enable_group1).write(false);
+            fill((&raw mut (*this).private).cast::<Irq>(), VCPUS * PRIVATE_INTERRUPTS, Irq::ABSENT);
+            fill((&raw mut (*this).spis).cast::<Irq>(), MAX_SPIS, Irq::ABSENT);
+            fill((&raw mut (*this).spi_routes).cast::<u32>(), MAX_SPIS, 0);
+            fill((&raw mut (*this).lpis).cast::<Irq>(), LPIS, Irq::ABSENT);
+            fill((&raw mut (*this).lpi_collections).cast::<u16>(), LPIS, 0);
+            fill((&raw mut (*this).collections).cast::<u16>(), COLLECTIONS, NO_VCPU);
+            fill((&raw mut (*this).cpus).cast::<Cpu>(), VCPUS, Cpu::RESET);
+            (&raw mut (*this).propbaser).write(0);
+        }
+        // SAFETY: every field was written above.
+        let vgic = unsafe { place.assume_init_mut() };
         for vcpu in 0..config.vcpus {
             for (intid, irq) in vgic.private[vcpu as usize].iter_mut().enumerate() {
                 let intid = intid as u32;

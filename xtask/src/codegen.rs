@@ -4,7 +4,7 @@
 //! it builds the component), so that code such as `PONG.call(...)` names slots that the
 //! manifest, not the programmer, numbered.
 
-use crate::manifest::{CapObject, Component, System, constant_name, hex};
+use crate::manifest::{CapObject, Component, Mapped, System, constant_name, hex};
 use ipc::endpoint_rights::{CALL, RECV, SEND};
 use ipc::notification_rights::{SIGNAL, WAIT};
 
@@ -15,7 +15,8 @@ fn rights_text(bits: u8, names: &[(u8, &str)]) -> String {
 }
 
 /// The source for `component` of `system`: one `ipc::Cap` constant per capability slot,
-/// an address and a size constant per mapped region, and the heap's base and size.
+/// an address and a size constant per mapping (and the guest-physical base and vCPU count
+/// of a VM whose RAM is mapped), and the heap's base and size.
 ///
 /// Nothing specific to one instance (object names, badges) appears, so every component
 /// built from one crate with the same slots gets the same source and the crate builds once.
@@ -59,21 +60,38 @@ pub fn caps_source(system: &System, component: &Component) -> String {
         }
     }
     for map in &component.maps {
-        let region = &system.regions[map.region];
-        let memory = match region.phys_addr {
-            Some(phys_addr) => format!("device memory at {}", hex(phys_addr)),
-            None => "RAM".to_owned(),
-        };
         let constant = constant_name(&map.name);
+        let what = match map.mapped {
+            Mapped::Region(region) => {
+                let region = &system.regions[region];
+                match region.phys_addr {
+                    Some(phys_addr) => {
+                        format!("region \"{}\" (device memory at {})", region.name, hex(phys_addr))
+                    }
+                    None => format!("region \"{}\" (RAM)", region.name),
+                }
+            }
+            Mapped::VmRam(vm) => {
+                let vm = &system.vms[vm];
+                format!(
+                    "the RAM of VM \"{}\" (guest-physical [{}, {}))",
+                    vm.name,
+                    hex(vm.ram().start),
+                    hex(vm.ram().end)
+                )
+            }
+        };
         line(String::new());
-        line(format!(
-            "/// Virtual address of region \"{}\" ({memory}), perms \"{}\".",
-            region.name,
-            map.perms.name()
-        ));
+        line(format!("/// Virtual address of {what}, perms \"{}\".", map.perms.name()));
         line(format!("pub const {constant}: usize = {};", hex(map.vaddr)));
         line(format!("/// Size in bytes of the mapping at [`{constant}`]."));
-        line(format!("pub const {constant}_SIZE: usize = {};", hex(region.size)));
+        line(format!("pub const {constant}_SIZE: usize = {};", hex(map.size)));
+        if let Mapped::VmRam(vm) = map.mapped {
+            line(format!("/// Guest-physical address of the first byte of the mapping at [`{constant}`]."));
+            line(format!("pub const {constant}_IPA: u64 = {};", hex(system.vms[vm].ram_base)));
+            line(format!("/// vCPUs of the VM whose RAM is mapped at [`{constant}`]."));
+            line(format!("pub const {constant}_VCPUS: u16 = {};", system.vms[vm].cpus.len()));
+        }
     }
     line(String::new());
     line("/// Start of the heap (`HEAP_SIZE` bytes of zeroed RAM, mapped rw).".to_owned());

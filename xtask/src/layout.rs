@@ -18,8 +18,8 @@
 
 use crate::guest::{self, GuestRam};
 use crate::manifest::{
-    CapObject, KERNEL_FREE_RESERVE, PAGE_SIZE, RAM_BASE, System, Trigger, Unclaimed, VM_RAM_ALIGN, hex,
-    size_text,
+    CapObject, KERNEL_FREE_RESERVE, Mapped, PAGE_SIZE, RAM_BASE, System, Trigger, Unclaimed, VM_RAM_ALIGN,
+    hex, size_text,
 };
 use anyhow::{Context, bail, ensure};
 use bootinfo::map_flags::{DEVICE, EXECUTE, READ, WRITE};
@@ -332,14 +332,14 @@ fn blob(
             mappings.push(mapping(HEAP_BASE, placement.heaps[index], component.heap_size, READ | WRITE));
         }
         for map in &component.maps {
-            let region = &system.regions[map.region];
-            let device = if region.phys_addr.is_some() { DEVICE } else { 0 };
-            mappings.push(mapping(
-                map.vaddr,
-                placement.regions[map.region],
-                region.size,
-                map.perms.map_flags() | device,
-            ));
+            let (pa, device) = match map.mapped {
+                Mapped::Region(region) => {
+                    let device = if system.regions[region].phys_addr.is_some() { DEVICE } else { 0 };
+                    (placement.regions[region], device)
+                }
+                Mapped::VmRam(vm) => (placement.vm_ram[vm], 0),
+            };
+            mappings.push(mapping(map.vaddr, pa, map.size, map.perms.map_flags() | device));
         }
         let asid = u16::try_from(index + 1).expect("the manifest limits components to bootinfo::MAX_VSPACES");
         let vspace = builder.vspace(asid, &mappings);

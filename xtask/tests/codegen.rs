@@ -56,6 +56,8 @@ fn vcpu_and_console_constants_name_consecutive_slots() {
     assert_eq!((vmm::FAULTS.index(), vmm::BOOT_VCPU.index()), (CapIdx(0), CapIdx(1)));
     assert_eq!(vmm::GUEST_VCPUS.map(|cap| cap.index()), [CapIdx(2), CapIdx(3), CapIdx(4)]);
     assert_eq!((vmm::SPARE_VCPU.index(), vmm::CONSOLE.index()), (CapIdx(5), CapIdx(6)));
+    let guest_ram = (vgic::GUEST_RAM, vgic::GUEST_RAM_SIZE, vgic::GUEST_RAM_IPA, vgic::GUEST_RAM_VCPUS);
+    assert_eq!(guest_ram, (0x1_0000_0000, 32 << 20, 0x4000_0000, 3));
     // The types are what the kernel's invocations expect.
     let _: [ipc::Cap<ipc::Vcpu>; 3] = vmm::GUEST_VCPUS;
     let _: ipc::Cap<ipc::Console> = vmm::CONSOLE;

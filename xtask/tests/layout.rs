@@ -377,6 +377,13 @@ fn guest_ram_is_aligned_placed_after_the_components_and_zeroed_around_its_conten
         assert_eq!(cursor, host_ram.end);
     }
     assert!(layout.free_base + manifest::KERNEL_FREE_RESERVE <= RAM_BASE + system.memory);
+    // The vgic component maps all of the first VM's RAM, rw, as normal memory.
+    let guest_ram = info.mappings(vms[0].stage2).unwrap()[0];
+    let vgic_vspace = &info.vspaces().unwrap()[info.tcbs().unwrap()[0].vspace as usize];
+    let vgic_maps = info.mappings(vgic_vspace.mappings).unwrap();
+    let mapped = vgic_maps.iter().find(|mapping| mapping.va == 0x1_0000_0000).expect("the vm-ram map");
+    let rw = map_flags::READ | map_flags::WRITE;
+    assert_eq!((mapped.pa, mapped.size, mapped.flags), (guest_ram.pa, guest_ram.size, rw));
 }
 
 #[test]

@@ -1336,3 +1336,58 @@ fn the_command_line_cannot_break_the_system() {
     // Without options nothing changes, whatever the system.
     assert_eq!(replace(&mut parse(&two).unwrap(), GuestOverride::default()), Ok(()));
 }
+
+/// A `[[component.map]]` of [`PAIR`]'s server with `fields` (one per line).
+fn server_map(fields: &[&str]) -> String {
+    let fields: Vec<String> = fields.iter().map(|field| format!("  {field}\n")).collect();
+    format!("  [[component.map]]\n{}", fields.concat())
+}
+
+#[test]
+fn a_vm_ram_map_covers_the_whole_guest_ram() {
+    let map = server_map(&["vm-ram = \"guest\"", "vaddr = 0x1_0000_0000", "perms = \"rw\""]);
+    let placed = server_map(&["name = \"again\"", "vm-ram = \"guest\"", "perms = \"r\""]);
+    let system = parse(&pair_and(&(map + &placed + &vm("guest")))).unwrap();
+    let maps = &system.components[1].maps;
+    assert_eq!(
+        (maps[0].name.as_str(), maps[0].mapped, maps[0].vaddr, maps[0].size, maps[0].perms),
+        ("guest", manifest::Mapped::VmRam(0), 0x1_0000_0000, 16 << 20, Perms::Rw)
+    );
+    assert_eq!((maps[1].name.as_str(), maps[1].vaddr, maps[1].perms), ("again", 0x4000_0000, Perms::R));
+}
+
+#[test]
+fn vm_ram_map_errors() {
+    let unknown = server_map(&["vm-ram = \"nothing\"", "perms = \"rw\""]);
+    let executable = server_map(&["name = \"x\"", "vm-ram = \"guest\"", "perms = \"rx\""]);
+    let both = server_map(&["name = \"both\"", "vm-ram = \"guest\"", "region = \"page\"", "perms = \"r\""]);
+    let neither = server_map(&["name = \"neither\"", "perms = \"r\""]);
+    let overlap =
+        server_map(&["name = \"over\"", "vm-ram = \"guest\"", "vaddr = 0x2000_0000", "perms = \"r\""]);
+    let constant = server_map(&["name = \"heap\"", "vm-ram = \"guest\"", "perms = \"r\""]);
+    let maps = [unknown, executable, both, neither, overlap, constant].concat();
+    // The server gets a heap (line 19) for the overlap.
+    let text = pair_and(&(maps + &region("page", "4K", None) + &vm("guest"))).replacen(
+        "name = \"server\"\n",
+        "name = \"server\"\nheap-size = \"4K\"\n",
+        1,
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "tests/fixtures/t/system.toml:27:12: component \"server\": map \"nothing\": field \"vm-ram\": no vm named \
+             \"nothing\" (vms: guest)",
+            "tests/fixtures/t/system.toml:32:11: component \"server\": map \"x\": field \"perms\": guest RAM cannot be \
+             executable in a component",
+            "tests/fixtures/t/system.toml:35:12: component \"server\": map \"both\": field \"vm-ram\": a map has either \
+             \"region\" or \"vm-ram\", not both",
+            "tests/fixtures/t/system.toml:39:10: component \"server\": map \"neither\": needs \"region\" (a memory \
+             region) or \"vm-ram\" (a VM)",
+            "tests/fixtures/t/system.toml:44:11: component \"server\": map \"over\": field \"vaddr\": [0x2000_0000, \
+             0x2100_0000) overlaps the heap at [0x2000_0000, 0x2000_1000)",
+            "tests/fixtures/t/system.toml:47:10: component \"server\": map \"heap\": its constant HEAP_SIZE is already \
+             generated for the heap",
+        ]
+        .join("\n")
+    );
+}

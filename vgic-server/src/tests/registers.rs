@@ -231,3 +231,19 @@ fn any_vcpu_may_access_any_redistributor() {
     assert_eq!(m.listed(3), vec![(5, LrState::Pending)]);
     assert!(m.listed(0).is_empty());
 }
+
+#[test]
+fn built_in_place_with_sixteen_bit_lpis() {
+    use crate::{ConfigError, Vgic};
+    type Large = Vgic<4, { (1 << 16) - 8192 }, 16>;
+    let mut place = Box::<Large>::new_uninit();
+    let config = Config { vcpus: 4, spis: 224, lpi_id_bits: Some(16) };
+    let bad = Config { vcpus: 5, ..config };
+    assert!(matches!(Large::init_in_place(&mut place, bad), Err(ConfigError::Vcpus)));
+    let vgic = Large::init_in_place(&mut place, config).expect("valid configuration");
+    let mut vcpus = crate::fakes::FakeVcpus::new(4);
+    assert_eq!(vgic.read_distributor(&mut vcpus, TYPER, Width::Word), 0x007a_0007);
+    let ipriority_spi_40 = IPRIORITYR + 40;
+    vgic.write_distributor(&mut vcpus, ipriority_spi_40, Width::Byte, 0xff);
+    assert_eq!(vgic.read_distributor(&mut vcpus, ipriority_spi_40, Width::Byte), 0xf8);
+}

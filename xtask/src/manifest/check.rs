@@ -10,7 +10,7 @@ use super::schema::{self, Int, Right, Size, Text};
 use super::{
     ADDRESS_LIMIT, Cap, CapObject, Component, DEFAULT_STACK_SIZE, DEFAULT_TIMEOUT_SECONDS,
     DEFAULT_TIMESLICE_US, DEFAULT_VM_RAM_BASE, DebianFile, Diagnostic, Endpoint, GuestFile, GuestSource,
-    ImageFormat, Irq, KERNEL_DEVICES, KERNEL_FREE_RESERVE, MAX_MEMORY, Map, MemoryRegion, Notification,
+    ImageFormat, Irq, KERNEL_DEVICES, KERNEL_FREE_RESERVE, MAX_MEMORY, Map, Mapped, MemoryRegion, Notification,
     PAGE_SIZE, Perms, RAM_BASE, Route, System, Unclaimed, VM_RAM_ALIGN, Vm, constant_name, hex, line_column,
     size_text,
 };
@@ -52,6 +52,14 @@ struct Namespaces<'m> {
     vms: Names<'m>,
     /// vCPUs of each VM, by index.
     vcpu_counts: Vec<usize>,
+    /// Guest RAM size of each VM, by index, where it is valid (the VM's own check
+    /// reports it otherwise).
+    vm_memory: Vec<Option<u64>>,
+}
+
+/// The name of a `[[component.map]]`'s constants: its `name`, else what it maps.
+fn map_name(map: &schema::Map) -> Option<&Text> {
+    map.name.as_ref().or(map.region.as_ref()).or(map.vm_ram.as_ref())
 }
 
 /// `[start, end)` in hexadecimal.
@@ -362,6 +370,19 @@ impl Checker<'_> {
                 .map(|(index, vm)| (vm.name.get_ref().as_str(), index))
                 .collect(),
             vcpu_counts: manifest.vm.iter().map(|vm| vm.cpus.get_ref().len()).collect(),
+            vm_memory: manifest
+                .vm
+                .iter()
+                .map(|vm| {
+                    let bytes = match vm.memory.get_ref() {
+                        Size::Bytes(bytes) => u64::try_from(*bytes).ok(),
+                        Size::Text(text) => parse_size(text),
+                    };
+                    bytes.filter(|&bytes| {
+                        bytes > 0 && bytes < ADDRESS_LIMIT && bytes.is_multiple_of(VM_RAM_ALIGN)
+                    })
+                })
+                .collect(),
         };
         // Components and VMs share one namespace: both are named in log lines and faults.
         let components = manifest.component.iter().map(|component| ("component", &component.name));
@@ -842,17 +863,50 @@ impl Checker<'_> {
         let mut taken: Vec<(Range<u64>, String)> = fixed.to_vec();
         let mut maps: Vec<(Map, Option<u64>)> = Vec::new();
         for map in &raw.map {
-            let name = map.name.as_ref().unwrap_or(&map.region).get_ref();
-            let context = format!("{component}: map \"{name}\"");
-            let Some(region) = self.lookup(&context, "region", "memory-region", &names.regions, &map.region)
-            else {
+            let Some(name) = map_name(map).filter(|_| map.region.is_some() || map.vm_ram.is_some()) else {
+                let what = map.name.as_ref().map_or(String::new(), |name| format!(" \"{}\"", name.get_ref()));
+                let span = map.name.as_ref().map_or_else(|| map.perms.span(), |name| name.span());
+                let problem = format!(
+                    "{component}: map{what}: needs \"region\" (a memory region) or \"vm-ram\" (a VM)"
+                );
+                self.error(span, problem);
                 continue;
             };
-            let (device, size) = (regions[region].phys_addr.is_some(), regions[region].size);
+            let name = name.get_ref();
+            let context = format!("{component}: map \"{name}\"");
             let perms = *map.perms.get_ref();
-            if device && perms == Perms::Rx {
-                self.field(&context, "perms", &map.perms, "device memory cannot be executable");
-            }
+            let (mapped, size) = match (&map.region, &map.vm_ram) {
+                (Some(region), None) => {
+                    let Some(region) =
+                        self.lookup(&context, "region", "memory-region", &names.regions, region)
+                    else {
+                        continue;
+                    };
+                    let (device, size) = (regions[region].phys_addr.is_some(), regions[region].size);
+                    if device && perms == Perms::Rx {
+                        self.field(&context, "perms", &map.perms, "device memory cannot be executable");
+                    }
+                    (Mapped::Region(region), size)
+                }
+                (None, Some(vm)) => {
+                    let Some(vm) = self.lookup(&context, "vm-ram", "vm", &names.vms, vm) else { continue };
+                    if perms == Perms::Rx {
+                        self.field(
+                            &context,
+                            "perms",
+                            &map.perms,
+                            "guest RAM cannot be executable in a component",
+                        );
+                    }
+                    let Some(size) = names.vm_memory[vm] else { continue };
+                    (Mapped::VmRam(vm), size)
+                }
+                (Some(_), Some(vm)) => {
+                    self.field(&context, "vm-ram", vm, "a map has either \"region\" or \"vm-ram\", not both");
+                    continue;
+                }
+                (None, None) => continue,
+            };
             let vaddr = match &map.vaddr {
                 Some(value) => {
                     let Some(vaddr) = self.address(&context, "vaddr", value) else { continue };
@@ -875,7 +929,7 @@ impl Checker<'_> {
                 }
                 None => None,
             };
-            maps.push((Map { name: name.clone(), region, vaddr: vaddr.unwrap_or(0), perms }, vaddr));
+            maps.push((Map { name: name.clone(), mapped, vaddr: vaddr.unwrap_or(0), perms, size }, vaddr));
         }
         // Each placed mapping starts one unmapped page after anything below it, so that
         // running off the end of one region faults instead of reaching the next.
@@ -884,7 +938,7 @@ impl Checker<'_> {
             if given.is_some() {
                 continue;
             }
-            let size = regions[map.region].size;
+            let size = map.size;
             while let Some((other, _)) =
                 taken.iter().find(|(other, _)| overlaps(&(cursor..cursor + size), other))
             {
@@ -904,8 +958,12 @@ impl Checker<'_> {
             defined.insert(constant.to_owned(), ("the heap".to_owned(), None));
         }
         let caps = raw.cap.iter().map(|cap| ("cap", &cap.name, vec![String::new()]));
-        let maps = raw.map.iter().map(|map| {
-            ("map", map.name.as_ref().unwrap_or(&map.region), vec![String::new(), "_SIZE".to_owned()])
+        let maps = raw.map.iter().filter_map(|map| {
+            let mut suffixes = vec![String::new(), "_SIZE".to_owned()];
+            if map.vm_ram.is_some() {
+                suffixes.extend(["_IPA".to_owned(), "_VCPUS".to_owned()]);
+            }
+            map_name(map).map(|name| ("map", name, suffixes))
         });
         for (kind, name, suffixes) in caps.chain(maps) {
             let owner = format!("{kind} \"{}\"", name.get_ref());
@@ -1194,7 +1252,9 @@ impl Checker<'_> {
                 }
             }
             for map in &component.maps {
-                mapped[map.region] = true;
+                if let Mapped::Region(region) = map.mapped {
+                    mapped[region] = true;
+                }
             }
         }
         let fault_users =

@@ -271,13 +271,24 @@ impl Perms {
     }
 }
 
-/// A memory region mapped into a component.
+/// What a component maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mapped {
+    /// A memory region: index in [`System::regions`].
+    Region(usize),
+    /// The whole guest RAM of a VM: index in [`System::vms`].
+    VmRam(usize),
+}
+
+/// A memory region, or a VM's RAM, mapped into a component.
 #[derive(Clone, Debug)]
 pub struct Map {
-    /// Name of the generated constants (defaults to the region's name).
+    /// Name of the generated constants (defaults to the region's or the VM's name).
     pub name: String,
-    /// Index in [`System::regions`].
-    pub region: usize,
+    /// What it maps.
+    pub mapped: Mapped,
+    /// Size in bytes of what it maps (all of it).
+    pub size: u64,
     /// Virtual address (given, or placed from `ipc::layout::REGIONS_BASE`).
     pub vaddr: u64,
     /// Permissions.

@@ -130,12 +130,13 @@ impl Right {
     }
 }
 
-/// `[[component.map]]`.
+/// `[[component.map]]`: exactly one of `region` and `vm-ram`.
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub(super) struct Map {
     pub name: Option<Text>,
-    pub region: Text,
+    pub region: Option<Text>,
+    pub vm_ram: Option<Text>,
     pub vaddr: Option<Int>,
     pub perms: Spanned<Perms>,
 }

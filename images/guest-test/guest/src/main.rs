@@ -31,6 +31,9 @@
 
 guest_rt::entry!(el1::boot_main);
 
+#[cfg(target_os = "none")]
+mod gic_registers;
+
 /// The guest program proper (bare-metal target only).
 #[cfg(target_os = "none")]
 mod el1;

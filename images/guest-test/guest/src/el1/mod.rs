@@ -125,6 +125,7 @@ pub(crate) extern "C" fn boot_main() -> ! {
     let platform = if bare_metal() { "bare metal" } else { "hypervisor" };
     println!("guest-test: boot vCPU running ({platform}, gic {}, its {})", options.gic, options.its);
     let mut report = Report::new(UART);
+    crate::gic_registers::check(&mut report);
     let gic = options.gic && {
         report.check("gic-init", gic::init_distributor_and_boot_cpu());
         gic::ready()

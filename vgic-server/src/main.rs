@@ -1,0 +1,232 @@
+//! The vgic-server component: one instance per VM, the owner of every interrupt state of
+//! that VM. It receives everything on one endpoint and tells senders apart by badge
+//! (`ipc::vgic::badge`), serving each message with the [`vgic_server`] library:
+//!
+//! | badge | message | handling | reply |
+//! |---|---|---|---|
+//! | `DISTRIBUTOR` (GICD route) | MMIO fault | `read_/write_distributor` | RESUME with the value |
+//! | `REDISTRIBUTORS` (GICR route) | MMIO fault | `read_/write_redistributor` | RESUME with the value |
+//! | `VCPU_EVENTS` (`vgic-badge`) | `SYSREG` Send (ICC_SGI*R_EL1 write) | `generate_sgi` | none |
+//! | `VCPU_EVENTS` | vGIC event Call | `maintenance` | `LOAD_LRS` with the vCPU's list registers |
+//! | `ITS` (the its-server) | `ipc::vgic::ItsRequest` Call | its `ItsLink` method | `DONE` |
+//! | `DEVICE` (device models) | `ipc::vgic::SpiRequest` Call | `set_spi_level`/`pulse_spi` | `DONE` |
+//!
+//! Anything else is answered `REJECTED` (to a vCPU: an injected data abort) with a log
+//! line. The vCPUs are reached with VCPU invocations ([`KernelVcpus`]); the VM's RAM,
+//! where the LPI property and pending tables live, through the `vm-ram` map.
+//!
+//! Capabilities (names in `system.toml`): `requests` (recv on the endpoint named by the
+//! VM's GICD and GICR routes, its `vgic-endpoint`, and the its-server's and device
+//! models' call caps), `vcpus` (every vCPU of the VM), and the map `guest-ram` of the
+//! VM's RAM. The vGIC (about 800 KiB with 16-bit LPIs) is built in place in the heap.
+//! Passthrough SPIs are not attached yet: their IRQ caps and INTIDs need generated
+//! constants this shell does not have.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(target_os = "none")]
+include!(env!("HYP_CAPS"));
+#[cfg(target_os = "none")]
+component_rt::entry!(el0::main);
+
+/// Host builds (for the library's tests) have nothing to run.
+#[cfg(not(target_os = "none"))]
+fn main() {}
+
+/// The component proper (bare-metal target only).
+#[cfg(target_os = "none")]
+mod el0 {
+    use super::{GUEST_RAM, GUEST_RAM_IPA, GUEST_RAM_SIZE, HEAP_BASE, HEAP_SIZE, REQUESTS, VCPUS};
+    use core::mem::MaybeUninit;
+    use ipc::vcpu::{
+        INJECT_DATA_ABORT, LOAD_LRS, LrWrite, MMIO, MmioAccess, RESUME, SYSREG, SysRegAccess, VGIC_EVENT,
+        VgicEvent,
+    };
+    use ipc::vgic::{DONE, ItsRequest, REJECTED, SpiRequest, badge};
+    use ipc::{Badge, Message};
+    use its_server::MappedRam;
+    use vgic_server::{Config, FIRST_LPI, LrUpdate, SgiRegister, Snapshot, Vcpus, Vgic, Width};
+
+    /// vCPUs of the VM.
+    const VCPU_COUNT: usize = VCPUS.len();
+    /// LPI INTID bits: 16, as Linux uses at most; the its-server advertises the same.
+    const LPI_ID_BITS: u8 = 16;
+    /// LPI capacity: every LPI INTID of [`LPI_ID_BITS`].
+    const LPIS: usize = (1 << LPI_ID_BITS) - FIRST_LPI as usize;
+    /// ITS collections the server tracks (the its-server's quota).
+    const COLLECTIONS: usize = 16;
+    /// SPIs 32..256, as QEMU virt's own GIC has, which the guest's device tree lists.
+    const SPIS: u16 = 224;
+    /// The guest-physical bases of the GICD and GICR frames (QEMU virt's, as xtask's guest
+    /// device tree describes them).
+    const DISTRIBUTOR_BASE: u64 = 0x0800_0000;
+    const REDISTRIBUTORS_BASE: u64 = 0x080a_0000;
+
+    type Server = Vgic<VCPU_COUNT, LPIS, COLLECTIONS>;
+
+    const _: () = assert!(size_of::<Server>() <= HEAP_SIZE, "the heap must hold the vGIC");
+
+    /// ICC_SGI1R_EL1, ICC_ASGI1R_EL1 and ICC_SGI0R_EL1 in `SysRegAccess::encoding` form
+    /// (op0 3, op1 0, CRn 12, CRm 11, op2 5/6/7).
+    const SGI_REGISTERS: [(u16, SgiRegister); 3] =
+        [(0xc65d, SgiRegister::Sgi1r), (0xc65e, SgiRegister::Asgi1r), (0xc65f, SgiRegister::Sgi0r)];
+
+    /// The VM's vCPUs through VCPU invocations.
+    struct KernelVcpus;
+
+    impl Vcpus for KernelVcpus {
+        fn sync(&mut self, vcpu: u16) -> Snapshot {
+            match VCPUS[vcpu as usize].sync() {
+                Ok(snapshot) => Snapshot::from(&snapshot),
+                Err(error) => {
+                    // Without the live state the server assumes empty list registers: the
+                    // copies it wrote count as completed.
+                    log::warn!("VCPU_SYNC of vCPU {vcpu} failed: {error:?}");
+                    Snapshot::default()
+                }
+            }
+        }
+
+        fn write_lrs(&mut self, vcpu: u16, update: &LrUpdate) {
+            if let Err(error) = VCPUS[vcpu as usize].write_lrs(&LrWrite::from(update)) {
+                log::warn!("VCPU_WRITE_LRS of vCPU {vcpu} failed: {error:?}");
+            }
+        }
+
+        fn kick(&mut self, vcpu: u16) {
+            if let Err(error) = VCPUS[vcpu as usize].kick() {
+                log::warn!("VCPU_KICK of vCPU {vcpu} failed: {error:?}");
+            }
+        }
+
+        fn deactivate_physical(&mut self, pintid: u32) {
+            // Only passthrough SPIs reach here, and this server attaches none.
+            log::warn!("deactivation of physical INTID {pintid}, which is not passed through");
+        }
+    }
+
+    /// The access width of an MMIO message's size.
+    fn width(size: u8) -> Width {
+        match size {
+            1 => Width::Byte,
+            2 => Width::Halfword,
+            4 => Width::Word,
+            _ => Width::Doubleword,
+        }
+    }
+
+    /// The server's state and what it acts on.
+    struct Shell<'a> {
+        vgic: &'a mut Server,
+        vcpus: KernelVcpus,
+        ram: MappedRam,
+    }
+
+    impl Shell<'_> {
+        /// Serves one message; returns the reply, or `None` for a Send.
+        fn serve(&mut self, message: &Message, badge: Badge) -> Option<Message> {
+            let label = message.label();
+            let reply = match badge.0 {
+                badge::DISTRIBUTOR | badge::REDISTRIBUTORS if label == MMIO => {
+                    MmioAccess::decode(message).map(|access| self.mmio(badge.0, &access))
+                }
+                badge::VCPU_EVENTS if label == SYSREG => {
+                    match SysRegAccess::decode(message) {
+                        Some(access) => self.sysreg(&access),
+                        None => log::info!("malformed system-register message ignored"),
+                    }
+                    return None;
+                }
+                badge::VCPU_EVENTS if label == VGIC_EVENT => self.vgic_event(message),
+                badge::ITS => ItsRequest::decode(message).map(|request| {
+                    its_server::remote::deliver(request, &mut self.vgic.its_link(&mut self.vcpus, &self.ram));
+                    Message::new(DONE)
+                }),
+                badge::DEVICE => SpiRequest::decode(message).map(|request| {
+                    match request {
+                        SpiRequest::SetLevel { intid, level } => {
+                            self.vgic.set_spi_level(&mut self.vcpus, intid, level)
+                        }
+                        SpiRequest::Pulse { intid } => self.vgic.pulse_spi(&mut self.vcpus, intid),
+                    }
+                    Message::new(DONE)
+                }),
+                _ => None,
+            };
+            Some(reply.unwrap_or_else(|| {
+                log::info!("message {:#x} with badge {:#x} refused", label.0, badge.0);
+                const _: () = assert!(REJECTED.0 == INJECT_DATA_ABORT.0, "a vCPU's refusal is an abort");
+                Message::new(REJECTED)
+            }))
+        }
+
+        /// A GICD or GICR access by a vCPU.
+        fn mmio(&mut self, route: u64, access: &MmioAccess) -> Message {
+            let width = width(access.size);
+            let Shell { vgic, vcpus, ram } = self;
+            let value = match (route, access.write) {
+                (badge::DISTRIBUTOR, false) => {
+                    vgic.read_distributor(vcpus, access.ipa.wrapping_sub(DISTRIBUTOR_BASE), width)
+                }
+                (badge::DISTRIBUTOR, true) => {
+                    let offset = access.ipa.wrapping_sub(DISTRIBUTOR_BASE);
+                    vgic.write_distributor(vcpus, offset, width, access.value);
+                    0
+                }
+                (_, false) => {
+                    vgic.read_redistributor(vcpus, access.ipa.wrapping_sub(REDISTRIBUTORS_BASE), width)
+                }
+                (_, true) => {
+                    let offset = access.ipa.wrapping_sub(REDISTRIBUTORS_BASE);
+                    vgic.write_redistributor(vcpus, ram, offset, width, access.value);
+                    0
+                }
+            };
+            Message::new(RESUME).with_words(&[value])
+        }
+
+        /// A trapped ICC_SGI*R_EL1 write (a Send: the vCPU already went on).
+        fn sysreg(&mut self, access: &SysRegAccess) {
+            match SGI_REGISTERS.iter().find(|(encoding, _)| *encoding == access.encoding) {
+                Some(&(_, register)) if access.write && usize::from(access.vcpu) < VCPU_COUNT => {
+                    self.vgic.generate_sgi(&mut self.vcpus, access.vcpu, register, access.value)
+                }
+                _ => log::info!(
+                    "vCPU {}: system register {:#x} is not an SGI write",
+                    access.vcpu,
+                    access.encoding
+                ),
+            }
+        }
+
+        /// A vGIC event: the vCPU waits for its new list registers.
+        fn vgic_event(&mut self, message: &Message) -> Option<Message> {
+            let VgicEvent { snapshot, vcpu } = VgicEvent::decode(message)?;
+            let update = self.vgic.maintenance(&mut self.vcpus, vcpu, &Snapshot::from(&snapshot));
+            Some(Message::new(LOAD_LRS).with_words(&LrWrite::from(&update).words()))
+        }
+    }
+
+    /// Builds the vGIC in the heap and serves the VM forever.
+    pub fn main() -> ! {
+        let config = Config { vcpus: VCPU_COUNT as u16, spis: SPIS, lpi_id_bits: Some(LPI_ID_BITS) };
+        // SAFETY: the heap is HEAP_SIZE bytes of zeroed RAM at HEAP_BASE (page aligned,
+        // so aligned for the server), mapped rw for this component's whole life, holds the
+        // server (checked above) and nothing else refers to it.
+        let place = unsafe { &mut *(HEAP_BASE as *mut MaybeUninit<Server>) };
+        let vgic = Server::init_in_place(place, config).expect("the VM's GIC fits the server's capacities");
+        // SAFETY: the manifest maps the VM's RAM at GUEST_RAM (GUEST_RAM_SIZE bytes, rw)
+        // for this component's whole life, and nothing here makes references into it.
+        let ram = unsafe { MappedRam::new(GUEST_RAM as *mut u8, GUEST_RAM_IPA, GUEST_RAM_SIZE as u64) };
+        let mut shell = Shell { vgic, vcpus: KernelVcpus, ram };
+        let (mut message, mut badge) = REQUESTS.recv().expect("recv on REQUESTS");
+        loop {
+            let received = match shell.serve(&message, badge) {
+                Some(reply) => REQUESTS.reply_recv(&reply),
+                None => REQUESTS.recv(),
+            };
+            (message, badge) = received.expect("receiving on REQUESTS");
+        }
+    }
+}
