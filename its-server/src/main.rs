@@ -47,7 +47,7 @@ mod el0 {
     /// DeviceIDs the guest may map.
     const DEVICES: usize = 32;
     /// EventIDs per device.
-    const EVENTS: usize = 64;
+    const EVENTS: usize = 256;
     /// Collections: one per vCPU is what guests use; a few spare.
     const COLLECTIONS: usize = 16;
     /// The ITS quotas of the VM; the LPI range matches the vgic-server's GICD_TYPER.
