@@ -10,9 +10,9 @@ use super::schema::{self, Int, Right, Size, Text};
 use super::{
     ADDRESS_LIMIT, Cap, CapObject, Component, DEFAULT_STACK_SIZE, DEFAULT_TIMEOUT_SECONDS,
     DEFAULT_TIMESLICE_US, DEFAULT_VM_RAM_BASE, DebianFile, Diagnostic, Endpoint, GuestFile, GuestSource,
-    ImageFormat, Irq, KERNEL_DEVICES, KERNEL_FREE_RESERVE, MAX_MEMORY, Map, Mapped, MemoryRegion, Notification,
-    PAGE_SIZE, Perms, RAM_BASE, Route, System, Unclaimed, VM_RAM_ALIGN, Vm, constant_name, hex, line_column,
-    size_text,
+    ImageFormat, Irq, KERNEL_DEVICES, KERNEL_FREE_RESERVE, MAX_MEMORY, Map, Mapped, MemoryRegion,
+    Notification, PAGE_SIZE, Perms, RAM_BASE, Route, System, Unclaimed, VM_RAM_ALIGN, Vm, constant_name, hex,
+    line_column, size_text,
 };
 use crate::guest;
 use ipc::endpoint_rights::{CALL, RECV, SEND};
