@@ -47,7 +47,9 @@ mod arch;
 fn main() {}
 
 #[cfg(target_os = "none")]
-pub(crate) use el2::{kernel_exception, lower_irq, lower_serror, lower_sync, primary_main, secondary_main};
+pub(crate) use el2::{
+    EC_SVC64, fast_ipc, kernel_exception, lower_irq, lower_serror, lower_sync, primary_main, secondary_main,
+};
 
 /// The kernel program proper (bare-metal target only).
 #[cfg(target_os = "none")]
@@ -61,7 +63,6 @@ mod el2 {
     use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, Readable};
     use bootinfo::{BootInfo, Header, MAX_CPUS, MAX_VCPUS, MAX_VMS, MAX_VSPACES, ParseError, header_flags};
     use core::fmt;
-    use ipc::Syscall;
     use ipc::vcpu::{GicSnapshot, LrWrite};
     use kernel::address::{KERNEL_BASE, LINEAR_MAP_SIZE, Pa, Va};
     use kernel::guest::{Trap, WakeState};
@@ -563,16 +564,7 @@ mod el2 {
     /// `exit_to_user`.
     #[inline(always)]
     fn kernel_entry(per_cpu: &PerCpu, handle: impl FnOnce(&mut System, usize)) -> *mut UserContext {
-        locked_entry(per_cpu, KERNEL.lock(), handle)
-    }
-
-    /// [`kernel_entry`] with the big lock already taken (`guard`).
-    #[inline(always)]
-    fn locked_entry(
-        per_cpu: &PerCpu,
-        mut guard: KernelGuard,
-        handle: impl FnOnce(&mut System, usize),
-    ) -> *mut UserContext {
+        let mut guard = KERNEL.lock();
         let cpu = per_cpu.cpu();
         let system = system(&mut guard);
         handle(system, cpu);
@@ -757,7 +749,7 @@ mod el2 {
     }
 
     /// ESR_EL2.EC of `svc` from AArch64.
-    const EC_SVC64: u64 = 0x15;
+    pub const EC_SVC64: u64 = 0x15;
     /// ESR_EL2.EC values for which FAR_EL2 holds the faulting address: instruction abort,
     /// PC alignment, data abort and watchpoint, from a lower EL.
     const EC_WITH_FAR: [u64; 4] = [0x20, 0x22, 0x24, 0x34];
@@ -766,38 +758,31 @@ mod el2 {
     /// and data aborts from a lower EL.
     const EC_WITH_HPFAR: [u64; 2] = [0x20, 0x24];
 
-    /// Synchronous exception from a lower EL: a guest's trap, or a component's system
-    /// call (number `syscall`, the thread's `x7`) or fault: only dispatches, so that
-    /// neither the IPC system calls nor the rest pay for the other's frame.
-    pub extern "C" fn lower_sync(per_cpu: &PerCpu, syscall: u64) -> *mut UserContext {
-        let esr = ESR_EL2.get();
-        let ipc = matches!(Syscall::from_u64(syscall), Some(Syscall::Call | Syscall::ReplyRecv));
-        if ipc && (esr >> 26) & 0x3f == EC_SVC64 && !per_cpu.mode().is_guest() {
-            return ipc_syscall(per_cpu);
+    /// The IPC fast path, straight from the exception vector for a component's `svc` with
+    /// `Call` or `ReplyRecv` in `x7` (`arch::vectors` has saved only part of its context):
+    /// a direct hand-off with nothing for the scheduler to decide, so the exit only
+    /// prepares the thread handed over to, whose context it returns. Returns null, having
+    /// changed nothing, when the fast path declines; the vector then finishes the save and
+    /// takes the generic path ([`lower_sync`]).
+    pub extern "C" fn fast_ipc(per_cpu: &PerCpu) -> *mut UserContext {
+        if per_cpu.mode().is_guest() {
+            return core::ptr::null_mut();
         }
-        other_sync(per_cpu, esr)
-    }
-
-    /// A component's `Call` or `ReplyRecv`: the IPC fast path first, which hands the CPU
-    /// to another thread with nothing for the scheduler to decide, so its exit only
-    /// prepares that thread; the slow path under the same lock hold otherwise.
-    #[inline(never)]
-    fn ipc_syscall(per_cpu: &PerCpu) -> *mut UserContext {
         let mut guard = KERNEL.lock();
         let system = system(&mut guard);
-        if let Some(thread) = system.kernel.fast_syscall(per_cpu.cpu(), &system.machine) {
-            let (context, ttbr0) = system.resume(per_cpu, thread);
-            drop(guard);
-            per_cpu.switch_address_space(ttbr0);
-            return context;
-        }
-        locked_entry(per_cpu, guard, |system, cpu| system.kernel.slow_syscall(cpu, &mut system.machine))
+        let Some(thread) = system.kernel.fast_syscall(per_cpu.cpu(), &system.machine) else {
+            return core::ptr::null_mut();
+        };
+        let (context, ttbr0) = system.resume(per_cpu, thread);
+        drop(guard);
+        per_cpu.switch_address_space(ttbr0);
+        context
     }
 
-    /// Every other synchronous exception from a lower EL: a guest's trap, another system
-    /// call, a fault.
-    #[inline(never)]
-    fn other_sync(per_cpu: &PerCpu, esr: u64) -> *mut UserContext {
+    /// Every synchronous exception from a lower EL that [`fast_ipc`] did not take: a
+    /// guest's trap, a system call, a fault.
+    pub extern "C" fn lower_sync(per_cpu: &PerCpu) -> *mut UserContext {
+        let esr = ESR_EL2.get();
         if per_cpu.mode().is_guest() {
             return guest_trap(per_cpu, esr);
         }

@@ -73,6 +73,28 @@ global_asm!(
     mov     sp, x1
     .endm
 
+    // The part of SAVE_USER_CONTEXT that the IPC fast path needs: everything but x8..x17
+    // and TPIDRRO_EL0; leaves SP at the UserContext and x0..x7 intact.
+    .macro SAVE_FOR_FAST_PATH
+    stp     x0, x1, [sp, #16 * 0]
+    stp     x2, x3, [sp, #16 * 1]
+    stp     x4, x5, [sp, #16 * 2]
+    stp     x6, x7, [sp, #16 * 3]
+    stp     x18, x19, [sp, #16 * 9]
+    stp     x20, x21, [sp, #16 * 10]
+    stp     x22, x23, [sp, #16 * 11]
+    stp     x24, x25, [sp, #16 * 12]
+    stp     x26, x27, [sp, #16 * 13]
+    stp     x28, x29, [sp, #16 * 14]
+    mrs     x19, sp_el0
+    stp     x30, x19, [sp, #{sp_el0} - 8]
+    mrs     x19, elr_el2
+    mrs     x20, spsr_el2
+    stp     x19, x20, [sp, #{elr}]
+    mrs     x19, tpidr_el0
+    str     x19, [sp, #{tpidr_el0}]
+    .endm
+
     .section .text.vectors, "ax"
     .balign 2048
     .global exception_vectors
@@ -96,10 +118,22 @@ exception_vectors:
 
     // Lower EL, AArch64: components and guests.
     .org exception_vectors + 0x400
-    SAVE_USER_CONTEXT
-    mov     x1, x7
-    bl      {lower_sync}
-    b       exit_to_user
+    SAVE_FOR_FAST_PATH
+    cmp     x7, #{reply_recv}
+    b.hi    1f
+    mrs     x19, esr_el2
+    ubfx    x19, x19, #26, #6
+    cmp     x19, #{ec_svc64}
+    b.ne    1f
+    // Call or ReplyRecv: the fast path, with x20 keeping the UserContext.
+    mrs     x0, tpidr_el2
+    ldr     x19, [x0, #{stack_top}]
+    mov     x20, sp
+    mov     sp, x19
+    bl      {fast_ipc}
+    cbnz    x0, exit_to_user
+    mov     sp, x20
+1:  b       finish_save_lower_sync
     .org exception_vectors + 0x480
     SAVE_USER_CONTEXT
     bl      {lower_irq}
@@ -116,7 +150,6 @@ exception_vectors:
     // Lower EL, AArch32: a guest's EL0 (r0-r14 are x0-x14).
     .org exception_vectors + 0x600
     SAVE_USER_CONTEXT
-    mov     x1, x7
     bl      {lower_sync}
     b       exit_to_user
     .org exception_vectors + 0x680
@@ -132,6 +165,22 @@ exception_vectors:
     bl      {lower_serror}
     b       exit_to_user
     .org exception_vectors + 0x800
+
+    // The rest of SAVE_USER_CONTEXT after SAVE_FOR_FAST_PATH (SP at the UserContext),
+    // then the generic synchronous handler.
+finish_save_lower_sync:
+    stp     x8, x9, [sp, #16 * 4]
+    stp     x10, x11, [sp, #16 * 5]
+    stp     x12, x13, [sp, #16 * 6]
+    stp     x14, x15, [sp, #16 * 7]
+    stp     x16, x17, [sp, #16 * 8]
+    mrs     x0, tpidrro_el0
+    str     x0, [sp, #{tpidr_el0} + 8]
+    mrs     x0, tpidr_el2
+    ldr     x1, [x0, #{stack_top}]
+    mov     sp, x1
+    bl      {lower_sync}
+    b       exit_to_user
 
     // x0: the UserContext to resume at EL0.
     .global exit_to_user
@@ -168,9 +217,15 @@ exit_to_user:
     tpidr_el0 = const offset_of!(UserContext, tpidr_el0),
     kernel_exception = sym crate::kernel_exception,
     lower_sync = sym crate::lower_sync,
+    fast_ipc = sym crate::fast_ipc,
+    reply_recv = const ipc::Syscall::ReplyRecv as u64,
+    ec_svc64 = const crate::EC_SVC64,
     lower_irq = sym crate::lower_irq,
     lower_serror = sym crate::lower_serror,
 );
+
+// The vector's test for a fast-path candidate (`x7` at most ReplyRecv) relies on these numbers.
+const _: () = assert!(ipc::Syscall::Call as u64 == 0 && ipc::Syscall::ReplyRecv as u64 == 1);
 
 // The assembly relies on this layout: x0..x30 first, SP_EL0 right after x30, ELR then
 // SPSR, TPIDR_EL0 then TPIDRRO_EL0.
