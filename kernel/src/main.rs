@@ -48,7 +48,7 @@ fn main() {}
 
 #[cfg(target_os = "none")]
 pub(crate) use el2::{
-    EC_SVC64, fast_ipc, kernel_exception, lower_irq, lower_serror, lower_sync, primary_main, secondary_main,
+    EC_SVC64, fast_call, fast_reply_recv, kernel_exception, lower_irq, lower_serror, lower_sync, primary_main, secondary_main,
 };
 
 /// The kernel program proper (bare-metal target only).
@@ -67,8 +67,9 @@ mod el2 {
     use kernel::address::{KERNEL_BASE, LINEAR_MAP_SIZE, Pa, Va};
     use kernel::guest::{Trap, WakeState};
     use kernel::pagetable::{LeafAttributes, MapError, PageTable};
+    use ipc::Syscall;
     use kernel::{
-        BootError, Kernel, LoadedElsewhere, Platform, ThreadId, ThreadKind, UserContext, VcpuId, VcpuRequest,
+        BootError, IpcArguments, Kernel, LoadedElsewhere, Platform, ThreadId, ThreadKind, UserContext, VcpuId, VcpuRequest,
     };
     use spin::MutexGuard;
 
@@ -545,8 +546,12 @@ mod el2 {
     }
 
     /// The kernel state behind the lock (present once any CPU can enter the kernel).
+    #[inline(always)]
     fn system(guard: &mut KernelGuard) -> &mut System {
-        guard.as_mut().expect("no CPU takes an exception or schedules before the kernel exists")
+        // SAFETY: CPU 0 stores the kernel before it starts the other CPUs or runs any
+        // thread (`boot`), so no exception from a lower EL, and no scheduler, comes
+        // earlier; nothing takes it out again.
+        unsafe { guard.as_mut().unwrap_unchecked() }
     }
 
     fn enter_scheduler(per_cpu: &PerCpu) -> ! {
@@ -758,19 +763,63 @@ mod el2 {
     /// and data aborts from a lower EL.
     const EC_WITH_HPFAR: [u64; 2] = [0x20, 0x24];
 
-    /// The IPC fast path, straight from the exception vector for a component's `svc` with
-    /// `Call` or `ReplyRecv` in `x7` (`arch::vectors` has saved only part of its context):
-    /// a direct hand-off with nothing for the scheduler to decide, so the exit only
-    /// prepares the thread handed over to, whose context it returns. Returns null, having
-    /// changed nothing, when the fast path declines; the vector then finishes the save and
-    /// takes the generic path ([`lower_sync`]).
-    pub extern "C" fn fast_ipc(per_cpu: &PerCpu) -> *mut UserContext {
-        if per_cpu.mode().is_guest() {
-            return core::ptr::null_mut();
-        }
+    /// The IPC fast path of a component's `Call`, straight from the exception vector:
+    /// `x0..=x5` are the thread's argument registers, which the vector did not save into
+    /// its `context` (it saved only what the fast path's hand-off needs; see
+    /// `arch::vectors`). A direct hand-off leaves nothing for the scheduler to decide, so
+    /// the exit only prepares the thread handed over to, whose context it returns. When
+    /// the fast path declines, nothing has changed: the arguments go into `context` and it
+    /// returns null, and the vector finishes the save and takes the generic path
+    /// ([`lower_sync`]).
+    pub extern "C" fn fast_call(
+        cap: u64,
+        info: u64,
+        word0: u64,
+        word1: u64,
+        word2: u64,
+        word3: u64,
+        context: *mut UserContext,
+        per_cpu: &PerCpu,
+    ) -> *mut UserContext {
+        let args = IpcArguments { cap, info, words: [word0, word1, word2, word3] };
+        fast_ipc(per_cpu, Syscall::Call, &args, context)
+    }
+
+    /// [`fast_call`] for a `ReplyRecv`.
+    pub extern "C" fn fast_reply_recv(
+        cap: u64,
+        info: u64,
+        word0: u64,
+        word1: u64,
+        word2: u64,
+        word3: u64,
+        context: *mut UserContext,
+        per_cpu: &PerCpu,
+    ) -> *mut UserContext {
+        let args = IpcArguments { cap, info, words: [word0, word1, word2, word3] };
+        fast_ipc(per_cpu, Syscall::ReplyRecv, &args, context)
+    }
+
+    /// [`fast_call`] and [`fast_reply_recv`]: `syscall` with `args`, from the thread
+    /// whose saved registers `context` holds.
+    #[inline(always)]
+    fn fast_ipc(
+        per_cpu: &PerCpu,
+        syscall: Syscall,
+        args: &IpcArguments,
+        context: *mut UserContext,
+    ) -> *mut UserContext {
         let mut guard = KERNEL.lock();
         let system = system(&mut guard);
-        let Some(thread) = system.kernel.fast_syscall(per_cpu.cpu(), &system.machine) else {
+        let thread = if per_cpu.mode().is_guest() {
+            None
+        } else {
+            system.kernel.fast_ipc(per_cpu.cpu(), syscall, args, &system.machine)
+        };
+        let Some(thread) = thread else {
+            // SAFETY: `context` is the saved context of this CPU's current thread (the
+            // vector's SP_EL2), inside the kernel this CPU holds locked.
+            args.store(unsafe { &mut *context });
             return core::ptr::null_mut();
         };
         let (context, ttbr0) = system.resume(per_cpu, thread);
@@ -779,7 +828,8 @@ mod el2 {
         context
     }
 
-    /// Every synchronous exception from a lower EL that [`fast_ipc`] did not take: a
+    /// Every synchronous exception from a lower EL that [`fast_call`] or
+    /// [`fast_reply_recv`] did not take: a
     /// guest's trap, a system call, a fault.
     pub extern "C" fn lower_sync(per_cpu: &PerCpu) -> *mut UserContext {
         let esr = ESR_EL2.get();

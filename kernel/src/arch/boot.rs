@@ -85,9 +85,15 @@ pub struct PerCpu {
 
 impl PerCpu {
     /// Index of this CPU.
-    #[inline]
+    #[inline(always)]
     pub fn cpu(&self) -> usize {
-        self.cpu.load(Ordering::Relaxed)
+        let cpu = self.cpu.load(Ordering::Relaxed);
+        // SAFETY: the boot code stores each CPU's index here once: 0 for the boot CPU, and
+        // the index `main` gave PSCI CPU_ON for the others, which is below the CPU count
+        // it checked against `MAX_CPUS`. Telling the compiler spares the kernel's per-CPU
+        // tables their bounds checks.
+        unsafe { core::hint::assert_unchecked(cpu < bootinfo::MAX_CPUS) };
+        cpu
     }
 
     /// Whether a guest or a component runs here, and the switch between them.

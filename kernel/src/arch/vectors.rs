@@ -73,12 +73,11 @@ global_asm!(
     mov     sp, x1
     .endm
 
-    // The part of SAVE_USER_CONTEXT that the IPC fast path needs: everything but x8..x17
-    // and TPIDRRO_EL0; leaves SP at the UserContext and x0..x7 intact.
+    // The part of SAVE_USER_CONTEXT that the IPC fast path needs: everything but x0..x5
+    // (its arguments, which it stores itself if it declines), x8..x17 (which Call and
+    // ReplyRecv may clobber) and TPIDRRO_EL0 (which no component can change); leaves SP
+    // at the UserContext.
     .macro SAVE_FOR_FAST_PATH
-    stp     x0, x1, [sp, #16 * 0]
-    stp     x2, x3, [sp, #16 * 1]
-    stp     x4, x5, [sp, #16 * 2]
     stp     x6, x7, [sp, #16 * 3]
     stp     x18, x19, [sp, #16 * 9]
     stp     x20, x21, [sp, #16 * 10]
@@ -119,21 +118,23 @@ exception_vectors:
     // Lower EL, AArch64: components and guests.
     .org exception_vectors + 0x400
     SAVE_FOR_FAST_PATH
-    cmp     x7, #{reply_recv}
-    b.hi    1f
+    // A Call or ReplyRecv (x7 = 0 or 1) by svc goes to its fast path with x0..x5 as they
+    // are, x6 = the UserContext, x7 = PerCpu; x20 keeps the UserContext.
     mrs     x19, esr_el2
     ubfx    x19, x19, #26, #6
     cmp     x19, #{ec_svc64}
-    b.ne    1f
-    // Call or ReplyRecv: the fast path, with x20 keeping the UserContext.
-    mrs     x0, tpidr_el2
-    ldr     x19, [x0, #{stack_top}]
+    ccmp    x7, #{reply_recv}, #0b0010, eq
+    b.hi    save_arguments_lower_sync
+    mov     x6, sp
     mov     x20, sp
+    mrs     x7, tpidr_el2
+    ldr     x19, [x7, #{stack_top}]
     mov     sp, x19
-    bl      {fast_ipc}
+    b.eq    fast_reply_recv_entry
+    bl      {fast_call}
     cbnz    x0, exit_to_user
     mov     sp, x20
-1:  b       finish_save_lower_sync
+    b       finish_save_lower_sync
     .org exception_vectors + 0x480
     SAVE_USER_CONTEXT
     bl      {lower_irq}
@@ -166,8 +167,19 @@ exception_vectors:
     b       exit_to_user
     .org exception_vectors + 0x800
 
+    // The ReplyRecv leg of the 0x400 vector (out of its slot for lack of room).
+fast_reply_recv_entry:
+    bl      {fast_reply_recv}
+    cbnz    x0, exit_to_user
+    mov     sp, x20
+    b       finish_save_lower_sync
+
     // The rest of SAVE_USER_CONTEXT after SAVE_FOR_FAST_PATH (SP at the UserContext),
     // then the generic synchronous handler.
+save_arguments_lower_sync:
+    stp     x0, x1, [sp, #16 * 0]
+    stp     x2, x3, [sp, #16 * 1]
+    stp     x4, x5, [sp, #16 * 2]
 finish_save_lower_sync:
     stp     x8, x9, [sp, #16 * 4]
     stp     x10, x11, [sp, #16 * 5]
@@ -217,14 +229,16 @@ exit_to_user:
     tpidr_el0 = const offset_of!(UserContext, tpidr_el0),
     kernel_exception = sym crate::kernel_exception,
     lower_sync = sym crate::lower_sync,
-    fast_ipc = sym crate::fast_ipc,
+    fast_call = sym crate::fast_call,
+    fast_reply_recv = sym crate::fast_reply_recv,
     reply_recv = const ipc::Syscall::ReplyRecv as u64,
     ec_svc64 = const crate::EC_SVC64,
     lower_irq = sym crate::lower_irq,
     lower_serror = sym crate::lower_serror,
 );
 
-// The vector's test for a fast-path candidate (`x7` at most ReplyRecv) relies on these numbers.
+// The vector's test for a fast-path candidate (`x7` at most ReplyRecv, and which) relies on
+// these numbers.
 const _: () = assert!(ipc::Syscall::Call as u64 == 0 && ipc::Syscall::ReplyRecv as u64 == 1);
 
 // The assembly relies on this layout: x0..x30 first, SP_EL0 right after x30, ELR then

@@ -135,10 +135,11 @@ use bootinfo::{
     MAX_VSPACES,
 };
 use endpoint::{EndpointObject, PendingSend};
-use ipc::MessageInfo;
+use ipc::{MessageInfo, Syscall};
 use notification::NotificationObject;
 use queue::{Link, Links};
 use sched::Cpu;
+pub use syscall::IpcArguments;
 pub use vcpu::{VcpuId, VcpuRequest};
 use vcpu::{VcpuObject, VmObject};
 
@@ -461,16 +462,33 @@ impl<'a> Kernel<'a> {
     }
 
     /// The IPC fast path alone (see the module docs): completes the system call of `cpu`'s
-    /// current thread by a direct hand-off and returns the thread that now runs on `cpu`
-    /// (nothing is left for [`Kernel::schedule`] to decide), or changes nothing and
-    /// returns `None`. The shell calls it first, without the generic entry's work.
+    /// current thread, with its arguments in its saved context, by a direct hand-off and
+    /// returns the thread that now runs on `cpu` (nothing is left for
+    /// [`Kernel::schedule`] to decide), or changes nothing and returns `None`.
     #[inline]
     pub fn fast_syscall(&mut self, cpu: usize, platform: &impl Platform) -> Option<ThreadId> {
-        let caller = self.cpus[cpu].current()?;
-        if !self.fast_path(cpu, caller, platform) {
-            return None;
-        }
-        self.cpus[cpu].current().map(thread_id)
+        let context = &self.threads[self.cpus[cpu].current()?].context;
+        let args = IpcArguments::of(context);
+        let syscall = match Syscall::from_u64(context.x[7])? {
+            syscall @ (Syscall::Call | Syscall::ReplyRecv) => syscall,
+            _ => return None,
+        };
+        self.fast_ipc(cpu, syscall, &args, platform)
+    }
+
+    /// [`Kernel::fast_syscall`] for `syscall` ([`Syscall::Call`] or
+    /// [`Syscall::ReplyRecv`]) with argument registers `args` that are not in the saved
+    /// context: the shell calls it straight from the exception vector, which saves as
+    /// little as it can, and on `None` stores `args` into the context for the slow path.
+    #[inline(always)]
+    pub fn fast_ipc(
+        &mut self,
+        cpu: usize,
+        syscall: Syscall,
+        args: &IpcArguments,
+        platform: &impl Platform,
+    ) -> Option<ThreadId> {
+        self.fast_path(cpu, syscall, args, platform).map(thread_id)
     }
 
     /// The system call of `cpu`'s current thread by the slow path, the reference

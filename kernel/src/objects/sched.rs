@@ -35,22 +35,25 @@ impl Cpu {
     };
 
     /// The current thread, if any.
+    #[inline(always)]
     pub(super) const fn current(&self) -> Option<usize> {
         self.current.get()
     }
 
     /// Makes the next `schedule` choose again.
+    #[inline(always)]
     pub(super) fn request_reschedule(&mut self) {
         self.reschedule = true;
     }
 
     /// Whether the next `schedule` will choose again.
+    #[inline(always)]
     pub(super) const fn reschedule_pending(&self) -> bool {
         self.reschedule
     }
 
     /// The highest priority with a ready thread.
-    #[inline]
+    #[inline(always)]
     fn highest_ready(&self) -> Option<u8> {
         if self.ready_words == 0 {
             return None;
@@ -61,7 +64,7 @@ impl Cpu {
     }
 
     /// Whether a thread of `priority` runs before every ready thread.
-    #[inline]
+    #[inline(always)]
     pub(super) fn outranks_ready(&self, priority: u8) -> bool {
         self.highest_ready().is_none_or(|highest| priority > highest)
     }
@@ -125,6 +128,7 @@ impl Kernel<'_> {
     /// thread in place of the one that just blocked. The fast path's conditions (no
     /// reschedule pending before, `thread` outranks every ready thread) make this the
     /// scheduler's choice, so nothing is left for [`Kernel::schedule`] to decide.
+    #[inline(always)]
     pub(super) fn switch_to(&mut self, cpu: usize, thread: usize) {
         self.threads[thread].state = ThreadState::Running;
         self.cpus[cpu].current = Link::to(thread);
