@@ -782,7 +782,10 @@ mod el2 {
         per_cpu: &PerCpu,
     ) -> *mut UserContext {
         let args = IpcArguments { cap, info, words: [word0, word1, word2, word3] };
-        fast_ipc(per_cpu, Syscall::Call, &args, context)
+        if !args.fits_registers() {
+            return fast_call_long(cap, info, word0, word1, word2, word3, context, per_cpu);
+        }
+        fast_ipc(per_cpu, Syscall::Call, args, context)
     }
 
     /// [`fast_call`] for a `ReplyRecv`.
@@ -797,16 +800,53 @@ mod el2 {
         per_cpu: &PerCpu,
     ) -> *mut UserContext {
         let args = IpcArguments { cap, info, words: [word0, word1, word2, word3] };
-        fast_ipc(per_cpu, Syscall::ReplyRecv, &args, context)
+        if !args.fits_registers() {
+            return fast_reply_recv_long(cap, info, word0, word1, word2, word3, context, per_cpu);
+        }
+        fast_ipc(per_cpu, Syscall::ReplyRecv, args, context)
     }
 
-    /// [`fast_call`] and [`fast_reply_recv`]: `syscall` with `args`, from the thread
-    /// whose saved registers `context` holds.
+    /// [`fast_call`] for a header that does not promise a message in registers (words in
+    /// the IPC buffer, or a malformed header): out of line, so that the copy between IPC
+    /// buffers it may call leaves [`fast_call`] without a stack frame.
+    #[inline(never)]
+    extern "C" fn fast_call_long(
+        cap: u64,
+        info: u64,
+        word0: u64,
+        word1: u64,
+        word2: u64,
+        word3: u64,
+        context: *mut UserContext,
+        per_cpu: &PerCpu,
+    ) -> *mut UserContext {
+        let args = IpcArguments { cap, info, words: [word0, word1, word2, word3] };
+        fast_ipc(per_cpu, Syscall::Call, args, context)
+    }
+
+    /// [`fast_call_long`] for a `ReplyRecv`.
+    #[inline(never)]
+    extern "C" fn fast_reply_recv_long(
+        cap: u64,
+        info: u64,
+        word0: u64,
+        word1: u64,
+        word2: u64,
+        word3: u64,
+        context: *mut UserContext,
+        per_cpu: &PerCpu,
+    ) -> *mut UserContext {
+        let args = IpcArguments { cap, info, words: [word0, word1, word2, word3] };
+        fast_ipc(per_cpu, Syscall::ReplyRecv, args, context)
+    }
+
+    /// The fast path proper: `syscall` with `args`, from the thread whose saved registers
+    /// `context` holds.
     #[inline(always)]
     fn fast_ipc(
         per_cpu: &PerCpu,
         syscall: Syscall,
-        args: &IpcArguments,
+        args: IpcArguments,
         context: *mut UserContext,
     ) -> *mut UserContext {
         let mut guard = KERNEL.lock();

@@ -444,11 +444,18 @@ impl<'a> Kernel<'a> {
     }
 
     /// What `thread` runs: a component in its vspace, or a vCPU.
+    #[inline(always)]
     pub fn thread_kind(&self, thread: ThreadId) -> ThreadKind {
         let thread = &self.threads[usize::from(thread.0)];
         match thread.vcpu {
             Some(vcpu) => ThreadKind::Vcpu(VcpuId(vcpu.into())),
-            None => ThreadKind::Component { vspace: thread.vspace },
+            None => {
+                // SAFETY: `Kernel::new` checked every component's vspace against the number
+                // of vspaces, at most `MAX_VSPACES`, and a thread's vspace never changes.
+                // Telling the compiler spares the shell a bounds check on its vspace table.
+                unsafe { core::hint::assert_unchecked((thread.vspace as usize) < MAX_VSPACES) };
+                ThreadKind::Component { vspace: thread.vspace }
+            }
         }
     }
 
@@ -473,7 +480,7 @@ impl<'a> Kernel<'a> {
             syscall @ (Syscall::Call | Syscall::ReplyRecv) => syscall,
             _ => return None,
         };
-        self.fast_ipc(cpu, syscall, &args, platform)
+        self.fast_ipc(cpu, syscall, args, platform)
     }
 
     /// [`Kernel::fast_syscall`] for `syscall` ([`Syscall::Call`] or
@@ -485,7 +492,7 @@ impl<'a> Kernel<'a> {
         &mut self,
         cpu: usize,
         syscall: Syscall,
-        args: &IpcArguments,
+        args: IpcArguments,
         platform: &impl Platform,
     ) -> Option<ThreadId> {
         self.fast_path(cpu, syscall, args, platform).map(thread_id)

@@ -19,6 +19,9 @@ pub(super) struct Cpu {
     /// Bit `w` is set when `ready[w]` is not zero, so that the highest ready priority takes
     /// two bit scans and no loop.
     ready_words: u8,
+    /// The highest ready priority plus one, 0 when nothing is ready: kept up to date with
+    /// the run queues so that the fast paths' test is one comparison.
+    ready_bar: u16,
     /// Ready threads per priority.
     run_queues: [Queue; PRIORITIES],
 }
@@ -31,6 +34,7 @@ impl Cpu {
         slice_ended: false,
         ready: [0; PRIORITIES / 64],
         ready_words: 0,
+        ready_bar: 0,
         run_queues: [Queue::EMPTY; PRIORITIES],
     };
 
@@ -55,23 +59,30 @@ impl Cpu {
     /// The highest priority with a ready thread.
     #[inline(always)]
     fn highest_ready(&self) -> Option<u8> {
+        // The bar is at most 256 (priority 255 plus one).
+        self.ready_bar.checked_sub(1).map(|priority| priority as u8)
+    }
+
+    /// `ready_bar` computed from the bitmaps.
+    fn scan_ready_bar(&self) -> u16 {
         if self.ready_words == 0 {
-            return None;
+            return 0;
         }
         let word = (u8::BITS - 1 - self.ready_words.leading_zeros()) as usize;
         // `ready_words` only has bits for words of `ready`; the modulo spares a bounds check.
-        Some((word * 64 + 63 - self.ready[word % self.ready.len()].leading_zeros() as usize) as u8)
+        (word * 64 + 64 - self.ready[word % self.ready.len()].leading_zeros() as usize) as u16
     }
 
     /// Whether a thread of `priority` runs before every ready thread.
     #[inline(always)]
     pub(super) fn outranks_ready(&self, priority: u8) -> bool {
-        self.highest_ready().is_none_or(|highest| priority > highest)
+        u16::from(priority) >= self.ready_bar
     }
 
     fn queue(&mut self, priority: u8) -> &mut Queue {
         self.ready[usize::from(priority) / 64] |= 1 << (priority % 64);
         self.ready_words |= 1 << (priority / 64);
+        self.ready_bar = self.ready_bar.max(u16::from(priority) + 1);
         &mut self.run_queues[usize::from(priority)]
     }
 
@@ -85,6 +96,7 @@ impl Cpu {
             if self.ready[word] == 0 {
                 self.ready_words &= !(1 << word);
             }
+            self.ready_bar = self.scan_ready_bar();
         }
         thread
     }

@@ -26,13 +26,21 @@ pub struct IpcArguments {
 
 impl IpcArguments {
     /// The arguments as saved in `context`.
+    #[inline(always)]
     pub fn of(context: &crate::UserContext) -> Self {
         let x = &context.x;
         Self { cap: x[0], info: x[1], words: [x[2], x[3], x[4], x[5]] }
     }
 
+    /// Whether the header is well formed with a length that fits in registers.
+    #[inline(always)]
+    pub fn fits_registers(self) -> bool {
+        MessageInfo::from_raw(self.info).is_some_and(|info| info.length() <= REGISTER_WORDS)
+    }
+
     /// Puts the arguments back into `context` (where the fast path did not save them).
-    pub fn store(&self, context: &mut crate::UserContext) {
+    #[inline(always)]
+    pub fn store(self, context: &mut crate::UserContext) {
         context.x[0] = self.cap;
         context.x[1] = self.info;
         context.x[2..2 + REGISTER_WORDS].copy_from_slice(&self.words);
@@ -54,7 +62,7 @@ impl Kernel<'_> {
         &mut self,
         cpu: usize,
         syscall: Syscall,
-        args: &IpcArguments,
+        args: IpcArguments,
         platform: &impl Platform,
     ) -> Option<usize> {
         let state = &self.cpus[cpu];
@@ -65,6 +73,10 @@ impl Kernel<'_> {
         let right = if syscall == Syscall::Call { endpoint_rights::CALL } else { endpoint_rights::RECV };
         let cap = *self.threads[caller].caps.get(usize::try_from(args.cap).ok()?)?;
         let endpoint = object_with_right(cap, cap_kind::ENDPOINT, right).ok()?;
+        // SAFETY: `Kernel::new` checked the object of every endpoint capability against
+        // the number of endpoints (`validate_caps`), at most `MAX_ENDPOINTS`, and capability
+        // tables never change. Telling the compiler spares the fast path's bounds checks.
+        unsafe { core::hint::assert_unchecked(endpoint < bootinfo::MAX_ENDPOINTS) };
         let info = MessageInfo::from_raw(args.info)?;
         if syscall == Syscall::Call {
             self.fast_call_registers(cpu, caller, endpoint, cap.badge, info, args.words, platform)
