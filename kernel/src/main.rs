@@ -851,12 +851,9 @@ mod el2 {
     ) -> *mut UserContext {
         let mut guard = KERNEL.lock();
         let system = system(&mut guard);
-        let thread = if per_cpu.mode().is_guest() {
-            None
-        } else {
-            system.kernel.fast_ipc(per_cpu.cpu(), syscall, args, &system.machine)
-        };
-        let Some(thread) = thread else {
+        // Only a component's `svc` reaches EL2 (a guest's goes to its own EL1), and a vCPU
+        // thread holds no capabilities anyway, so the caller is a component.
+        let Some(thread) = system.kernel.fast_ipc(per_cpu.cpu(), syscall, args, &system.machine) else {
             // SAFETY: `context` is the saved context of this CPU's current thread (the
             // vector's SP_EL2), inside the kernel this CPU holds locked.
             args.store(unsafe { &mut *context });
