@@ -199,3 +199,38 @@ impl Kernel<'_> {
         next.map(thread_id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::THREAD_SLOTS;
+
+    #[test]
+    fn the_ready_bar_follows_the_run_queues() {
+        let mut cpu = Cpu::IDLE;
+        let mut links = [Link::NONE; THREAD_SLOTS];
+        let mut random = fastrand::Rng::with_seed(7);
+        let mut ready: Vec<(u8, usize)> = Vec::new();
+        let mut idle: Vec<usize> = (0..THREAD_SLOTS).collect();
+        for step in 0..20_000 {
+            if !idle.is_empty() && (ready.is_empty() || random.bool()) {
+                let thread = idle.swap_remove(random.usize(..idle.len()));
+                let priority = [0, 1, 62, 63, 64, 65, 127, 128, 191, 192, 254, 255][random.usize(..12)];
+                cpu.queue(priority).push_back(&mut links, thread);
+                ready.push((priority, thread));
+            } else {
+                let highest = ready.iter().map(|&(priority, _)| priority).max();
+                let thread = cpu.pop_highest(&mut links).expect("a ready thread");
+                let at = ready.iter().position(|&(_, queued)| queued == thread).expect("queued");
+                assert_eq!(Some(ready.remove(at).0), highest, "step {step}: the highest goes first");
+                idle.push(thread);
+            }
+            let highest = ready.iter().map(|&(priority, _)| priority).max();
+            assert_eq!(cpu.highest_ready(), highest, "step {step}");
+            for priority in [0, 1, 63, 64, 100, 128, 200, 254, 255] {
+                let expected = highest.is_none_or(|highest| priority > highest);
+                assert_eq!(cpu.outranks_ready(priority), expected, "step {step}, priority {priority}");
+            }
+        }
+    }
+}
