@@ -37,7 +37,6 @@ impl IpcArguments {
     pub fn fits_registers(self) -> bool {
         MessageInfo::from_raw(self.info).is_some_and(|info| info.length() <= REGISTER_WORDS)
     }
-
     /// Puts the arguments back into `context` (where the fast path did not save them).
     #[inline(always)]
     pub fn store(self, context: &mut crate::UserContext) {
