@@ -19,7 +19,10 @@
 //! asks `Kernel::schedule` for the next thread, prepares it (`System::resume`: for a
 //! component its address space, for a vCPU its EL1 state, see `arch::guest`), releases
 //! the lock and returns that thread's context to the exception return in `arch::vectors`.
-//! A CPU with nothing to run stops its tick (keeping any vCPU's WFI deadline) and waits
+//! A component's `Call` or `ReplyRecv` first tries the IPC fast path (`fast_call`,
+//! `fast_reply_recv`), which the vector enters with part of the context saved and the
+//! arguments in registers; under the big lock it hands the CPU over directly, so its exit
+//! only prepares that thread. A CPU with nothing to run stops its tick (keeping any vCPU's WFI deadline) and waits
 //! in `wfi` with IRQs still masked (a pending interrupt ends `wfi` anyway), so the kernel
 //! never takes an exception from itself; the next thread starts with a full time slice.
 //!
@@ -48,7 +51,8 @@ fn main() {}
 
 #[cfg(target_os = "none")]
 pub(crate) use el2::{
-    EC_SVC64, fast_call, fast_reply_recv, kernel_exception, lower_irq, lower_serror, lower_sync, primary_main, secondary_main,
+    EC_SVC64, fast_call, fast_reply_recv, kernel_exception, lower_irq, lower_serror, lower_sync,
+    primary_main, secondary_main,
 };
 
 /// The kernel program proper (bare-metal target only).
@@ -63,13 +67,14 @@ mod el2 {
     use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, Readable};
     use bootinfo::{BootInfo, Header, MAX_CPUS, MAX_VCPUS, MAX_VMS, MAX_VSPACES, ParseError, header_flags};
     use core::fmt;
+    use ipc::Syscall;
     use ipc::vcpu::{GicSnapshot, LrWrite};
     use kernel::address::{KERNEL_BASE, LINEAR_MAP_SIZE, Pa, Va};
     use kernel::guest::{Trap, WakeState};
     use kernel::pagetable::{LeafAttributes, MapError, PageTable};
-    use ipc::Syscall;
     use kernel::{
-        BootError, IpcArguments, Kernel, LoadedElsewhere, Platform, ThreadId, ThreadKind, UserContext, VcpuId, VcpuRequest,
+        BootError, IpcArguments, Kernel, LoadedElsewhere, Platform, ThreadId, ThreadKind, UserContext,
+        VcpuId, VcpuRequest,
     };
     use spin::MutexGuard;
 

@@ -3,10 +3,19 @@
 //! While a thread runs, SP_EL2 points at its [`UserContext`], so an exception from EL0
 //! stores the thread's registers straight into it with no scratch register, then loads
 //! this CPU's kernel stack from [`PerCpu`](super::boot::PerCpu) (TPIDR_EL2) and calls the
-//! Rust handler, which returns the context to resume. The synchronous handler also gets
-//! the thread's `x7` (the system-call number of an `svc`, which the save leaves intact),
-//! so that it can tell a fast-path candidate before it takes the big lock. [`exit_to_user`] loads that context
+//! Rust handler, which returns the context to resume. [`exit_to_user`] loads that context
 //! and returns to EL0 with SP_EL2 pointing at it again.
+//!
+//! The synchronous slot from AArch64 first saves only what the IPC fast path needs
+//! (`x6`, `x7`, `x18..=x30`, SP_EL0, ELR, SPSR, TPIDR_EL0). An `svc` with `Call` or
+//! `ReplyRecv` in `x7` then goes straight to `fast_call` or `fast_reply_recv` with its
+//! arguments still in `x0..=x5`, `x6` = the context and `x7` = the `PerCpu`. Every other
+//! exception, and a fast path that declines (having stored `x0..=x5` itself), finishes
+//! the save (`x8..=x17`, TPIDRRO_EL0) and takes the generic handler. So after a fast
+//! hand-off the caller's saved `x0..=x5` and `x8..=x17` are stale: its `x0..=x6` get the
+//! reply or message before it runs again, and the ABI lets `Call` and `ReplyRecv` clobber
+//! `x8..=x17` (they come back with values of the same thread). TPIDRRO_EL0 needs no save
+//! there: EL0 cannot write it, so a component's saved copy is still the live value.
 //!
 //! A vCPU's context has the same layout (its general registers, PC and PSTATE, and the
 //! EL0 registers it shares with components), so guests use the same paths; the handlers
@@ -75,8 +84,8 @@ global_asm!(
 
     // The part of SAVE_USER_CONTEXT that the IPC fast path needs: everything but x0..x5
     // (its arguments, which it stores itself if it declines), x8..x17 (which Call and
-    // ReplyRecv may clobber) and TPIDRRO_EL0 (which no component can change); leaves SP
-    // at the UserContext.
+    // ReplyRecv may clobber) and TPIDRRO_EL0 (which EL0 cannot change); leaves SP at the
+    // UserContext.
     .macro SAVE_FOR_FAST_PATH
     stp     x6, x7, [sp, #16 * 3]
     stp     x18, x19, [sp, #16 * 9]

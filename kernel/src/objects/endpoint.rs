@@ -292,7 +292,12 @@ impl Kernel<'_> {
         let length = info.length();
         if self.threads[target].vcpu.is_none() {
             if length > REGISTER_WORDS {
-                copy_buffer_words(platform, self.threads[replier].ipc_buffer, self.threads[target].ipc_buffer, length);
+                copy_buffer_words(
+                    platform,
+                    self.threads[replier].ipc_buffer,
+                    self.threads[target].ipc_buffer,
+                    length,
+                );
             }
             self.write_message(target, info, words, 0);
             return true;
@@ -332,7 +337,9 @@ impl Kernel<'_> {
         let receiver = self.endpoints[endpoint].first_receiver()?;
         let target = &self.threads[receiver];
         // vCPUs never receive; testing it lets the shell's exit skip the vCPU case.
-        if usize::from(target.cpu) != cpu || !self.cpus[cpu].outranks_ready(target.priority) || target.vcpu.is_some()
+        if usize::from(target.cpu) != cpu
+            || !self.cpus[cpu].outranks_ready(target.priority)
+            || target.vcpu.is_some()
         {
             return None;
         }
@@ -349,26 +356,31 @@ impl Kernel<'_> {
         self.switch_to(cpu, receiver);
     }
 
-    /// Fast-path `Call` of `caller`, the current thread of `cpu`, on `endpoint` through a
-    /// capability with `badge`: hands the message (header `info`, `words` from its
-    /// registers, the rest in its IPC buffer) to the first receiver and runs it, if that
-    /// is what the slow path and the scheduler would do (the caller checked that no
-    /// reschedule is pending). Returns the receiver if it did.
+    /// Fast-path `Call` of `caller`, the current thread of `cpu`, on `endpoint`: hands
+    /// `message` (its header and badge; `words` from the caller's registers, the rest in
+    /// its IPC buffer) to the first receiver and runs it, if that is what the slow path
+    /// and the scheduler would do (the caller checked that no reschedule is pending).
+    /// Returns the receiver if it did.
     #[inline(always)]
     pub(super) fn fast_call_registers(
         &mut self,
         cpu: usize,
         caller: usize,
         endpoint: usize,
-        badge: u64,
-        info: MessageInfo,
+        message: PendingSend,
         words: [u64; REGISTER_WORDS],
         platform: &impl Platform,
     ) -> Option<usize> {
         let receiver = self.take_fast_receiver(cpu, endpoint)?;
+        let PendingSend { info, badge, .. } = message;
         let length = info.length();
         if length > REGISTER_WORDS {
-            copy_buffer_words(platform, self.threads[caller].ipc_buffer, self.threads[receiver].ipc_buffer, length);
+            copy_buffer_words(
+                platform,
+                self.threads[caller].ipc_buffer,
+                self.threads[receiver].ipc_buffer,
+                length,
+            );
         }
         self.write_message(receiver, info, words, badge);
         self.hand_over_call(cpu, caller, receiver);

@@ -100,21 +100,27 @@
 //!
 //! # The IPC fast path
 //!
-//! [`Kernel::fast_syscall`] (which the shell calls first for every `Call` and `ReplyRecv`,
-//! and [`Kernel::handle_syscall`] for every system call) tries two direct hand-offs that
-//! skip the run queues:
+//! [`Kernel::fast_ipc`] (which the shell calls straight from the exception vector for
+//! every `Call` and `ReplyRecv`, with the argument registers it did not save) and
+//! [`Kernel::fast_syscall`] (the same with the arguments in the saved context, which
+//! [`Kernel::handle_syscall`] tries first) try two direct hand-offs that skip the run
+//! queues:
 //!
 //! - `Call` on an endpoint whose first queued receiver is on the same CPU;
 //! - `ReplyRecv` whose reply target is on the same CPU, on an endpoint with no queued
 //!   sender, by a thread whose bound notification (if any) has a zero word;
 //!
 //! in both cases only if the woken thread's priority is above every ready thread's on the
-//! CPU and no reschedule is pending, exactly when the slow path followed by
-//! [`Kernel::schedule`] would pick the woken thread. It then copies the message (register
-//! to register when it fits there), blocks the caller, and makes the woken thread
-//! current. Anything else (errors included) takes the slow path
+//! CPU (one comparison with a per-CPU bar kept with the run queues) and no reschedule is
+//! pending, exactly when the slow path followed by [`Kernel::schedule`] would pick the
+//! woken thread. It then writes the message into the woken thread's saved registers
+//! (from the caller's argument registers; words past four from IPC buffer to IPC buffer),
+//! blocks the caller, and makes the woken thread current. It never reads the caller's
+//! saved `x0..=x5` after it blocked, nor lets it run again before they hold a result.
+//! Anything else (errors included) changes nothing and takes the slow path
 //! ([`Kernel::slow_syscall`]), which is the reference semantics: the tests run the same
-//! sequences with and without the fast path and compare every thread, queue and register.
+//! sequences with and without the fast path (entered as the shell enters it, with the
+//! unsaved arguments poisoned) and compare every thread, queue and register.
 
 mod cap;
 mod console;

@@ -78,7 +78,8 @@ impl Kernel<'_> {
         unsafe { core::hint::assert_unchecked(endpoint < bootinfo::MAX_ENDPOINTS) };
         let info = MessageInfo::from_raw(args.info)?;
         if syscall == Syscall::Call {
-            self.fast_call_registers(cpu, caller, endpoint, cap.badge, info, args.words, platform)
+            let message = PendingSend { kind: SendKind::Call, info, badge: cap.badge };
+            self.fast_call_registers(cpu, caller, endpoint, message, args.words, platform)
         } else {
             self.fast_reply_recv(cpu, caller, endpoint, info, args.words, platform)
         }
