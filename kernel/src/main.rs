@@ -19,12 +19,13 @@
 //! asks `Kernel::schedule` for the next thread, prepares it (`System::resume`: for a
 //! component its address space, for a vCPU its EL1 state, see `arch::guest`), releases
 //! the lock and returns that thread's context to the exception return in `arch::vectors`.
-//! A component's `Call` or `ReplyRecv` first tries the IPC fast path (`fast_call`,
-//! `fast_reply_recv`), which the vector enters with part of the context saved and the
-//! arguments in registers; under the big lock it hands the CPU over directly, so its exit
-//! only prepares that thread. A CPU with nothing to run stops its tick (keeping any vCPU's WFI deadline) and waits
-//! in `wfi` with IRQs still masked (a pending interrupt ends `wfi` anyway), so the kernel
-//! never takes an exception from itself; the next thread starts with a full time slice.
+//! A component's `Call` or `ReplyRecv` first tries the IPC fast path (`fast_ipc_entry`),
+//! which the vector enters with part of the context saved and the arguments in
+//! registers; under the big lock it hands the CPU over directly, so its exit only
+//! prepares that thread. A CPU with nothing to run stops its tick (keeping any vCPU's
+//! WFI deadline) and waits in `wfi` with IRQs still masked (a pending interrupt ends
+//! `wfi` anyway), so the kernel never takes an exception from itself; the next thread
+//! starts with a full time slice.
 //!
 //! Physical memory (QEMU `virt` with 1 GiB at 0x4000_0000):
 //!
@@ -51,8 +52,8 @@ fn main() {}
 
 #[cfg(target_os = "none")]
 pub(crate) use el2::{
-    EC_SVC64, fast_call, fast_reply_recv, kernel_exception, lower_irq, lower_serror, lower_sync,
-    primary_main, secondary_main,
+    EC_SVC64, fast_ipc_entry, kernel_exception, lower_irq, lower_serror, lower_sync, primary_main,
+    secondary_main,
 };
 
 /// The kernel program proper (bare-metal target only).
@@ -768,15 +769,15 @@ mod el2 {
     /// and data aborts from a lower EL.
     const EC_WITH_HPFAR: [u64; 2] = [0x20, 0x24];
 
-    /// The IPC fast path of a component's `Call`, straight from the exception vector:
-    /// `x0..=x5` are the thread's argument registers, which the vector did not save into
-    /// its `context` (it saved only what the fast path's hand-off needs; see
-    /// `arch::vectors`). A direct hand-off leaves nothing for the scheduler to decide, so
-    /// the exit only prepares the thread handed over to, whose context it returns. When
-    /// the fast path declines, nothing has changed: the arguments go into `context` and it
-    /// returns null, and the vector finishes the save and takes the generic path
-    /// ([`lower_sync`]).
-    pub extern "C" fn fast_call(
+    /// The IPC fast path of a component's `Call` (`REPLY_RECV` false) or `ReplyRecv`,
+    /// straight from the exception vector: `cap`, `info` and the words are the thread's
+    /// argument registers `x0..=x5`, which the vector did not save into its `context` (it
+    /// saved only what the fast path's hand-off needs; see `arch::vectors`). A direct
+    /// hand-off leaves nothing for the scheduler to decide, so the exit only prepares the
+    /// thread handed over to, whose context it returns. When the fast path declines,
+    /// nothing has changed: the arguments go into `context`, it returns null, and the
+    /// vector finishes the save and takes the generic path ([`lower_sync`]).
+    pub extern "C" fn fast_ipc_entry<const REPLY_RECV: bool>(
         cap: u64,
         info: u64,
         word0: u64,
@@ -788,34 +789,17 @@ mod el2 {
     ) -> *mut UserContext {
         let args = IpcArguments { cap, info, words: [word0, word1, word2, word3] };
         if !args.fits_registers() {
-            return fast_call_long(cap, info, word0, word1, word2, word3, context, per_cpu);
+            return fast_ipc_long::<REPLY_RECV>(cap, info, word0, word1, word2, word3, context, per_cpu);
         }
-        fast_ipc(per_cpu, Syscall::Call, args, context)
+        fast_ipc(per_cpu, ipc_syscall(REPLY_RECV), args, context)
     }
 
-    /// [`fast_call`] for a `ReplyRecv`.
-    pub extern "C" fn fast_reply_recv(
-        cap: u64,
-        info: u64,
-        word0: u64,
-        word1: u64,
-        word2: u64,
-        word3: u64,
-        context: *mut UserContext,
-        per_cpu: &PerCpu,
-    ) -> *mut UserContext {
-        let args = IpcArguments { cap, info, words: [word0, word1, word2, word3] };
-        if !args.fits_registers() {
-            return fast_reply_recv_long(cap, info, word0, word1, word2, word3, context, per_cpu);
-        }
-        fast_ipc(per_cpu, Syscall::ReplyRecv, args, context)
-    }
-
-    /// [`fast_call`] for a header that does not promise a message in registers (words in
-    /// the IPC buffer, or a malformed header): out of line, so that the copy between IPC
-    /// buffers it may call leaves [`fast_call`] without a stack frame.
+    /// [`fast_ipc_entry`] for a header that does not promise a message in registers
+    /// (words in the IPC buffer, or a malformed header): out of line, and reached by a
+    /// tail call, so that the copy between IPC buffers it may call leaves
+    /// [`fast_ipc_entry`] without a stack frame.
     #[inline(never)]
-    extern "C" fn fast_call_long(
+    extern "C" fn fast_ipc_long<const REPLY_RECV: bool>(
         cap: u64,
         info: u64,
         word0: u64,
@@ -826,23 +810,12 @@ mod el2 {
         per_cpu: &PerCpu,
     ) -> *mut UserContext {
         let args = IpcArguments { cap, info, words: [word0, word1, word2, word3] };
-        fast_ipc(per_cpu, Syscall::Call, args, context)
+        fast_ipc(per_cpu, ipc_syscall(REPLY_RECV), args, context)
     }
 
-    /// [`fast_call_long`] for a `ReplyRecv`.
-    #[inline(never)]
-    extern "C" fn fast_reply_recv_long(
-        cap: u64,
-        info: u64,
-        word0: u64,
-        word1: u64,
-        word2: u64,
-        word3: u64,
-        context: *mut UserContext,
-        per_cpu: &PerCpu,
-    ) -> *mut UserContext {
-        let args = IpcArguments { cap, info, words: [word0, word1, word2, word3] };
-        fast_ipc(per_cpu, Syscall::ReplyRecv, args, context)
+    /// `ReplyRecv` if `reply_recv`, else `Call`.
+    const fn ipc_syscall(reply_recv: bool) -> Syscall {
+        if reply_recv { Syscall::ReplyRecv } else { Syscall::Call }
     }
 
     /// The fast path proper: `syscall` with `args`, from the thread whose saved registers
@@ -870,9 +843,8 @@ mod el2 {
         context
     }
 
-    /// Every synchronous exception from a lower EL that [`fast_call`] or
-    /// [`fast_reply_recv`] did not take: a
-    /// guest's trap, a system call, a fault.
+    /// Every synchronous exception from a lower EL that [`fast_ipc_entry`] did not take:
+    /// a guest's trap, a system call, a fault.
     pub extern "C" fn lower_sync(per_cpu: &PerCpu) -> *mut UserContext {
         let esr = ESR_EL2.get();
         if per_cpu.mode().is_guest() {

@@ -8,7 +8,7 @@
 //!
 //! The synchronous slot from AArch64 first saves only what the IPC fast path needs
 //! (`x6`, `x7`, `x18..=x30`, SP_EL0, ELR, SPSR, TPIDR_EL0). An `svc` with `Call` or
-//! `ReplyRecv` in `x7` then goes straight to `fast_call` or `fast_reply_recv` with its
+//! `ReplyRecv` in `x7` then goes straight to `fast_ipc_entry` for it with its
 //! arguments still in `x0..=x5`, `x6` = the context and `x7` = the `PerCpu`. Every other
 //! exception, and a fast path that declines (having stored `x0..=x5` itself), finishes
 //! the save (`x8..=x17`, TPIDRRO_EL0) and takes the generic handler. So after a fast
@@ -238,8 +238,8 @@ exit_to_user:
     tpidr_el0 = const offset_of!(UserContext, tpidr_el0),
     kernel_exception = sym crate::kernel_exception,
     lower_sync = sym crate::lower_sync,
-    fast_call = sym crate::fast_call,
-    fast_reply_recv = sym crate::fast_reply_recv,
+    fast_call = sym crate::fast_ipc_entry::<false>,
+    fast_reply_recv = sym crate::fast_ipc_entry::<true>,
     reply_recv = const ipc::Syscall::ReplyRecv as u64,
     ec_svc64 = const crate::EC_SVC64,
     lower_irq = sym crate::lower_irq,
