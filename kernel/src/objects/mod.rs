@@ -281,9 +281,9 @@ pub struct Kernel<'a> {
     links: Links,
     endpoints: [EndpointObject; MAX_ENDPOINTS],
     notifications: [NotificationObject; MAX_NOTIFICATIONS],
+    cpus: [Cpu; MAX_CPUS],
     vms: [VmObject<'a>; MAX_VMS],
     vcpus: [VcpuObject; MAX_VCPUS],
-    cpus: [Cpu; MAX_CPUS],
     /// Components' threads from slot 0, then vCPUs from `first_vcpu_thread`.
     threads: [Thread<'a>; THREAD_SLOTS],
 }
