@@ -12,6 +12,9 @@
 //! `x0` the capability index, `x1` the [`MessageInfo`], `x2..=x5` message words 0-3.
 //! The kernel returns an [`Error`] code in `x0` (0 for success), the received
 //! [`MessageInfo`] in `x1`, message words 0-3 in `x2..=x5` and the badge in `x6`.
+//! `Call` and `ReplyRecv` may also change `x8..=x17` (the kernel's fast path does not
+//! save them; they come back holding values of the same thread), which AAPCS64 callers
+//! never keep live across a call anyway; every other register is preserved.
 //! Words 4 and up travel in the thread's [`IpcBuffer`]. Messages of at most four words
 //! can skip [`Message`] altogether: [`ShortMessage`] and the `*_short` endpoint wrappers
 //! keep them in registers. A thread with a bound notification may get [`NOTIFIED`] from

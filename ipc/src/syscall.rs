@@ -17,8 +17,9 @@ struct Frame {
 #[inline]
 fn svc(syscall: Syscall, frame: Frame) -> Frame {
     let mut out = frame;
-    // SAFETY: `svc #0` enters the kernel, which reads and writes only x0-x7 per the ABI in
-    // the crate documentation; every one of them is declared as an operand here.
+    // SAFETY: `svc #0` enters the kernel, which reads x0-x7 and writes x0-x6 (and, for
+    // `Call` and `ReplyRecv`, x8-x17) per the ABI in the crate documentation; every one of
+    // them is declared as an operand here.
     unsafe {
         asm!(
             "svc #0",
@@ -30,6 +31,16 @@ fn svc(syscall: Syscall, frame: Frame) -> Frame {
             inout("x5") out.words[3],
             inout("x6") out.badge,
             in("x7") syscall as u64,
+            out("x8") _,
+            out("x9") _,
+            out("x10") _,
+            out("x11") _,
+            out("x12") _,
+            out("x13") _,
+            out("x14") _,
+            out("x15") _,
+            out("x16") _,
+            out("x17") _,
             options(nostack),
         );
     }

@@ -19,9 +19,13 @@
 //! asks `Kernel::schedule` for the next thread, prepares it (`System::resume`: for a
 //! component its address space, for a vCPU its EL1 state, see `arch::guest`), releases
 //! the lock and returns that thread's context to the exception return in `arch::vectors`.
-//! A CPU with nothing to run stops its tick (keeping any vCPU's WFI deadline) and waits
-//! in `wfi` with IRQs still masked (a pending interrupt ends `wfi` anyway), so the kernel
-//! never takes an exception from itself; the next thread starts with a full time slice.
+//! A component's `Call` or `ReplyRecv` first tries the IPC fast path (`fast_ipc_entry`),
+//! which the vector enters with part of the context saved and the arguments in
+//! registers; under the big lock it hands the CPU over directly, so its exit only
+//! prepares that thread. A CPU with nothing to run stops its tick (keeping any vCPU's
+//! WFI deadline) and waits in `wfi` with IRQs still masked (a pending interrupt ends
+//! `wfi` anyway), so the kernel never takes an exception from itself; the next thread
+//! starts with a full time slice.
 //!
 //! Physical memory (QEMU `virt` with 1 GiB at 0x4000_0000):
 //!
@@ -47,7 +51,10 @@ mod arch;
 fn main() {}
 
 #[cfg(target_os = "none")]
-pub(crate) use el2::{kernel_exception, lower_irq, lower_serror, lower_sync, primary_main, secondary_main};
+pub(crate) use el2::{
+    EC_SVC64, fast_ipc_entry, kernel_exception, lower_irq, lower_serror, lower_sync, primary_main,
+    secondary_main,
+};
 
 /// The kernel program proper (bare-metal target only).
 #[cfg(target_os = "none")]
@@ -67,7 +74,8 @@ mod el2 {
     use kernel::guest::{Trap, WakeState, timer_lines, timer_ppi_mask, timer_ppis_to_deactivate};
     use kernel::pagetable::{LeafAttributes, MapError, PageTable};
     use kernel::{
-        BootError, Kernel, LoadedElsewhere, Platform, ThreadId, ThreadKind, UserContext, VcpuId, VcpuRequest,
+        BootError, IpcArguments, Kernel, LoadedElsewhere, Platform, ThreadId, ThreadKind, UserContext,
+        VcpuId, VcpuRequest,
     };
     use spin::MutexGuard;
 
@@ -580,8 +588,12 @@ mod el2 {
     }
 
     /// The kernel state behind the lock (present once any CPU can enter the kernel).
+    #[inline(always)]
     fn system(guard: &mut KernelGuard) -> &mut System {
-        guard.as_mut().expect("no CPU takes an exception or schedules before the kernel exists")
+        // SAFETY: CPU 0 stores the kernel before it starts the other CPUs or runs any
+        // thread (`boot`), so no exception from a lower EL, and no scheduler, comes
+        // earlier; nothing takes it out again.
+        unsafe { guard.as_mut().unwrap_unchecked() }
     }
 
     fn enter_scheduler(per_cpu: &PerCpu) -> ! {
@@ -599,16 +611,7 @@ mod el2 {
     /// `exit_to_user`.
     #[inline(always)]
     fn kernel_entry(per_cpu: &PerCpu, handle: impl FnOnce(&mut System, usize)) -> *mut UserContext {
-        locked_entry(per_cpu, KERNEL.lock(), handle)
-    }
-
-    /// [`kernel_entry`] with the big lock already taken (`guard`).
-    #[inline(always)]
-    fn locked_entry(
-        per_cpu: &PerCpu,
-        mut guard: KernelGuard,
-        handle: impl FnOnce(&mut System, usize),
-    ) -> *mut UserContext {
+        let mut guard = KERNEL.lock();
         let cpu = per_cpu.cpu();
         let system = system(&mut guard);
         handle(system, cpu);
@@ -865,7 +868,7 @@ mod el2 {
     }
 
     /// ESR_EL2.EC of `svc` from AArch64.
-    const EC_SVC64: u64 = 0x15;
+    pub const EC_SVC64: u64 = 0x15;
     /// ESR_EL2.EC values for which FAR_EL2 holds the faulting address: instruction abort,
     /// PC alignment, data abort and watchpoint, from a lower EL.
     const EC_WITH_FAR: [u64; 4] = [0x20, 0x22, 0x24, 0x34];
@@ -874,38 +877,84 @@ mod el2 {
     /// and data aborts from a lower EL.
     const EC_WITH_HPFAR: [u64; 2] = [0x20, 0x24];
 
-    /// Synchronous exception from a lower EL: a guest's trap, or a component's system
-    /// call (number `syscall`, the thread's `x7`) or fault: only dispatches, so that
-    /// neither the IPC system calls nor the rest pay for the other's frame.
-    pub extern "C" fn lower_sync(per_cpu: &PerCpu, syscall: u64) -> *mut UserContext {
-        let esr = ESR_EL2.get();
-        let ipc = matches!(Syscall::from_u64(syscall), Some(Syscall::Call | Syscall::ReplyRecv));
-        if ipc && (esr >> 26) & 0x3f == EC_SVC64 && !per_cpu.mode().is_guest() {
-            return ipc_syscall(per_cpu);
+    /// The IPC fast path of a component's `Call` (`REPLY_RECV` false) or `ReplyRecv`,
+    /// straight from the exception vector: `cap`, `info` and the words are the thread's
+    /// argument registers `x0..=x5`, which the vector did not save into its `context` (it
+    /// saved only what the fast path's hand-off needs; see `arch::vectors`). A direct
+    /// hand-off leaves nothing for the scheduler to decide, so the exit only prepares the
+    /// thread handed over to, whose context it returns. When the fast path declines,
+    /// nothing has changed: the arguments go into `context`, it returns null, and the
+    /// vector finishes the save and takes the generic path ([`lower_sync`]).
+    pub extern "C" fn fast_ipc_entry<const REPLY_RECV: bool>(
+        cap: u64,
+        info: u64,
+        word0: u64,
+        word1: u64,
+        word2: u64,
+        word3: u64,
+        context: *mut UserContext,
+        per_cpu: &PerCpu,
+    ) -> *mut UserContext {
+        let args = IpcArguments { cap, info, words: [word0, word1, word2, word3] };
+        if !args.fits_registers() {
+            return fast_ipc_long::<REPLY_RECV>(cap, info, word0, word1, word2, word3, context, per_cpu);
         }
-        other_sync(per_cpu, esr)
+        fast_ipc(per_cpu, ipc_syscall(REPLY_RECV), args, context)
     }
 
-    /// A component's `Call` or `ReplyRecv`: the IPC fast path first, which hands the CPU
-    /// to another thread with nothing for the scheduler to decide, so its exit only
-    /// prepares that thread; the slow path under the same lock hold otherwise.
+    /// [`fast_ipc_entry`] for a header that does not promise a message in registers
+    /// (words in the IPC buffer, or a malformed header): out of line, and reached by a
+    /// tail call, so that the copy between IPC buffers it may call leaves
+    /// [`fast_ipc_entry`] without a stack frame.
     #[inline(never)]
-    fn ipc_syscall(per_cpu: &PerCpu) -> *mut UserContext {
+    extern "C" fn fast_ipc_long<const REPLY_RECV: bool>(
+        cap: u64,
+        info: u64,
+        word0: u64,
+        word1: u64,
+        word2: u64,
+        word3: u64,
+        context: *mut UserContext,
+        per_cpu: &PerCpu,
+    ) -> *mut UserContext {
+        let args = IpcArguments { cap, info, words: [word0, word1, word2, word3] };
+        fast_ipc(per_cpu, ipc_syscall(REPLY_RECV), args, context)
+    }
+
+    /// `ReplyRecv` if `reply_recv`, else `Call`.
+    const fn ipc_syscall(reply_recv: bool) -> Syscall {
+        if reply_recv { Syscall::ReplyRecv } else { Syscall::Call }
+    }
+
+    /// The fast path proper: `syscall` with `args`, from the thread whose saved registers
+    /// `context` holds.
+    #[inline(always)]
+    fn fast_ipc(
+        per_cpu: &PerCpu,
+        syscall: Syscall,
+        args: IpcArguments,
+        context: *mut UserContext,
+    ) -> *mut UserContext {
         let mut guard = KERNEL.lock();
         let system = system(&mut guard);
-        if let Some(thread) = system.kernel.fast_syscall(per_cpu.cpu(), &system.machine) {
-            let (context, ttbr0) = system.resume(per_cpu, thread);
-            drop(guard);
-            per_cpu.switch_address_space(ttbr0);
-            return context;
-        }
-        locked_entry(per_cpu, guard, |system, cpu| system.kernel.slow_syscall(cpu, &mut system.machine))
+        // Only a component's `svc` reaches EL2 (a guest's goes to its own EL1), and a vCPU
+        // thread holds no capabilities anyway, so the caller is a component.
+        let Some(thread) = system.kernel.fast_ipc(per_cpu.cpu(), syscall, args, &system.machine) else {
+            // SAFETY: `context` is the saved context of this CPU's current thread (the
+            // vector's SP_EL2), inside the kernel this CPU holds locked.
+            args.store(unsafe { &mut *context });
+            return core::ptr::null_mut();
+        };
+        let (context, ttbr0) = system.resume(per_cpu, thread);
+        drop(guard);
+        per_cpu.switch_address_space(ttbr0);
+        context
     }
 
-    /// Every other synchronous exception from a lower EL: a guest's trap, another system
-    /// call, a fault.
-    #[inline(never)]
-    fn other_sync(per_cpu: &PerCpu, esr: u64) -> *mut UserContext {
+    /// Every synchronous exception from a lower EL that [`fast_ipc_entry`] did not take:
+    /// a guest's trap, a system call, a fault.
+    pub extern "C" fn lower_sync(per_cpu: &PerCpu) -> *mut UserContext {
+        let esr = ESR_EL2.get();
         if per_cpu.mode().is_guest() {
             return guest_trap(per_cpu, esr);
         }

@@ -85,9 +85,15 @@ pub struct PerCpu {
 
 impl PerCpu {
     /// Index of this CPU.
-    #[inline]
+    #[inline(always)]
     pub fn cpu(&self) -> usize {
-        self.cpu.load(Ordering::Relaxed)
+        let cpu = self.cpu.load(Ordering::Relaxed);
+        // SAFETY: the boot code stores each CPU's index here once: 0 for the boot CPU, and
+        // the index `main` gave PSCI CPU_ON for the others, which is below the CPU count
+        // it checked against `MAX_CPUS`. Telling the compiler spares the kernel's per-CPU
+        // tables their bounds checks.
+        unsafe { core::hint::assert_unchecked(cpu < bootinfo::MAX_CPUS) };
+        cpu
     }
 
     /// Whether a guest or a component runs here, and the switch between them.
@@ -102,19 +108,16 @@ impl PerCpu {
         self.ttbr0.load(Ordering::Relaxed)
     }
 
-    /// Loads `ttbr0` (table root | ASID << 48) unless it is loaded already. No barrier:
-    /// the kernel never uses TTBR0 addresses, and the exception return that enters the
-    /// thread synchronizes the change.
-    #[inline]
+    /// Loads `ttbr0` (table root | ASID << 48). Unconditionally: writing the value already
+    /// loaded is harmless (ASID-tagged tables need no TLB maintenance) and costs less than
+    /// comparing first. No barrier: the kernel never uses TTBR0 addresses, and the
+    /// exception return that enters the thread synchronizes the change.
+    #[inline(always)]
     pub fn switch_address_space(&self, ttbr0: u64) {
-        if self.ttbr0.load(Ordering::Relaxed) != ttbr0 {
-            self.ttbr0.store(ttbr0, Ordering::Relaxed);
-            // SAFETY: TTBR0_EL2 only translates EL0 addresses once the CPU runs from the
-            // linear map; every vspace table is complete before any thread runs.
-            unsafe {
-                core::arch::asm!("msr ttbr0_el2, {}", in(reg) ttbr0, options(nostack, preserves_flags))
-            };
-        }
+        self.ttbr0.store(ttbr0, Ordering::Relaxed);
+        // SAFETY: TTBR0_EL2 only translates EL0 addresses once the CPU runs from the linear
+        // map; every vspace table is complete before any thread runs.
+        unsafe { core::arch::asm!("msr ttbr0_el2, {}", in(reg) ttbr0, options(nostack, preserves_flags)) };
     }
 }
 

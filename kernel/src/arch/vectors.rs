@@ -3,10 +3,19 @@
 //! While a thread runs, SP_EL2 points at its [`UserContext`], so an exception from EL0
 //! stores the thread's registers straight into it with no scratch register, then loads
 //! this CPU's kernel stack from [`PerCpu`](super::boot::PerCpu) (TPIDR_EL2) and calls the
-//! Rust handler, which returns the context to resume. The synchronous handler also gets
-//! the thread's `x7` (the system-call number of an `svc`, which the save leaves intact),
-//! so that it can tell a fast-path candidate before it takes the big lock. [`exit_to_user`] loads that context
+//! Rust handler, which returns the context to resume. [`exit_to_user`] loads that context
 //! and returns to EL0 with SP_EL2 pointing at it again.
+//!
+//! The synchronous slot from AArch64 first saves only what the IPC fast path needs
+//! (`x6`, `x7`, `x18..=x30`, SP_EL0, ELR, SPSR, TPIDR_EL0). An `svc` with `Call` or
+//! `ReplyRecv` in `x7` then goes straight to `fast_ipc_entry` for it with its
+//! arguments still in `x0..=x5`, `x6` = the context and `x7` = the `PerCpu`. Every other
+//! exception, and a fast path that declines (having stored `x0..=x5` itself), finishes
+//! the save (`x8..=x17`, TPIDRRO_EL0) and takes the generic handler. So after a fast
+//! hand-off the caller's saved `x0..=x5` and `x8..=x17` are stale: its `x0..=x6` get the
+//! reply or message before it runs again, and the ABI lets `Call` and `ReplyRecv` clobber
+//! `x8..=x17` (they come back with values of the same thread). TPIDRRO_EL0 needs no save
+//! there: EL0 cannot write it, so a component's saved copy is still the live value.
 //!
 //! A vCPU's context has the same layout (its general registers, PC and PSTATE, and the
 //! EL0 registers it shares with components), so guests use the same paths; the handlers
@@ -73,6 +82,27 @@ global_asm!(
     mov     sp, x1
     .endm
 
+    // The part of SAVE_USER_CONTEXT that the IPC fast path needs: everything but x0..x5
+    // (its arguments, which it stores itself if it declines), x8..x17 (which Call and
+    // ReplyRecv may clobber) and TPIDRRO_EL0 (which EL0 cannot change); leaves SP at the
+    // UserContext.
+    .macro SAVE_FOR_FAST_PATH
+    stp     x6, x7, [sp, #16 * 3]
+    stp     x18, x19, [sp, #16 * 9]
+    stp     x20, x21, [sp, #16 * 10]
+    stp     x22, x23, [sp, #16 * 11]
+    stp     x24, x25, [sp, #16 * 12]
+    stp     x26, x27, [sp, #16 * 13]
+    stp     x28, x29, [sp, #16 * 14]
+    mrs     x19, sp_el0
+    stp     x30, x19, [sp, #{sp_el0} - 8]
+    mrs     x19, elr_el2
+    mrs     x20, spsr_el2
+    stp     x19, x20, [sp, #{elr}]
+    mrs     x19, tpidr_el0
+    str     x19, [sp, #{tpidr_el0}]
+    .endm
+
     .section .text.vectors, "ax"
     .balign 2048
     .global exception_vectors
@@ -96,10 +126,24 @@ exception_vectors:
 
     // Lower EL, AArch64: components and guests.
     .org exception_vectors + 0x400
-    SAVE_USER_CONTEXT
-    mov     x1, x7
-    bl      {lower_sync}
-    b       exit_to_user
+    SAVE_FOR_FAST_PATH
+    // A Call or ReplyRecv (x7 = 0 or 1) by svc goes to its fast path with x0..x5 as they
+    // are, x6 = the UserContext, x7 = PerCpu; x20 keeps the UserContext.
+    mrs     x19, esr_el2
+    ubfx    x19, x19, #26, #6
+    cmp     x19, #{ec_svc64}
+    ccmp    x7, #{reply_recv}, #0b0010, eq
+    b.hi    save_arguments_lower_sync
+    mov     x6, sp
+    mov     x20, sp
+    mrs     x7, tpidr_el2
+    ldr     x19, [x7, #{stack_top}]
+    mov     sp, x19
+    b.eq    fast_reply_recv_entry
+    bl      {fast_call}
+    cbnz    x0, exit_to_user
+    mov     sp, x20
+    b       finish_save_lower_sync
     .org exception_vectors + 0x480
     SAVE_USER_CONTEXT
     bl      {lower_irq}
@@ -116,7 +160,6 @@ exception_vectors:
     // Lower EL, AArch32: a guest's EL0 (r0-r14 are x0-x14).
     .org exception_vectors + 0x600
     SAVE_USER_CONTEXT
-    mov     x1, x7
     bl      {lower_sync}
     b       exit_to_user
     .org exception_vectors + 0x680
@@ -132,6 +175,33 @@ exception_vectors:
     bl      {lower_serror}
     b       exit_to_user
     .org exception_vectors + 0x800
+
+    // The ReplyRecv leg of the 0x400 vector (out of its slot for lack of room).
+fast_reply_recv_entry:
+    bl      {fast_reply_recv}
+    cbnz    x0, exit_to_user
+    mov     sp, x20
+    b       finish_save_lower_sync
+
+    // The rest of SAVE_USER_CONTEXT after SAVE_FOR_FAST_PATH (SP at the UserContext),
+    // then the generic synchronous handler.
+save_arguments_lower_sync:
+    stp     x0, x1, [sp, #16 * 0]
+    stp     x2, x3, [sp, #16 * 1]
+    stp     x4, x5, [sp, #16 * 2]
+finish_save_lower_sync:
+    stp     x8, x9, [sp, #16 * 4]
+    stp     x10, x11, [sp, #16 * 5]
+    stp     x12, x13, [sp, #16 * 6]
+    stp     x14, x15, [sp, #16 * 7]
+    stp     x16, x17, [sp, #16 * 8]
+    mrs     x0, tpidrro_el0
+    str     x0, [sp, #{tpidr_el0} + 8]
+    mrs     x0, tpidr_el2
+    ldr     x1, [x0, #{stack_top}]
+    mov     sp, x1
+    bl      {lower_sync}
+    b       exit_to_user
 
     // x0: the UserContext to resume at EL0.
     .global exit_to_user
@@ -168,9 +238,17 @@ exit_to_user:
     tpidr_el0 = const offset_of!(UserContext, tpidr_el0),
     kernel_exception = sym crate::kernel_exception,
     lower_sync = sym crate::lower_sync,
+    fast_call = sym crate::fast_ipc_entry::<false>,
+    fast_reply_recv = sym crate::fast_ipc_entry::<true>,
+    reply_recv = const ipc::Syscall::ReplyRecv as u64,
+    ec_svc64 = const crate::EC_SVC64,
     lower_irq = sym crate::lower_irq,
     lower_serror = sym crate::lower_serror,
 );
+
+// The vector's test for a fast-path candidate (`x7` at most ReplyRecv, and which) relies on
+// these numbers.
+const _: () = assert!(ipc::Syscall::Call as u64 == 0 && ipc::Syscall::ReplyRecv as u64 == 1);
 
 // The assembly relies on this layout: x0..x30 first, SP_EL0 right after x30, ELR then
 // SPSR, TPIDR_EL0 then TPIDRRO_EL0.

@@ -26,6 +26,7 @@ impl EndpointObject {
     pub(super) const EMPTY: Self = Self { queue: Queue::EMPTY, waiters: Waiters::Receivers };
 
     /// The receiver that the next message goes to, if one waits.
+    #[inline(always)]
     pub(super) fn first_receiver(&self) -> Option<usize> {
         if self.waiters == Waiters::Receivers { self.queue.front() } else { None }
     }
@@ -43,6 +44,7 @@ impl EndpointObject {
     }
 
     /// Whether a sender waits.
+    #[inline(always)]
     pub(super) fn has_senders(&self) -> bool {
         self.waiters == Waiters::Senders && !self.queue.is_empty()
     }
@@ -191,7 +193,7 @@ impl Kernel<'_> {
     }
 
     /// Queues the current thread of `cpu` on `endpoint`.
-    #[inline]
+    #[inline(always)]
     fn block_on(&mut self, cpu: usize, thread: usize, endpoint: usize, waiters: Waiters) {
         let object = &mut self.endpoints[endpoint];
         object.waiters = waiters;
@@ -272,27 +274,40 @@ impl Kernel<'_> {
     ) -> Result<(), Error> {
         let target = self.threads[replier].reply_target.take().ok_or(Error::NoReplyTarget)?;
         debug_assert_eq!(self.threads[target].state, ThreadState::BlockedReply);
-        if self.deliver_reply(platform, replier, target, info) {
+        let x = &self.threads[replier].context.x;
+        let words = [x[2], x[3], x[4], x[5]];
+        if self.deliver_reply(platform, replier, target, info, words) {
             self.wake(cpu, target);
         }
         Ok(())
     }
 
-    /// Hands the reply of `replier` to `target`: its registers for a thread, the end of
-    /// its trap for a vCPU. Returns whether `target` runs again (a vCPU may stop).
-    #[inline]
+    /// Hands the reply of `replier` (header `info`, `words` from its registers, the rest
+    /// in its IPC buffer) to `target`: its registers for a thread, the end of its trap for
+    /// a vCPU. Returns whether `target` runs again (a vCPU may stop).
+    #[inline(always)]
     fn deliver_reply(
         &mut self,
         platform: &impl Platform,
         replier: usize,
         target: usize,
         info: MessageInfo,
+        words: [u64; REGISTER_WORDS],
     ) -> bool {
+        let length = info.length();
         if self.threads[target].vcpu.is_none() {
-            self.transfer(platform, replier, target, PendingSend { kind: SendKind::Send, info, badge: 0 });
+            if length > REGISTER_WORDS {
+                copy_buffer_words(
+                    platform,
+                    self.threads[replier].ipc_buffer,
+                    self.threads[target].ipc_buffer,
+                    length,
+                );
+            }
+            self.write_message(target, info, words, 0);
             return true;
         }
-        self.answer_vcpu(platform, replier, target, info)
+        self.answer_vcpu(platform, replier, target, info, words)
     }
 
     /// Fast-path `Call`: hands `message` from `caller`, the current thread of `cpu`, to
@@ -318,13 +333,18 @@ impl Kernel<'_> {
     }
 
     /// The first receiver of `endpoint`, dequeued, if a `Call` from the current thread of
-    /// `cpu` may hand over to it directly: it runs on `cpu` and outranks every ready
-    /// thread there (the caller checked that no reschedule is pending).
-    #[inline]
+    /// `cpu` may hand over to it directly: it runs on `cpu`, outranks every ready thread
+    /// there (the caller checked that no reschedule is pending) and is not a vCPU.
+    #[inline(always)]
     pub(super) fn take_fast_receiver(&mut self, cpu: usize, endpoint: usize) -> Option<usize> {
         let receiver = self.endpoints[endpoint].first_receiver()?;
         let target = &self.threads[receiver];
-        if usize::from(target.cpu) != cpu || !self.cpus[cpu].outranks_ready(target.priority) {
+        // vCPUs never receive; testing it lets the compiler drop the vCPU case from the
+        // shell's exit after a fast `Call`.
+        if usize::from(target.cpu) != cpu
+            || !self.cpus[cpu].outranks_ready(target.priority)
+            || target.vcpu.is_some()
+        {
             return None;
         }
         self.endpoints[endpoint].queue.pop_front(&mut self.links);
@@ -333,26 +353,60 @@ impl Kernel<'_> {
 
     /// The end of a fast-path `Call` whose message `receiver` has: `caller` waits for the
     /// reply and `receiver` runs.
-    #[inline]
+    #[inline(always)]
     pub(super) fn hand_over_call(&mut self, cpu: usize, caller: usize, receiver: usize) {
         self.threads[caller].state = ThreadState::BlockedReply;
         self.threads[receiver].reply_target = Link::to(caller);
         self.switch_to(cpu, receiver);
     }
 
-    /// Fast-path `ReplyRecv`: hands the reply of `replier`, the current thread of `cpu`,
-    /// to its reply target and runs it while the replier waits on `endpoint`, if that is
-    /// what the slow path and the scheduler would do. Returns whether it did.
-    #[inline]
+    /// Fast-path `Call` of `caller`, the current thread of `cpu`, on `endpoint`: hands
+    /// `message` (its header and badge; `words` from the caller's registers, the rest in
+    /// its IPC buffer) to the first receiver and runs it, if that is what the slow path
+    /// and the scheduler would do (the caller checked that no reschedule is pending).
+    /// Returns the receiver if it did.
+    #[inline(always)]
+    pub(super) fn fast_call_registers(
+        &mut self,
+        cpu: usize,
+        caller: usize,
+        endpoint: usize,
+        message: PendingSend,
+        words: [u64; REGISTER_WORDS],
+        platform: &impl Platform,
+    ) -> Option<usize> {
+        let receiver = self.take_fast_receiver(cpu, endpoint)?;
+        let PendingSend { info, badge, .. } = message;
+        let length = info.length();
+        if length > REGISTER_WORDS {
+            copy_buffer_words(
+                platform,
+                self.threads[caller].ipc_buffer,
+                self.threads[receiver].ipc_buffer,
+                length,
+            );
+        }
+        self.write_message(receiver, info, words, badge);
+        self.hand_over_call(cpu, caller, receiver);
+        Some(receiver)
+    }
+
+    /// Fast-path `ReplyRecv`: hands the reply of `replier`, the current thread of `cpu`
+    /// (header `info`, `words` from its registers, the rest in its IPC buffer), to its
+    /// reply target and runs it while the replier waits on `endpoint`, if that is what
+    /// the slow path and the scheduler would do (the caller checked that no reschedule is
+    /// pending). Returns the thread that runs if it did.
+    #[inline(always)]
     pub(super) fn fast_reply_recv(
         &mut self,
         cpu: usize,
         replier: usize,
         endpoint: usize,
         info: MessageInfo,
+        words: [u64; REGISTER_WORDS],
         platform: &impl Platform,
-    ) -> bool {
-        let Some(caller) = self.threads[replier].reply_target.get() else { return false };
+    ) -> Option<usize> {
+        let caller = self.threads[replier].reply_target.get()?;
         let target = &self.threads[caller];
         let bound = self.threads[replier].bound_notification as usize;
         if self.endpoints[endpoint].has_senders()
@@ -361,18 +415,15 @@ impl Kernel<'_> {
             || !self.cpus[cpu].outranks_ready(target.priority)
             || (target.vcpu.is_some() && info.label() == ipc::vcpu::STOP)
             || target.held
+            || target.vgic_event_due
         {
-            return false;
+            return None;
         }
         self.threads[replier].reply_target = Link::NONE;
-        if self.threads[caller].vcpu.is_none() && info.length() <= REGISTER_WORDS {
-            self.transfer_registers(replier, caller, info, 0);
-        } else {
-            self.deliver_reply(platform, replier, caller, info);
-        }
+        self.deliver_reply(platform, replier, caller, info, words);
         self.block_on(cpu, replier, endpoint, Waiters::Receivers);
         self.switch_to(cpu, caller);
-        true
+        Some(caller)
     }
 
     /// `thread`, the current thread of `cpu`, faulted: it stops for good, the console says

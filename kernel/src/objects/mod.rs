@@ -106,21 +106,27 @@
 //!
 //! # The IPC fast path
 //!
-//! [`Kernel::fast_syscall`] (which the shell calls first for every `Call` and `ReplyRecv`,
-//! and [`Kernel::handle_syscall`] for every system call) tries two direct hand-offs that
-//! skip the run queues:
+//! [`Kernel::fast_ipc`] (which the shell calls straight from the exception vector for
+//! every `Call` and `ReplyRecv`, with the argument registers it did not save) and
+//! [`Kernel::fast_syscall`] (the same with the arguments in the saved context, which
+//! [`Kernel::handle_syscall`] tries first) try two direct hand-offs that skip the run
+//! queues:
 //!
 //! - `Call` on an endpoint whose first queued receiver is on the same CPU;
 //! - `ReplyRecv` whose reply target is on the same CPU, on an endpoint with no queued
 //!   sender, by a thread whose bound notification (if any) has a zero word;
 //!
 //! in both cases only if the woken thread's priority is above every ready thread's on the
-//! CPU and no reschedule is pending, exactly when the slow path followed by
-//! [`Kernel::schedule`] would pick the woken thread. It then copies the message (register
-//! to register when it fits there), blocks the caller, and makes the woken thread
-//! current. Anything else (errors included) takes the slow path
+//! CPU (one comparison with a per-CPU bar kept with the run queues) and no reschedule is
+//! pending, exactly when the slow path followed by [`Kernel::schedule`] would pick the
+//! woken thread. It then writes the message into the woken thread's saved registers
+//! (from the caller's argument registers; words past four from IPC buffer to IPC buffer),
+//! blocks the caller, and makes the woken thread current. It never reads the caller's
+//! saved `x0..=x5` after it blocked, nor lets it run again before they hold a result.
+//! Anything else (errors included) changes nothing and takes the slow path
 //! ([`Kernel::slow_syscall`]), which is the reference semantics: the tests run the same
-//! sequences with and without the fast path and compare every thread, queue and register.
+//! sequences with and without the fast path (entered as the shell enters it, with the
+//! unsaved arguments poisoned) and compare every thread, queue and register.
 
 mod cap;
 mod console;
@@ -141,10 +147,11 @@ use bootinfo::{
     MAX_VSPACES,
 };
 use endpoint::{EndpointObject, PendingSend};
-use ipc::MessageInfo;
+use ipc::{MessageInfo, Syscall};
 use notification::NotificationObject;
 use queue::{Link, Links};
 use sched::Cpu;
+pub use syscall::IpcArguments;
 pub use vcpu::{VcpuId, VcpuRequest};
 use vcpu::{VcpuObject, VmObject};
 
@@ -292,9 +299,9 @@ pub struct Kernel<'a> {
     links: Links,
     endpoints: [EndpointObject; MAX_ENDPOINTS],
     notifications: [NotificationObject; MAX_NOTIFICATIONS],
+    cpus: [Cpu; MAX_CPUS],
     vms: [VmObject<'a>; MAX_VMS],
     vcpus: [VcpuObject; MAX_VCPUS],
-    cpus: [Cpu; MAX_CPUS],
     /// Components' threads from slot 0, then vCPUs from `first_vcpu_thread`.
     threads: [Thread<'a>; THREAD_SLOTS],
 }
@@ -462,11 +469,18 @@ impl<'a> Kernel<'a> {
     }
 
     /// What `thread` runs: a component in its vspace, or a vCPU.
+    #[inline(always)]
     pub fn thread_kind(&self, thread: ThreadId) -> ThreadKind {
         let thread = &self.threads[usize::from(thread.0)];
         match thread.vcpu {
             Some(vcpu) => ThreadKind::Vcpu(VcpuId(vcpu.into())),
-            None => ThreadKind::Component { vspace: thread.vspace },
+            None => {
+                // SAFETY: `Kernel::new` checked every component's vspace against the number
+                // of vspaces, at most `MAX_VSPACES`, and a thread's vspace never changes.
+                // Telling the compiler spares the shell a bounds check on its vspace table.
+                unsafe { core::hint::assert_unchecked((thread.vspace as usize) < MAX_VSPACES) };
+                ThreadKind::Component { vspace: thread.vspace }
+            }
         }
     }
 
@@ -480,16 +494,33 @@ impl<'a> Kernel<'a> {
     }
 
     /// The IPC fast path alone (see the module docs): completes the system call of `cpu`'s
-    /// current thread by a direct hand-off and returns the thread that now runs on `cpu`
-    /// (nothing is left for [`Kernel::schedule`] to decide), or changes nothing and
-    /// returns `None`. The shell calls it first, without the generic entry's work.
+    /// current thread, with its arguments in its saved context, by a direct hand-off and
+    /// returns the thread that now runs on `cpu` (nothing is left for
+    /// [`Kernel::schedule`] to decide), or changes nothing and returns `None`.
     #[inline]
     pub fn fast_syscall(&mut self, cpu: usize, platform: &impl Platform) -> Option<ThreadId> {
-        let caller = self.cpus[cpu].current()?;
-        if !self.fast_path(cpu, caller, platform) {
-            return None;
-        }
-        self.cpus[cpu].current().map(thread_id)
+        let context = &self.threads[self.cpus[cpu].current()?].context;
+        let args = IpcArguments::of(context);
+        let syscall = match Syscall::from_u64(context.x[7])? {
+            syscall @ (Syscall::Call | Syscall::ReplyRecv) => syscall,
+            _ => return None,
+        };
+        self.fast_ipc(cpu, syscall, args, platform)
+    }
+
+    /// [`Kernel::fast_syscall`] for `syscall` ([`Syscall::Call`] or
+    /// [`Syscall::ReplyRecv`]) with argument registers `args` that are not in the saved
+    /// context: the shell calls it straight from the exception vector, which saves as
+    /// little as it can, and on `None` stores `args` into the context for the slow path.
+    #[inline(always)]
+    pub fn fast_ipc(
+        &mut self,
+        cpu: usize,
+        syscall: Syscall,
+        args: IpcArguments,
+        platform: &impl Platform,
+    ) -> Option<ThreadId> {
+        self.fast_path(cpu, syscall, args, platform).map(thread_id)
     }
 
     /// The system call of `cpu`'s current thread by the slow path, the reference

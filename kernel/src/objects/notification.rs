@@ -36,7 +36,7 @@ impl NotificationObject {
     }
 
     /// Whether signalled bits wait to be taken.
-    #[inline]
+    #[inline(always)]
     pub(super) const fn is_signalled(&self) -> bool {
         self.word != 0
     }

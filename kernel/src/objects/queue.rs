@@ -17,14 +17,26 @@ impl Link {
     /// No thread.
     pub(super) const NONE: Self = Self(u8::MAX);
 
-    /// A link to thread slot `index` (below `THREAD_SLOTS`).
+    /// A link to thread slot `index`; panics unless it is below `THREAD_SLOTS`, so that
+    /// every link holds a thread slot or [`Link::NONE`] (the check costs nothing where
+    /// `index` came from a link or indexed the thread table).
+    #[inline(always)]
     pub(super) const fn to(index: usize) -> Self {
+        assert!(index < THREAD_SLOTS, "a link names a thread slot");
         Self(index as u8)
     }
 
     /// The thread slot, if any.
+    #[inline(always)]
     pub(super) const fn get(self) -> Option<usize> {
-        if self.0 == Self::NONE.0 { None } else { Some(self.0 as usize) }
+        if self.0 == Self::NONE.0 {
+            return None;
+        }
+        // SAFETY: `Link::to` is the only constructor besides `NONE`, and it only makes
+        // links to thread slots. Telling the compiler spares the fast paths their bounds
+        // checks on the thread table and the queue links.
+        unsafe { core::hint::assert_unchecked((self.0 as usize) < THREAD_SLOTS) };
+        Some(self.0 as usize)
     }
 
     /// The thread slot, leaving this link empty.
@@ -48,16 +60,19 @@ impl Queue {
     pub(super) const EMPTY: Self = Self { head: Link::NONE, tail: Link::NONE };
 
     /// Whether nobody is queued.
+    #[inline(always)]
     pub(super) const fn is_empty(&self) -> bool {
         self.head.get().is_none()
     }
 
     /// The first thread, without removing it.
+    #[inline(always)]
     pub(super) const fn front(&self) -> Option<usize> {
         self.head.get()
     }
 
     /// Appends `thread` (which must not be in any queue).
+    #[inline(always)]
     pub(super) fn push_back(&mut self, links: &mut Links, thread: usize) {
         links[thread] = Link::NONE;
         match self.tail.get() {
@@ -77,6 +92,7 @@ impl Queue {
     }
 
     /// Removes and returns the first thread.
+    #[inline(always)]
     pub(super) fn pop_front(&mut self, links: &mut Links) -> Option<usize> {
         let head = self.head.get()?;
         // The dequeued thread keeps no stale link.

@@ -19,6 +19,9 @@ pub(super) struct Cpu {
     /// Bit `w` is set when `ready[w]` is not zero, so that the highest ready priority takes
     /// two bit scans and no loop.
     ready_words: u8,
+    /// The highest ready priority plus one, 0 when nothing is ready: kept up to date with
+    /// the run queues so that the fast paths' test is one comparison.
+    ready_bar: u16,
     /// Ready threads per priority.
     run_queues: [Queue; PRIORITIES],
 }
@@ -31,44 +34,55 @@ impl Cpu {
         slice_ended: false,
         ready: [0; PRIORITIES / 64],
         ready_words: 0,
+        ready_bar: 0,
         run_queues: [Queue::EMPTY; PRIORITIES],
     };
 
     /// The current thread, if any.
+    #[inline(always)]
     pub(super) const fn current(&self) -> Option<usize> {
         self.current.get()
     }
 
     /// Makes the next `schedule` choose again.
+    #[inline(always)]
     pub(super) fn request_reschedule(&mut self) {
         self.reschedule = true;
     }
 
     /// Whether the next `schedule` will choose again.
+    #[inline(always)]
     pub(super) const fn reschedule_pending(&self) -> bool {
         self.reschedule
     }
 
     /// The highest priority with a ready thread.
-    #[inline]
+    #[inline(always)]
     fn highest_ready(&self) -> Option<u8> {
+        // The bar is at most 256 (priority 255 plus one).
+        self.ready_bar.checked_sub(1).map(|priority| priority as u8)
+    }
+
+    /// `ready_bar` computed from the bitmaps.
+    fn scan_ready_bar(&self) -> u16 {
         if self.ready_words == 0 {
-            return None;
+            return 0;
         }
         let word = (u8::BITS - 1 - self.ready_words.leading_zeros()) as usize;
         // `ready_words` only has bits for words of `ready`; the modulo spares a bounds check.
-        Some((word * 64 + 63 - self.ready[word % self.ready.len()].leading_zeros() as usize) as u8)
+        (word * 64 + 64 - self.ready[word % self.ready.len()].leading_zeros() as usize) as u16
     }
 
     /// Whether a thread of `priority` runs before every ready thread.
-    #[inline]
+    #[inline(always)]
     pub(super) fn outranks_ready(&self, priority: u8) -> bool {
-        self.highest_ready().is_none_or(|highest| priority > highest)
+        u16::from(priority) >= self.ready_bar
     }
 
     fn queue(&mut self, priority: u8) -> &mut Queue {
         self.ready[usize::from(priority) / 64] |= 1 << (priority % 64);
         self.ready_words |= 1 << (priority / 64);
+        self.ready_bar = self.ready_bar.max(u16::from(priority) + 1);
         &mut self.run_queues[usize::from(priority)]
     }
 
@@ -82,6 +96,7 @@ impl Cpu {
             if self.ready[word] == 0 {
                 self.ready_words &= !(1 << word);
             }
+            self.ready_bar = self.scan_ready_bar();
         }
         thread
     }
@@ -125,6 +140,7 @@ impl Kernel<'_> {
     /// thread in place of the one that just blocked. The fast path's conditions (no
     /// reschedule pending before, `thread` outranks every ready thread) make this the
     /// scheduler's choice, so nothing is left for [`Kernel::schedule`] to decide.
+    #[inline(always)]
     pub(super) fn switch_to(&mut self, cpu: usize, thread: usize) {
         self.threads[thread].state = ThreadState::Running;
         self.cpus[cpu].current = Link::to(thread);
@@ -190,5 +206,40 @@ impl Kernel<'_> {
         }
         state.current = next.map_or(Link::NONE, Link::to);
         next.map(thread_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::THREAD_SLOTS;
+
+    #[test]
+    fn the_ready_bar_follows_the_run_queues() {
+        let mut cpu = Cpu::IDLE;
+        let mut links = [Link::NONE; THREAD_SLOTS];
+        let mut random = fastrand::Rng::with_seed(7);
+        let mut ready: Vec<(u8, usize)> = Vec::new();
+        let mut idle: Vec<usize> = (0..THREAD_SLOTS).collect();
+        for step in 0..20_000 {
+            if !idle.is_empty() && (ready.is_empty() || random.bool()) {
+                let thread = idle.swap_remove(random.usize(..idle.len()));
+                let priority = [0, 1, 62, 63, 64, 65, 127, 128, 191, 192, 254, 255][random.usize(..12)];
+                cpu.queue(priority).push_back(&mut links, thread);
+                ready.push((priority, thread));
+            } else {
+                let highest = ready.iter().map(|&(priority, _)| priority).max();
+                let thread = cpu.pop_highest(&mut links).expect("a ready thread");
+                let at = ready.iter().position(|&(_, queued)| queued == thread).expect("queued");
+                assert_eq!(Some(ready.remove(at).0), highest, "step {step}: the highest goes first");
+                idle.push(thread);
+            }
+            let highest = ready.iter().map(|&(priority, _)| priority).max();
+            assert_eq!(cpu.highest_ready(), highest, "step {step}");
+            for priority in [0, 1, 63, 64, 100, 128, 200, 254, 255] {
+                let expected = highest.is_none_or(|highest| priority > highest);
+                assert_eq!(cpu.outranks_ready(priority), expected, "step {step}, priority {priority}");
+            }
+        }
     }
 }

@@ -12,35 +12,76 @@ use ipc::{
     invocation, notification_rights,
 };
 
+/// The argument registers of a `Call` or `ReplyRecv` that the fast path reads: the
+/// capability index (`x0`), the `MessageInfo` (`x1`) and message words 0-3 (`x2..=x5`).
+#[derive(Clone, Copy, Debug)]
+pub struct IpcArguments {
+    /// `x0`.
+    pub cap: u64,
+    /// `x1`.
+    pub info: u64,
+    /// `x2..=x5`.
+    pub words: [u64; REGISTER_WORDS],
+}
+
+impl IpcArguments {
+    /// The arguments as saved in `context`.
+    #[inline(always)]
+    pub fn of(context: &crate::UserContext) -> Self {
+        let x = &context.x;
+        Self { cap: x[0], info: x[1], words: [x[2], x[3], x[4], x[5]] }
+    }
+
+    /// Whether the header is well formed with a length that fits in registers.
+    #[inline(always)]
+    pub fn fits_registers(self) -> bool {
+        MessageInfo::from_raw(self.info).is_some_and(|info| info.length() <= REGISTER_WORDS)
+    }
+    /// Puts the arguments back into `context` (where the fast path did not save them).
+    #[inline(always)]
+    pub fn store(self, context: &mut crate::UserContext) {
+        context.x[0] = self.cap;
+        context.x[1] = self.info;
+        context.x[2..2 + REGISTER_WORDS].copy_from_slice(&self.words);
+    }
+}
+
 /// Decodes a message header register.
 fn message_info(raw: u64) -> Result<MessageInfo, Error> {
     MessageInfo::from_raw(raw).ok_or(Error::InvalidArgument)
 }
 
 impl Kernel<'_> {
-    /// Completes a `Call` or `ReplyRecv` of `caller` (the current thread of `cpu`) by a
-    /// direct hand-off when the module docs' conditions hold; returns whether it did.
-    /// Anything unusual, errors included, is left to the slow path.
-    #[inline]
-    pub(super) fn fast_path(&mut self, cpu: usize, caller: usize, platform: &impl Platform) -> bool {
-        if self.cpus[cpu].reschedule_pending() {
-            return false;
+    /// The fast path of a `Call` (`syscall` [`Syscall::Call`]) or `ReplyRecv` of the
+    /// current thread of `cpu` with argument registers `args`, when the module docs'
+    /// conditions hold; returns the thread that now runs on `cpu`. Anything unusual,
+    /// errors included, is left to the slow path, with nothing changed.
+    #[inline(always)]
+    pub(super) fn fast_path(
+        &mut self,
+        cpu: usize,
+        syscall: Syscall,
+        args: IpcArguments,
+        platform: &impl Platform,
+    ) -> Option<usize> {
+        let state = &self.cpus[cpu];
+        if state.reschedule_pending() {
+            return None;
         }
-        let context = &self.threads[caller].context;
-        let (cap_index, raw_info) = (context.x[0], context.x[1]);
-        let (syscall, right) = match Syscall::from_u64(context.x[7]) {
-            Some(Syscall::Call) => (Syscall::Call, endpoint_rights::CALL),
-            Some(Syscall::ReplyRecv) => (Syscall::ReplyRecv, endpoint_rights::RECV),
-            _ => return false,
-        };
-        let Ok(cap) = self.lookup(caller, cap_index) else { return false };
-        let Ok(endpoint) = object_with_right(cap, cap_kind::ENDPOINT, right) else { return false };
-        let Some(info) = MessageInfo::from_raw(raw_info) else { return false };
+        let caller = state.current()?;
+        let right = if syscall == Syscall::Call { endpoint_rights::CALL } else { endpoint_rights::RECV };
+        let cap = *self.threads[caller].caps.get(usize::try_from(args.cap).ok()?)?;
+        let endpoint = object_with_right(cap, cap_kind::ENDPOINT, right).ok()?;
+        // SAFETY: `Kernel::new` checked the object of every endpoint capability against
+        // the number of endpoints (`validate_caps`), at most `MAX_ENDPOINTS`, and capability
+        // tables never change. Telling the compiler spares the fast path's bounds checks.
+        unsafe { core::hint::assert_unchecked(endpoint < bootinfo::MAX_ENDPOINTS) };
+        let info = MessageInfo::from_raw(args.info)?;
         if syscall == Syscall::Call {
             let message = PendingSend { kind: SendKind::Call, info, badge: cap.badge };
-            self.fast_call(cpu, caller, endpoint, message, platform)
+            self.fast_call_registers(cpu, caller, endpoint, message, args.words, platform)
         } else {
-            self.fast_reply_recv(cpu, caller, endpoint, info, platform)
+            self.fast_reply_recv(cpu, caller, endpoint, info, args.words, platform)
         }
     }
 

@@ -549,16 +549,16 @@ impl Kernel<'_> {
         replier: usize,
         thread: usize,
         info: MessageInfo,
+        words: [u64; REGISTER_WORDS],
     ) -> bool {
         let vcpu = usize::from(self.threads[thread].vcpu.expect("only vCPUs wait for a trap's answer"));
         let forwarded = self.vcpus[vcpu].forwarded;
         let (label, length) = (info.label(), info.length());
         if forwarded.kind == TrapKind::VgicEvent && label != protocol::STOP {
-            self.answer_vgic_event(platform, replier, vcpu, info);
+            self.answer_vgic_event(platform, replier, vcpu, info, words);
             return true;
         }
-        let x = &self.threads[replier].context.x;
-        let word = |index: usize| if index < length { x[2 + index] } else { 0 };
+        let word = |index: usize| if index < length { words[index] } else { 0 };
         let words = [word(0), word(1), word(2), word(3)];
         self.finish_forwarded(thread, vcpu, forwarded, label, words, length)
     }
@@ -573,11 +573,15 @@ impl Kernel<'_> {
         replier: usize,
         vcpu: usize,
         info: MessageInfo,
+        register_words: [u64; REGISTER_WORDS],
     ) {
         if info.label() != protocol::LOAD_LRS {
             return;
         }
-        let words = self.message_words(replier, info, platform);
+        // The words past the registers are in the replier's IPC buffer; the first ones are
+        // the replier's registers as the system call passed them.
+        let mut words = self.message_words(replier, info, platform);
+        words[..REGISTER_WORDS].copy_from_slice(&register_words);
         if let Some(write) = protocol::LrWrite::from_words(&words[..info.length()]) {
             self.vcpus[vcpu].load_lrs = write;
             self.vcpus[vcpu].lrs_due = true;
