@@ -823,6 +823,14 @@ impl Kernel<'_> {
             .map_err(|LoadedElsewhere| ipc::Error::IllegalOperation)?;
         // Newer than any vGIC event's answer still waiting to be loaded.
         self.vcpus[vcpu].lrs_due = false;
+        // A vGIC event still waiting for the server carries a snapshot from before this
+        // write: it must show the new list registers, or the server would take the
+        // difference for the guest's progress (a listed interrupt "acknowledged").
+        if matches!(self.threads[thread].state, ThreadState::BlockedSend(_))
+            && self.vcpus[vcpu].forwarded.kind == TrapKind::VgicEvent
+        {
+            self.vcpus[vcpu].message[..protocol::LIST_REGISTERS].copy_from_slice(&write.lrs);
+        }
         self.threads[thread].held = false;
         if self.threads[thread].state == ThreadState::Held {
             self.wake(cpu, thread);

@@ -815,6 +815,31 @@ fn an_interrupt_for_the_vcpu_is_a_vgic_event_and_load_lrs_answers_it() {
 }
 
 #[test]
+fn a_vgic_event_waiting_for_the_server_shows_list_registers_written_meanwhile() {
+    let mut harness = with_vgic();
+    vgic_event(&mut harness, snapshot(0x50));
+    // The server answers with Reply and stays busy: the next event waits for it.
+    harness.message(1, Syscall::Reply, 0, protocol::LOAD_LRS.0, &protocol::LrWrite::default().words());
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    harness.platform.loaded.insert(0, (0, snapshot(0x60)));
+    harness.kernel.vcpu_interrupt(0, VcpuId(0));
+    harness.kernel.cpus[0].request_reschedule();
+    assert_eq!(harness.schedule(0), None);
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedSend(1));
+    // Meanwhile the server syncs the vCPU and lists an interrupt in it.
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    harness.kernel.complete_syncs(0, &mut harness.platform);
+    assert_eq!(harness.schedule(1), Some(VMM));
+    let listed = protocol::LrWrite { lrs: [0, 1 << 62 | 8197, 0, 0], hcr: 0 };
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &listed.words());
+    harness.syscall(1, Syscall::Recv, 0);
+    let event = harness.received(VMM);
+    assert_eq!(event.label, protocol::VGIC_EVENT.0);
+    let shown = protocol::GicSnapshot::from_words(&event.words[..8]).unwrap();
+    assert_eq!(shown, protocol::GicSnapshot { lrs: listed.lrs, ..snapshot(0x60) });
+}
+
+#[test]
 fn without_a_vgic_endpoint_an_interrupt_only_ends_wfi() {
     let mut harness = guest();
     harness.kernel.vcpu_interrupt(0, VcpuId(0));
