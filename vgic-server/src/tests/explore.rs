@@ -78,7 +78,7 @@ use super::commands::Command;
 use super::spec::{GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER};
 use crate::fakes::{FakeVcpus, Machine, RAM_BASE, Ram, TestVgic};
 use crate::irq::{EXISTS, LATCH, NO_VCPU, Place};
-use crate::{Config, Width};
+use crate::{Config, LrState, Width};
 
 /// vCPUs of the explored VM.
 pub const VCPUS: u16 = 3;
@@ -419,6 +419,25 @@ impl World {
         }
     }
 
+    /// Takes `steps` in order from the start of `scenario` with `msis` MSIs, each
+    /// possible and each checked as in an exploration.
+    pub fn run(scenario: &Scenario, msis: u8, steps: &[Step]) -> Self {
+        let mut world = Self::new(scenario, msis);
+        for (index, &step) in steps.iter().enumerate() {
+            match world.apply(scenario, step) {
+                Ok(_) => {}
+                Err(violation) => panic!("{violation}\nat step {index}, {step:?}, of {steps:?}"),
+            }
+        }
+        world
+    }
+
+    /// The valid list registers of `vcpu`, by (vINTID, state).
+    pub fn listed(&self, vcpu: u16) -> Vec<(u32, LrState)> {
+        let lrs = self.vcpus.cpus[vcpu as usize].lrs.iter();
+        lrs.filter(|lr| lr.state != LrState::Invalid).map(|lr| (lr.vintid, lr.state)).collect()
+    }
+
     /// The steps that may come next.
     fn steps(&self) -> Vec<Step> {
         let mut steps = Vec::new();
@@ -597,10 +616,11 @@ impl World {
             );
             // The server may still record the list register of a copy the guest completed
             // (an LPI's EOI does not trap); it learns so when it next syncs that vCPU.
-            let listed =
-                self.vcpus.cpus.iter().any(|cpu| {
-                    cpu.lrs.iter().any(|lr| lr.vintid == lpi && lr.state != crate::LrState::Invalid)
-                });
+            let listed = self
+                .vcpus
+                .cpus
+                .iter()
+                .any(|cpu| cpu.lrs.iter().any(|lr| lr.vintid == lpi && lr.state != LrState::Invalid));
             ensure!(expected.mapped || !listed, "unmapped LPI {lpi} is left in a list register");
         }
         Ok(())
@@ -718,7 +738,7 @@ fn every_command() -> Scenario {
 
 /// MSIs in the run of `cargo xtask test`; `EXPLORE_BOUND` (`cargo xtask explore --bound
 /// N`) sets another.
-const DEFAULT_MSIS: u8 = 2;
+const DEFAULT_MSIS: u8 = 3;
 
 #[test]
 #[ignore = "exhaustive: `cargo xtask test` runs it optimised (`cargo xtask explore`)"]

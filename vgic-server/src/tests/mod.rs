@@ -8,6 +8,7 @@ mod explore;
 mod its;
 mod lpi;
 mod model;
+mod races;
 mod registers;
 mod sgi;
 mod spec;
