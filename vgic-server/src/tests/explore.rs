@@ -106,20 +106,27 @@ pub const DISABLED: u8 = 0xa0;
 
 type ExploredIts = Its<DEVICES, EVENTS, COLLECTIONS>;
 
+/// An event's LPI and collection.
+type EventTranslation = (u32, u16);
+
 /// What each event translates to once CREADR has passed some commands: the script's
 /// meaning to the guest that wrote it (no script maps an LPI twice or an event over a
 /// mapped one).
 #[derive(Clone, Copy, Debug, Default)]
 struct Translation {
     /// Mapped devices: each event's LPI and collection.
-    devices: [Option<[Option<(u32, u16)>; EVENTS]>; DEVICES],
+    devices: [Option<[Option<EventTranslation>; EVENTS]>; DEVICES],
     /// Each mapped collection's vCPU.
     collections: [Option<u16>; COLLECTIONS],
 }
 
 impl Translation {
     fn after(mut self, command: Command) -> Self {
-        fn event(translation: &mut Translation, device: u32, event: u32) -> Option<&mut Option<(u32, u16)>> {
+        fn event(
+            translation: &mut Translation,
+            device: u32,
+            event: u32,
+        ) -> Option<&mut Option<EventTranslation>> {
             translation.devices[device as usize].as_mut().map(|events| &mut events[event as usize])
         }
         match command {
@@ -499,7 +506,7 @@ impl World {
                 let during = self.mid_command
                     && outcome == Err(MsiDropped::Untranslated(CommandError::EventUnmapped(event)));
                 ensure!(
-                    outcome.map(|()| ()) == before.map(|_| ()) || during,
+                    outcome == before.map(|_| ()) || during,
                     "MSI {device}/{event}: {outcome:?}, expected {before:?}"
                 );
             }
