@@ -44,6 +44,15 @@
 //! and where no step changes anything any more (the queue done, the MSIs spent, the guests
 //! idle): every pending edge was delivered, and no list register holds an unmapped LPI.
 //!
+//! # What is not explored
+//!
+//! Maintenance events are answered at once, with the vCPU's live list registers. In the
+//! system a `VGIC_EVENT` carries the snapshot taken when the kernel raised it and may
+//! wait at the vgic-server's endpoint while the server syncs and rewrites the same vCPU
+//! for another request; such a stale snapshot loses a newly listed interrupt (see
+//! docs/architecture.md), which is the kernel's to prevent. Also left out: EnableLPIs
+//! cleared, MAPC V=0, and a guest rewriting property entries other than the scenario's.
+//!
 //! # Why a search of our own
 //!
 //! A depth-first search over states deduplicated by a 128-bit hash of a canonical encoding
@@ -426,8 +435,9 @@ impl World {
         }
     }
 
-    /// Takes `steps` in order from the start of `scenario` with `msis` MSIs, each
-    /// possible and each checked as in an exploration.
+    /// Takes `steps` in order from the start of `scenario` with `msis` MSIs, checking
+    /// after each what an exploration checks (a step may find nothing to do: an
+    /// acknowledge with nothing pending).
     pub fn run(scenario: &Scenario, msis: u8, steps: &[Step]) -> Self {
         let mut world = Self::new(scenario, msis);
         for (index, &step) in steps.iter().enumerate() {
