@@ -125,6 +125,7 @@ impl Table {
 }
 
 /// Register state other than what the configuration fixes.
+#[derive(Clone)]
 pub(crate) struct Registers {
     pub(crate) enabled: bool,
     cbaser: u64,

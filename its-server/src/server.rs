@@ -84,6 +84,9 @@ enum Completion {
 
 /// The emulated ITS of one VM, with room for `DEVICES` devices of `EVENTS` events each
 /// and `COLLECTIONS` collections (the VM's [`Config`] quotas fit in these capacities).
+/// A clone is an independent copy of the whole ITS state (host tests explore
+/// interleavings from it).
+#[derive(Clone)]
 pub struct Its<const DEVICES: usize, const EVENTS: usize, const COLLECTIONS: usize> {
     pub(crate) config: Config,
     pub(crate) registers: Registers,

@@ -26,6 +26,7 @@ impl Event {
 }
 
 /// One DeviceID's ITT.
+#[derive(Clone)]
 struct Device<const EVENTS: usize> {
     /// `Some(n)`: mapped with an ITT of `2^n` events.
     event_id_bits: Option<u8>,
@@ -42,6 +43,7 @@ const LPI_WORDS: usize = 1 << (MAX_LPI_ID_BITS - 6);
 
 /// Translation state for up to `DEVICES` devices of `EVENTS` events and `COLLECTIONS`
 /// collections.
+#[derive(Clone)]
 pub(crate) struct Translation<const DEVICES: usize, const EVENTS: usize, const COLLECTIONS: usize> {
     devices: [Device<EVENTS>; DEVICES],
     /// Indexed by ICID: the target vCPU of a mapped collection.

@@ -84,6 +84,7 @@ pub struct Cpu {
 }
 
 /// vCPUs in memory.
+#[derive(Clone)]
 pub struct FakeVcpus {
     pub cpus: Vec<Cpu>,
     /// `deactivate_physical` calls.
@@ -207,6 +208,26 @@ impl FakeVcpus {
         }
     }
 
+    /// Answers every maintenance interrupt that is asserted, as the kernel would on the
+    /// exit it causes (the vCPU takes no step before its reply is loaded), and checks that
+    /// the server left every vCPU running. Returns how many events were answered.
+    pub fn service<const VCPUS: usize>(&mut self, vgic: &mut TestVgic<VCPUS>) -> usize {
+        let mut answered = 0;
+        for vcpu in 0..self.cpus.len() as u16 {
+            let mut rounds = 0;
+            while self.maintenance_due(vcpu) {
+                rounds += 1;
+                assert!(rounds < 8, "maintenance storm on vCPU {vcpu}: {:?}", self.cpus[vcpu as usize]);
+                answered += 1;
+                let snapshot = self.snapshot(vcpu);
+                let update = vgic.maintenance(self, vcpu, &snapshot);
+                self.load(vcpu, &update);
+            }
+        }
+        self.assert_released();
+        answered
+    }
+
     /// Panics if the server left a vCPU stopped.
     pub fn assert_released(&self) {
         for (vcpu, cpu) in self.cpus.iter().enumerate() {
@@ -264,18 +285,7 @@ impl<const VCPUS: usize> Machine<VCPUS> {
     /// Answers every maintenance interrupt that is asserted, as the kernel would on the
     /// exit it causes.
     pub fn service(&mut self) {
-        for vcpu in 0..self.vcpus.cpus.len() as u16 {
-            let mut rounds = 0;
-            while self.vcpus.maintenance_due(vcpu) {
-                rounds += 1;
-                assert!(rounds < 8, "maintenance storm on vCPU {vcpu}: {:?}", self.vcpus.cpus[vcpu as usize]);
-                self.maintenances += 1;
-                let snapshot = self.vcpus.snapshot(vcpu);
-                let update = self.vgic.maintenance(&mut self.vcpus, vcpu, &snapshot);
-                self.vcpus.load(vcpu, &update);
-            }
-        }
-        self.vcpus.assert_released();
+        self.maintenances += self.vcpus.service(&mut self.vgic);
     }
 
     /// The guest on `vcpu` acknowledges.

@@ -24,7 +24,7 @@ pub const IDLE_PRIORITY: u8 = 0xff;
 const MIN_BINARY_POINT: u32 = 8 - PRIORITY_BITS;
 
 /// The state field of a list register, as the GIC architecture defines it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum LrState {
     /// The list register holds nothing.
     #[default]
@@ -61,7 +61,7 @@ impl LrState {
 
 /// The contents of one list register (`ICH_LR<n>_EL2`) as numbers: a copy of an
 /// interrupt's state that the guest advances in hardware, never a reference to it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ListRegister {
     /// Virtual INTID (32 bits: LPIs go beyond 1023).
     pub vintid: u32,

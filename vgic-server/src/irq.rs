@@ -17,7 +17,7 @@ pub(crate) const NO_VCPU: u16 = u16::MAX;
 pub(crate) const PRIORITY_LEVELS: usize = 1 << PRIORITY_BITS;
 
 /// Where an interrupt's pending/active state lives besides the server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Place {
     /// Nowhere else: the server's state is the whole truth.
     Idle,
@@ -52,7 +52,7 @@ pub(crate) const HARDWARE: Flag = Flag(1 << 6);
 pub(crate) const FIXED_CONFIG: Flag = Flag(1 << 7);
 
 /// The state of one interrupt, owned by the server.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Hash)]
 pub(crate) struct Irq {
     /// Priority (top [`PRIORITY_BITS`] bits).
     pub priority: u8,

@@ -61,7 +61,7 @@ pub(crate) struct Cpu {
     /// The interrupt copied into each list register, or [`NO_IRQ`].
     slots: [IrqId; LIST_REGISTERS],
     /// What the server last wrote into each list register.
-    written: [ListRegister; LIST_REGISTERS],
+    pub(crate) written: [ListRegister; LIST_REGISTERS],
     /// How many queued interrupts are active (listed first).
     queued_active: u16,
     hold: Hold,
@@ -99,6 +99,8 @@ impl Cpu {
 /// `COLLECTIONS` ITS collection IDs; [`Config`] chooses what the guest sees within them.
 /// The server never allocates. Every interrupt has a 16-bit index, so
 /// `32 * VCPUS + 988 + LPIS` must stay below 65535 (checked when building).
+// Host tests clone whole servers to explore interleavings from a shared state.
+#[cfg_attr(test, derive(Clone))]
 pub struct Vgic<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> {
     pub(crate) config: Config,
     /// GICD_CTLR.EnableGrp0 (no interrupt is in Group 0; kept for read-back).

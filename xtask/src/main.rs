@@ -11,6 +11,7 @@
 //! cargo xtask run linux --native     # Debian's Linux on QEMU alone, the VM's device tree
 //! cargo xtask test --linux --native  # the Linux test, natively (without --native: the VM)
 //! cargo xtask bench linux            # Linux boot times, natively and under the hypervisor
+//! cargo xtask explore --bound 5       # the its-server/vgic-server exploration, 5 MSIs
 //! ```
 
 mod debian;
@@ -74,6 +75,15 @@ enum Commands {
         /// hypervisor, instead.
         #[arg(value_enum)]
         what: Option<Benchmark>,
+    },
+    /// Explore every interleaving of ITS commands, MSIs and guest acknowledges/EOIs over
+    /// the real its-server and vgic-server on the host (`cargo xtask test` runs the
+    /// default bound), printing the number of states.
+    Explore {
+        /// MSIs the devices send in each interleaving (the state space grows about fivefold
+        /// per MSI).
+        #[arg(long, default_value_t = 4)]
+        bound: u8,
     },
     /// Check formatting and lints, run host unit tests and every QEMU test system
     /// (except those that boot Debian's Linux: see --linux).
@@ -189,6 +199,9 @@ fn run_cli() -> Result<()> {
                 None => bench(),
                 Some(Benchmark::Linux) => linux::bench(),
             }
+        }
+        Commands::Explore { bound } => {
+            system::cargo(system::EXPLORATION, &[("EXPLORE_BOUND", &bound.to_string())])
         }
         Commands::Test { linux: true, native, .. } => {
             toolchain::ensure_rust_target()?;

@@ -13,6 +13,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+/// The exhaustive exploration of the its-server and vgic-server (an ignored test of
+/// vgic-server), optimised by the `explore` profile; `EXPLORE_BOUND` in its environment
+/// sets the number of MSIs (`cargo xtask explore --bound N`).
+pub const EXPLORATION: &[&str] = &[
+    "test",
+    "--profile",
+    "explore",
+    "-p",
+    "vgic-server",
+    "--lib",
+    "tests::explore::",
+    "--",
+    "--ignored",
+    "--nocapture",
+];
+
 /// Host-side checks of `cargo xtask test`, in order: (name, cargo arguments).
 pub const HOST_CHECKS: &[(&str, &[&str])] = &[
     ("format check", &["fmt", "--all", "--", "--check"]),
@@ -38,6 +54,7 @@ pub const HOST_CHECKS: &[(&str, &[&str])] = &[
         ],
     ),
     ("host unit tests", &["test"]),
+    ("ITS exploration (host, optimised)", EXPLORATION),
 ];
 
 /// A component whose crate builds no executable: a library without its `src/main.rs`

@@ -4,6 +4,7 @@
 use its_server::registers::offset;
 use its_server::{Its, Progress};
 
+use super::commands::Command::{self, *};
 use crate::fakes::{Machine, RAM_BASE};
 use crate::{Config, LrState, Width};
 
@@ -11,31 +12,9 @@ const PROPERTY_TABLE: u64 = RAM_BASE + 0x1_0000;
 const QUEUE: u64 = RAM_BASE + 0x8_0000;
 const DEVICE_TABLE: u64 = RAM_BASE + 0x9_0000;
 const COLLECTION_TABLE: u64 = RAM_BASE + 0xa_0000;
-const ITT: u64 = RAM_BASE + 0xb_0000;
 const VALID: u64 = 1 << 63;
 const PENDING_TABLE_ZERO: u64 = 1 << 62;
 const LPI: u32 = 8200;
-
-/// ITS commands, from the GICv3 specification's field positions.
-fn mapd(device: u64, event_id_bits: u64) -> [u64; 4] {
-    [0x08 | device << 32, event_id_bits - 1, ITT | VALID, 0]
-}
-
-fn mapc(icid: u64, rdbase: u64) -> [u64; 4] {
-    [0x09, 0, icid | rdbase << 16 | VALID, 0]
-}
-
-fn mapti(device: u64, event: u64, intid: u64, icid: u64) -> [u64; 4] {
-    [0x0a | device << 32, event | intid << 32, icid, 0]
-}
-
-fn int(device: u64, event: u64) -> [u64; 4] {
-    [0x03 | device << 32, event, 0, 0]
-}
-
-fn discard(device: u64, event: u64) -> [u64; 4] {
-    [0x0f | device << 32, event, 0, 0]
-}
 
 struct System {
     m: Machine<2>,
@@ -78,9 +57,9 @@ impl System {
     }
 
     /// Queues `commands` and runs them to completion (CREADR passes them).
-    fn run(&mut self, commands: &[[u64; 4]]) {
+    fn run(&mut self, commands: &[Command]) {
         for command in commands {
-            for (index, word) in command.iter().enumerate() {
+            for (index, word) in command.encode().iter().enumerate() {
                 self.m.ram.store(QUEUE + self.cwriter + 8 * index as u64, &word.to_le_bytes());
             }
             self.cwriter += 32;
@@ -103,7 +82,12 @@ impl System {
 #[test]
 fn commands_and_msis_reach_the_list_registers() {
     let mut system = System::new();
-    system.run(&[mapd(0, 4), mapc(0, 1), mapti(0, 3, LPI as u64, 0), int(0, 3)]);
+    system.run(&[
+        Mapd { device: 0, event_id_bits: Some(4) },
+        Mapc { icid: 0, vcpu: 1 },
+        Mapti { device: 0, event: 3, lpi: LPI, icid: 0 },
+        Int { device: 0, event: 3 },
+    ]);
     assert_eq!(system.m.listed(1), vec![(LPI, LrState::Pending)]);
     assert_eq!(system.m.drain(1), vec![LPI]);
     system.msi(0, 3);
@@ -113,10 +97,15 @@ fn commands_and_msis_reach_the_list_registers() {
 #[test]
 fn a_completed_discard_leaves_nothing_to_deliver() {
     let mut system = System::new();
-    system.run(&[mapd(0, 4), mapc(0, 1), mapti(0, 3, LPI as u64, 0), int(0, 3)]);
+    system.run(&[
+        Mapd { device: 0, event_id_bits: Some(4) },
+        Mapc { icid: 0, vcpu: 1 },
+        Mapti { device: 0, event: 3, lpi: LPI, icid: 0 },
+        Int { device: 0, event: 3 },
+    ]);
     assert_eq!(system.m.ack(1), Some(LPI));
     system.msi(0, 3);
-    system.run(&[discard(0, 3)]);
+    system.run(&[Discard { device: 0, event: 3 }]);
     assert_eq!(system.m.listed(1), vec![(LPI, LrState::Active)], "the active one may finish");
     system.m.eoi(1, LPI);
     assert!(system.m.drain(1).is_empty(), "its pending state was dropped");
