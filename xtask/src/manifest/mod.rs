@@ -403,6 +403,38 @@ pub struct Vm {
     pub vgic_endpoint: Option<usize>,
     /// Badge of those messages.
     pub vgic_badge: u64,
+    /// Physical SPIs (and device memory) passed through to it.
+    pub passthroughs: Vec<Passthrough>,
+}
+
+/// A physical SPI passed through to a VM: the VM's vgic-server, which holds the IRQ's cap
+/// and is bound to its notification, lists it hardware-linked with the same INTID.
+#[derive(Clone, Debug)]
+pub struct Passthrough {
+    /// Index of the [`Irq`].
+    pub irq: usize,
+    /// Its INTID (an SPI, the same for the guest).
+    pub intid: u32,
+    /// Its trigger.
+    pub trigger: Trigger,
+    /// The device whose interrupt it is, if its registers are passed through too.
+    pub device: Option<PassthroughDevice>,
+}
+
+/// Device memory passed through with an SPI: mapped into the VM's stage 2 at its
+/// physical address, and described in the guest's device tree.
+#[derive(Clone, Debug)]
+pub struct PassthroughDevice {
+    /// Index of the device [`MemoryRegion`].
+    pub region: usize,
+    /// The region's name: the device tree node's name.
+    pub name: String,
+    /// Physical and guest-physical base.
+    pub base: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// The device tree node's `compatible` strings (no node without them).
+    pub compatible: Vec<String>,
 }
 
 impl Vm {

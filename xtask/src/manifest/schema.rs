@@ -163,6 +163,17 @@ pub(super) struct Vm {
     pub vgic_badge: Option<Int>,
     #[serde(default)]
     pub route: Vec<Route>,
+    #[serde(default)]
+    pub passthrough: Vec<Passthrough>,
+}
+
+/// `[[vm.passthrough]]`.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub(super) struct Passthrough {
+    pub irq: Text,
+    pub region: Option<Text>,
+    pub compatible: Option<Spanned<Vec<Text>>>,
 }
 
 /// `[[vm.route]]`.

@@ -82,11 +82,14 @@ pub struct Options {
     pub gic: bool,
     /// `its`: the ITS checks (they need the GIC checks' set-up, so imply `gic`).
     pub its: bool,
+    /// `rtc`: the PL031 RTC's alarm interrupt (passed through; needs the GIC checks'
+    /// set-up, so implies `gic`).
+    pub rtc: bool,
 }
 
 impl Options {
     /// Every group: bare metal on QEMU's own GIC, where nothing is missing.
-    pub const ALL: Self = Self { gic: true, its: true };
+    pub const ALL: Self = Self { gic: true, its: true, rtc: true };
 
     /// The options named by the words of `bootargs`; unknown words are ignored.
     pub fn parse(bootargs: &str) -> Self {
@@ -94,7 +97,8 @@ impl Options {
         for word in bootargs.split_ascii_whitespace() {
             match word {
                 "gic" => options.gic = true,
-                "its" => options = Self::ALL,
+                "its" => (options.gic, options.its) = (true, true),
+                "rtc" => (options.gic, options.rtc) = (true, true),
                 _ => {}
             }
         }
@@ -191,8 +195,10 @@ mod tests {
     #[test]
     fn options_from_words() {
         assert_eq!(Options::parse(""), Options::default());
-        assert_eq!(Options::parse("console=ttyAMA0 gic"), Options { gic: true, its: false });
-        assert_eq!(Options::parse("its"), Options::ALL);
+        assert_eq!(Options::parse("console=ttyAMA0 gic"), Options { gic: true, ..Options::default() });
+        assert_eq!(Options::parse("its"), Options { gic: true, its: true, rtc: false });
+        assert_eq!(Options::parse("rtc"), Options { gic: true, its: false, rtc: true });
+        assert_eq!(Options::parse("its rtc"), Options::ALL);
         assert_eq!(Options::parse("gicx itsy"), Options::default());
     }
 }

@@ -13,6 +13,7 @@ macro_rules! println {
 mod basic;
 mod bench;
 mod cpus;
+mod device_checks;
 mod exceptions;
 mod gic;
 mod gic_checks;
@@ -99,8 +100,13 @@ fn pause() {
 }
 
 /// Waits up to [`PATIENCE_US`] for `done`.
-fn wait_for(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = now_ticks() + ticks_in(PATIENCE_US);
+fn wait_for(done: impl FnMut() -> bool) -> bool {
+    wait_up_to(PATIENCE_US, done)
+}
+
+/// Waits up to `micros` microseconds for `done`.
+fn wait_up_to(micros: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = now_ticks() + ticks_in(micros);
     while !done() {
         if now_ticks() > deadline {
             return false;
@@ -134,6 +140,9 @@ pub(crate) extern "C" fn boot_main() -> ! {
     report.check("cpu-on-all-vcpus", cpus::start_all());
     if gic {
         gic_checks::run(&mut report);
+        if options.rtc {
+            report.check("rtc-alarm-spi", device_checks::rtc_alarm());
+        }
         if options.its {
             its_checks::run(&mut report);
         }
