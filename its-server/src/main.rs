@@ -13,7 +13,8 @@
 //! route names, badge [`GITS_ROUTE`]), `vgic` (call on the vgic-server's endpoint, badge
 //! `ipc::vgic::badge::ITS`), `work` (signal on the notification bound to this thread), and
 //! the map `guest-ram` of the VM's RAM (`vm-ram`), where the command queue and the
-//! level-1 table entries are read.
+//! level-1 table entries are read. The ITS's capacities and GITS_TYPER come from that
+//! VM's `[vm.its]` quotas (generated with the map).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -37,24 +38,26 @@ pub const BATCH: usize = 16;
 #[cfg(target_os = "none")]
 mod el0 {
     use super::{
-        BATCH, GITS_ROUTE, GUEST_RAM, GUEST_RAM_IPA, GUEST_RAM_SIZE, GUEST_RAM_VCPUS, REQUESTS, VGIC, WORK,
+        BATCH, GITS_ROUTE, GUEST_RAM, GUEST_RAM_IPA, GUEST_RAM_ITS_COLLECTIONS, GUEST_RAM_ITS_DEVICES,
+        GUEST_RAM_ITS_EVENTS_PER_DEVICE, GUEST_RAM_SIZE, GUEST_RAM_VCPUS, REQUESTS, VGIC, WORK,
     };
     use ipc::vcpu::{INJECT_DATA_ABORT, MMIO, MmioAccess, RESUME};
     use ipc::{Badge, Message, NOTIFIED};
     use its_server::remote::RemoteVgic;
     use its_server::{Config, Its, MappedRam, Progress, Width};
 
-    /// DeviceIDs the guest may map.
-    const DEVICES: usize = 32;
-    /// EventIDs per device.
-    const EVENTS: usize = 256;
-    /// Collections: one per vCPU is what guests use; a few spare.
-    const COLLECTIONS: usize = 16;
-    /// The ITS quotas of the VM; the LPI range matches the vgic-server's GICD_TYPER.
+    /// DeviceIDs the guest may map (the VM's `[vm.its]` quota).
+    const DEVICES: usize = GUEST_RAM_ITS_DEVICES as usize;
+    /// EventIDs per device (quota).
+    const EVENTS: usize = GUEST_RAM_ITS_EVENTS_PER_DEVICE as usize;
+    /// Collections (quota).
+    const COLLECTIONS: usize = GUEST_RAM_ITS_COLLECTIONS as usize;
+    /// The ITS quotas of the VM, from which GITS_TYPER's Devbits, ID_bits and CIDbits
+    /// follow; the LPI range matches the vgic-server's GICD_TYPER.
     const CONFIG: Config = Config {
-        max_devices: DEVICES as u32,
-        max_events_per_device: EVENTS as u32,
-        max_collections: COLLECTIONS as u32,
+        max_devices: GUEST_RAM_ITS_DEVICES,
+        max_events_per_device: GUEST_RAM_ITS_EVENTS_PER_DEVICE,
+        max_collections: GUEST_RAM_ITS_COLLECTIONS,
         vcpus: GUEST_RAM_VCPUS,
         lpi_id_bits: 16,
     };

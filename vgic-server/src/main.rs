@@ -46,7 +46,8 @@ fn main() {}
 #[cfg(target_os = "none")]
 mod el0 {
     use super::{
-        GUEST_RAM, GUEST_RAM_IPA, GUEST_RAM_SIZE, HEAP_BASE, HEAP_SIZE, PASSTHROUGH_SPIS, REQUESTS, VCPUS,
+        GUEST_RAM, GUEST_RAM_IPA, GUEST_RAM_ITS_COLLECTIONS, GUEST_RAM_SIZE, HEAP_BASE, HEAP_SIZE,
+        PASSTHROUGH_SPIS, REQUESTS, VCPUS,
     };
     use core::mem::MaybeUninit;
     use ipc::vcpu::{
@@ -64,8 +65,8 @@ mod el0 {
     const LPI_ID_BITS: u8 = 16;
     /// LPI capacity: every LPI INTID of [`LPI_ID_BITS`].
     const LPIS: usize = (1 << LPI_ID_BITS) - FIRST_LPI as usize;
-    /// ITS collections the server tracks (the its-server's quota).
-    const COLLECTIONS: usize = 16;
+    /// ITS collections the server tracks (the VM's `[vm.its]` quota, as the its-server's).
+    const COLLECTIONS: usize = GUEST_RAM_ITS_COLLECTIONS as usize;
     /// SPIs 32..256, as QEMU virt's own GIC has, which the guest's device tree lists.
     const SPIS: u16 = 224;
     /// The guest-physical bases of the GICD and GICR frames (QEMU virt's, as xtask's guest

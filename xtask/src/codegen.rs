@@ -25,8 +25,8 @@ fn served_vm<'s>(system: &'s System, component: &Component) -> Option<&'s Vm> {
 }
 
 /// The source for `component` of `system`: one `ipc::Cap` constant per capability slot,
-/// an address and a size constant per mapping (and the guest-physical base and vCPU count
-/// of a VM whose RAM is mapped), for a VM's vgic-server the SPIs passed through to that VM
+/// an address and a size constant per mapping (and the guest-physical base, vCPU count and
+/// ITS quotas of a VM whose RAM is mapped), for a VM's vgic-server the SPIs passed through to that VM
 /// (`PASSTHROUGH_SPIS`), and the heap's base and size.
 ///
 /// Nothing specific to one instance (object names, badges) appears, except a vgic-server's
@@ -103,6 +103,15 @@ pub fn caps_source(system: &System, component: &Component) -> String {
             line(format!("pub const {constant}_IPA: u64 = {};", hex(system.vms[vm].ram_base)));
             line(format!("/// vCPUs of the VM whose RAM is mapped at [`{constant}`]."));
             line(format!("pub const {constant}_VCPUS: u16 = {};", system.vms[vm].cpus.len()));
+            let its = system.vms[vm].its;
+            line(format!("/// ITS quota of the VM whose RAM is mapped at [`{constant}`]: DeviceIDs."));
+            line(format!("pub const {constant}_ITS_DEVICES: u32 = {};", its.devices));
+            line(format!(
+                "/// ITS quota of the VM whose RAM is mapped at [`{constant}`]: EventIDs per device."
+            ));
+            line(format!("pub const {constant}_ITS_EVENTS_PER_DEVICE: u32 = {};", its.events_per_device));
+            line(format!("/// ITS quota of the VM whose RAM is mapped at [`{constant}`]: collections."));
+            line(format!("pub const {constant}_ITS_COLLECTIONS: u32 = {};", its.collections));
         }
     }
     if let Some(vm) = served_vm(system, component) {

@@ -10,7 +10,7 @@ use super::schema::{self, Int, Right, Size, Text};
 use super::{
     ADDRESS_LIMIT, Cap, CapObject, Component, DEFAULT_STACK_SIZE, DEFAULT_TIMEOUT_SECONDS,
     DEFAULT_TIMESLICE_US, DEFAULT_VM_RAM_BASE, DebianFile, Diagnostic, Endpoint, GuestFile, GuestSource,
-    ImageFormat, Irq, KERNEL_DEVICES, KERNEL_FREE_RESERVE, MAX_MEMORY, Map, Mapped, MemoryRegion,
+    ImageFormat, Irq, ItsQuotas, KERNEL_DEVICES, KERNEL_FREE_RESERVE, MAX_MEMORY, Map, Mapped, MemoryRegion,
     Notification, PAGE_SIZE, Passthrough, PassthroughDevice, Perms, RAM_BASE, Route, System, Unclaimed,
     VM_RAM_ALIGN, Vm, constant_name, hex, line_column, size_text,
 };
@@ -1083,6 +1083,7 @@ impl Checker<'_> {
                 self.passthrough(&context, passthrough, names, (regions, irqs), &mut taken)
             })
             .collect();
+        let its = vm.its.as_ref().map_or(ItsQuotas::DEFAULT, |its| self.its_quotas(&context, its));
         Vm {
             name: vm.name.get_ref().clone(),
             cpus: vcpus,
@@ -1100,7 +1101,47 @@ impl Checker<'_> {
             vgic_endpoint,
             vgic_badge: vgic_badge.unwrap_or(0),
             passthroughs,
+            its,
         }
+    }
+
+    /// `[vm.its]`: each quota in range (defaults for those not given), and the
+    /// translations they allow within what the its-server holds.
+    fn its_quotas(&mut self, vm_context: &str, its: &Spanned<schema::ItsTable>) -> ItsQuotas {
+        let context = format!("{vm_context}: its");
+        let mut quota = |field: &str, value: &Option<schema::Int>, max: u32, default: u32| match value {
+            Some(value) => {
+                self.int(&context, field, value, 1..=i64::from(max)).map_or(default, |value| value as u32)
+            }
+            None => default,
+        };
+        let default = ItsQuotas::DEFAULT;
+        let table = its.get_ref();
+        let quotas = ItsQuotas {
+            devices: quota("devices", &table.devices, ItsQuotas::MAX_DEVICES, default.devices),
+            events_per_device: quota(
+                "events-per-device",
+                &table.events_per_device,
+                ItsQuotas::MAX_EVENTS_PER_DEVICE,
+                default.events_per_device,
+            ),
+            collections: quota(
+                "collections",
+                &table.collections,
+                ItsQuotas::MAX_COLLECTIONS,
+                default.collections,
+            ),
+        };
+        let translations = u64::from(quotas.devices) * u64::from(quotas.events_per_device);
+        if translations > ItsQuotas::MAX_TRANSLATIONS {
+            let problem = format!(
+                "{context}: devices x events-per-device = {translations} translations, more than the its-server \
+                 holds ({})",
+                ItsQuotas::MAX_TRANSLATIONS
+            );
+            self.error(its.span(), problem);
+        }
+        quotas
     }
 
     /// A `[[vm.passthrough]]`: an irq, and a device region at a guest-physical range

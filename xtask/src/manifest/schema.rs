@@ -165,6 +165,16 @@ pub(super) struct Vm {
     pub route: Vec<Route>,
     #[serde(default)]
     pub passthrough: Vec<Passthrough>,
+    pub its: Option<Spanned<ItsTable>>,
+}
+
+/// `[vm.its]`: the quotas of the VM's ITS.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub(super) struct ItsTable {
+    pub devices: Option<Int>,
+    pub events_per_device: Option<Int>,
+    pub collections: Option<Int>,
 }
 
 /// `[[vm.passthrough]]`.
