@@ -9,8 +9,11 @@
 //! writes CWRITER and waits still sees the queue drained, while other messages on the
 //! endpoint get their turn between batches.
 //!
+//! Device models call it with `ipc::its::Msi` (badge `ipc::its::badge::device(DeviceID)`):
+//! each MSI is translated with `Its::msi` and answered `DELIVERED` or `DROPPED`.
+//!
 //! Capabilities (names in `system.toml`): `requests` (recv on the endpoint the VM's GITS
-//! route names, badge [`GITS_ROUTE`]), `vgic` (call on the vgic-server's endpoint, badge
+//! route names, badge [`GITS_ROUTE`]; device models' calls), `vgic` (call on the vgic-server's endpoint, badge
 //! `ipc::vgic::badge::ITS`), `work` (signal on the notification bound to this thread), and
 //! the map `guest-ram` of the VM's RAM (`vm-ram`), where the command queue and the
 //! level-1 table entries are read. The ITS's capacities and GITS_TYPER come from that
@@ -41,6 +44,7 @@ mod el0 {
         BATCH, GITS_ROUTE, GUEST_RAM, GUEST_RAM_IPA, GUEST_RAM_ITS_COLLECTIONS, GUEST_RAM_ITS_DEVICES,
         GUEST_RAM_ITS_EVENTS_PER_DEVICE, GUEST_RAM_SIZE, GUEST_RAM_VCPUS, REQUESTS, VGIC, WORK,
     };
+    use ipc::its::{DELIVERED, DROPPED, Msi};
     use ipc::vcpu::{INJECT_DATA_ABORT, MMIO, MmioAccess, RESUME};
     use ipc::{Badge, Message, NOTIFIED};
     use its_server::remote::RemoteVgic;
@@ -103,6 +107,11 @@ mod el0 {
         if message.label() == NOTIFIED {
             run_batch(its, vgic, ram);
             return None;
+        }
+        if let Some(device_id) = ipc::its::badge::device_id(badge.0) {
+            let delivered =
+                Msi::decode(message).is_some_and(|msi| its.msi(vgic, device_id, msi.event_id).is_ok());
+            return Some(Message::new(if delivered { DELIVERED } else { DROPPED }));
         }
         let access = match MmioAccess::decode(message) {
             Some(access) if badge.0 == GITS_ROUTE && message.label() == MMIO => access,

@@ -43,12 +43,12 @@ fn bare_metal() -> bool {
     BARE_METAL.load(Ordering::Relaxed)
 }
 
-/// The check groups to run: all on bare metal, else as the device tree's bootargs say.
+/// The check groups to run: all that bare metal has, else as the device tree's bootargs say.
 fn detect_options() -> Options {
     let dtb = guest_rt::boot_argument();
     if dtb == 0 {
         BARE_METAL.store(true, Ordering::Relaxed);
-        return Options::ALL;
+        return Options::BARE_METAL;
     }
     // SAFETY: a non-zero x0 is the device tree the hypervisor placed in this VM's RAM; its
     // header is read first and the blob no further than the size it declares.
@@ -144,7 +144,7 @@ pub(crate) extern "C" fn boot_main() -> ! {
             report.check("rtc-alarm-spi", device_checks::rtc_alarm());
         }
         if options.its {
-            its_checks::run(&mut report);
+            its_checks::run(&mut report, options.msi);
         }
         bench::run();
     } else {
