@@ -957,11 +957,14 @@ impl Checker<'_> {
         for constant in ["HEAP_BASE", "HEAP_SIZE"] {
             defined.insert(constant.to_owned(), ("the heap".to_owned(), None));
         }
+        defined.insert("PASSTHROUGH_SPIS".to_owned(), ("a vgic-server's passthrough SPIs".to_owned(), None));
         let caps = raw.cap.iter().map(|cap| ("cap", &cap.name, vec![String::new()]));
         let maps = raw.map.iter().filter_map(|map| {
             let mut suffixes = vec![String::new(), "_SIZE".to_owned()];
             if map.vm_ram.is_some() {
-                suffixes.extend(["_IPA".to_owned(), "_VCPUS".to_owned()]);
+                let vm_constants =
+                    ["_IPA", "_VCPUS", "_ITS_DEVICES", "_ITS_EVENTS_PER_DEVICE", "_ITS_COLLECTIONS"];
+                suffixes.extend(vm_constants.map(str::to_owned));
             }
             map_name(map).map(|name| ("map", name, suffixes))
         });
