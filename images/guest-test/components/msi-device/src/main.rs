@@ -44,7 +44,7 @@ mod el0 {
     /// Serves the device forever.
     pub fn main() -> ! {
         let mut device = Device::new();
-        let (mut message, mut _badge) = REQUESTS.recv().expect("recv on REQUESTS");
+        let (mut message, _) = REQUESTS.recv().expect("recv on REQUESTS");
         loop {
             let reply = match MmioAccess::decode(&message) {
                 Some(access) if message.label() == MMIO => {
@@ -61,7 +61,7 @@ mod el0 {
                     Message::new(INJECT_DATA_ABORT)
                 }
             };
-            (message, _badge) = REQUESTS.reply_recv(&reply).expect("receiving on REQUESTS");
+            (message, _) = REQUESTS.reply_recv(&reply).expect("receiving on REQUESTS");
         }
     }
 }
