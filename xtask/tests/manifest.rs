@@ -1454,6 +1454,26 @@ fn vm_passthrough() {
              nobody would inject the interrupt"
         )
     );
+    let second = text.replacen(
+        "[[irq]]\n",
+        "[[irq]]\nname = \"other\"\nintid = 35\ntrigger = \"edge\"\nnotification = \"irqs\"\nbadge = 3\n[[irq]]\n",
+        1,
+    ) + "  [[vm.passthrough]]\n  irq = \"other\"\n";
+    let second = second.replacen(
+        "  irq = \"rtc\"\n[[",
+        "  irq = \"rtc\"\n  [[component.cap]]\n  name = \"other-irq\"\n  irq = \"other\"\n[[",
+        1,
+    );
+    assert_eq!(
+        errors(&second),
+        format!(
+            "{PATH}:64:9: vm \"guest\": passthrough \"other\": field \"irq\": irqs \"rtc\" and \"other\" share badge \
+             bits 0x1 on notification \"irqs\": the vgic-server could not tell them apart"
+        )
+    );
+    let apart = second.replacen("badge = 3\n", "badge = 2\n", 1);
+    let [_, other] = &parse(&apart).unwrap().vms[0].passthroughs[..] else { panic!("two passthroughs") };
+    assert_eq!((other.intid, other.trigger, other.device.is_none()), (35, Trigger::Edge, true));
     let client_bound = text.replacen("bound-notification = \"irqs\"\n", "", 1).replacen(
         "cpu = 0\n",
         "cpu = 0\nbound-notification = \"irqs\"\n",

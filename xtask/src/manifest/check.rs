@@ -1446,7 +1446,7 @@ impl Checker<'_> {
         endpoints: &[Holders],
     ) {
         for (raw_vm, vm) in manifest.vm.iter().zip(&system.vms) {
-            for (raw, passthrough) in raw_vm.passthrough.iter().zip(&vm.passthroughs) {
+            for (index, (raw, passthrough)) in raw_vm.passthrough.iter().zip(&vm.passthroughs).enumerate() {
                 let context = format!("vm \"{}\": passthrough \"{}\"", vm.name, raw.irq.get_ref());
                 let Some(vgic_endpoint) = vm.vgic_endpoint else {
                     let problem = "the VM has no \"vgic-endpoint\": nobody would inject the interrupt";
@@ -1454,6 +1454,20 @@ impl Checker<'_> {
                     continue;
                 };
                 let irq = &system.irqs[passthrough.irq];
+                let mut earlier = vm.passthroughs[..index].iter().map(|other| &system.irqs[other.irq]);
+                if let Some(other) = earlier
+                    .find(|other| other.notification == irq.notification && other.badge & irq.badge != 0)
+                {
+                    let problem = format!(
+                        "irqs \"{}\" and \"{}\" share badge bits {} on notification \"{}\": the vgic-server could \
+                         not tell them apart",
+                        other.name,
+                        irq.name,
+                        hex(other.badge & irq.badge),
+                        system.notifications[irq.notification].name
+                    );
+                    self.field(&context, "irq", &raw.irq, problem);
+                }
                 let served = endpoints[vgic_endpoint].receivers.iter().any(|&(holder, _)| {
                     let component = &system.components[holder];
                     component.bound_notification == Some(irq.notification)
