@@ -1,12 +1,14 @@
 //! Checks of devices behind the GIC: the PL031 RTC's alarm interrupt (SPI 2, INTID 34),
 //! which the hypervisor passes through to this VM (its registers mapped at their physical
 //! address, its SPI listed hardware-linked by the vgic-server) and which bare metal has
-//! anyway. The handler clears the alarm before its EOI; the EOI (a hardware-linked list
-//! register's, under the hypervisor) deactivates the physical SPI, so the second alarm
-//! arriving proves that deactivation re-enabled it.
+//! anyway; under the hypervisor its device tree must describe it. The handler clears
+//! the alarm before its EOI; the EOI (a hardware-linked list register's, under the
+//! hypervisor) deactivates the physical SPI, so the second alarm arriving proves that
+//! deactivation re-enabled it.
 
 use super::gic::{self, deliveries_since};
 use super::wait_up_to;
+use guest_test::fdt::{self, DeviceNode};
 use guest_test::gic::{expect_per_cpu, gicd};
 use guest_test::{Outcome, fail};
 
@@ -39,6 +41,16 @@ fn rtc_read(offset: usize) -> u32 {
 fn rtc_write(offset: usize, value: u32) {
     // SAFETY: as in `rtc_read`.
     unsafe { core::ptr::write_volatile((RTC_BASE + offset) as *mut u32, value) }
+}
+
+/// The device tree describes the RTC where it is: its registers, and SPI 2 level-high.
+pub(super) fn rtc_described(tree: &[u8]) -> Outcome {
+    let expected = DeviceNode { reg: (RTC_BASE as u64, 0x1000), interrupts: [0, RTC_INTID - 32, 4] };
+    match fdt::device(tree, "arm,pl031") {
+        Some(node) if node == expected => Ok(()),
+        Some(node) => fail!("the arm,pl031 node says {node:?}, expected {expected:?}"),
+        None => fail!("no arm,pl031 node with reg and interrupts"),
+    }
 }
 
 /// Runs in the handler of the alarm's interrupt, before its EOI: lowers the line.

@@ -43,23 +43,30 @@ fn bare_metal() -> bool {
     BARE_METAL.load(Ordering::Relaxed)
 }
 
-/// The check groups to run: all that bare metal has, else as the device tree's bootargs say.
-fn detect_options() -> Options {
+/// The device tree the hypervisor placed in this VM's RAM (`x0` at boot); `None` on bare
+/// metal (`x0` is 0, which this records) or if `x0` points at no device tree header.
+fn device_tree() -> Option<&'static [u8]> {
     let dtb = guest_rt::boot_argument();
     if dtb == 0 {
         BARE_METAL.store(true, Ordering::Relaxed);
+        return None;
+    }
+    // SAFETY: a non-zero x0 is the device tree the hypervisor placed in this VM's RAM,
+    // which nothing writes; its header is read first and the blob no further than the
+    // size it declares.
+    unsafe {
+        let header = core::slice::from_raw_parts(dtb as *const u8, fdt::HEADER_SIZE);
+        fdt::total_size(header).map(|size| core::slice::from_raw_parts(dtb as *const u8, size))
+    }
+}
+
+/// The check groups to run: all that bare metal has, else as the device tree's bootargs
+/// say.
+fn detect_options(tree: Option<&[u8]>) -> Options {
+    if bare_metal() {
         return Options::BARE_METAL;
     }
-    // SAFETY: a non-zero x0 is the device tree the hypervisor placed in this VM's RAM; its
-    // header is read first and the blob no further than the size it declares.
-    let blob = unsafe {
-        let header = core::slice::from_raw_parts(dtb as *const u8, fdt::HEADER_SIZE);
-        match fdt::total_size(header) {
-            Some(size) => core::slice::from_raw_parts(dtb as *const u8, size),
-            None => return Options::default(),
-        }
-    };
-    fdt::bootargs(blob).map(Options::parse).unwrap_or_default()
+    tree.and_then(fdt::bootargs).map(Options::parse).unwrap_or_default()
 }
 
 /// Ends the run with `status`: reported to the VMM under the hypervisor, printed on bare
@@ -127,7 +134,8 @@ fn delay(micros: u64) {
 /// The boot vCPU: runs every check, reports and powers off.
 pub(crate) extern "C" fn boot_main() -> ! {
     exceptions::install_vectors();
-    let options = detect_options();
+    let tree = device_tree();
+    let options = detect_options(tree);
     let platform = if bare_metal() { "bare metal" } else { "hypervisor" };
     println!("guest-test: boot vCPU running ({platform}, gic {}, its {})", options.gic, options.its);
     let mut report = Report::new(UART);
@@ -141,6 +149,9 @@ pub(crate) extern "C" fn boot_main() -> ! {
     if gic {
         gic_checks::run(&mut report);
         if options.rtc {
+            if let Some(tree) = tree {
+                report.check("rtc-in-device-tree", device_checks::rtc_described(tree));
+            }
             report.check("rtc-alarm-spi", device_checks::rtc_alarm());
         }
         if options.its {
