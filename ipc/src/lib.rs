@@ -23,6 +23,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod its;
 mod message;
 #[cfg(target_os = "none")]
 mod syscall;

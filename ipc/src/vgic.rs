@@ -14,7 +14,7 @@
 //! VGIC.call(&SpiRequest::SetLevel { intid: 40, level: false }.encode())?;
 //! ```
 
-use crate::{Label, Message};
+use crate::{Cap, IrqHandler, Label, Message};
 
 /// The badges on a vgic-server's endpoint: each names who sends and what it may send.
 /// The manifest gives them to the routes and caps (`images/guest-test/system.toml`).
@@ -223,6 +223,22 @@ impl SpiRequest {
             _ => None,
         }
     }
+}
+
+/// A physical SPI passed through to the VM, as xtask generates it for the VM's
+/// vgic-server (`PASSTHROUGH_SPIS`) from the manifest's `[[vm.passthrough]]`: the guest
+/// sees SPI `intid` (the same number), listed hardware-linked.
+#[derive(Clone, Copy, Debug)]
+pub struct PassthroughSpi {
+    /// The IRQ handler cap: its `ack` deactivates the physical SPI, which the kernel left
+    /// active (priority dropped) when it signalled the notification.
+    pub irq: Cap<IrqHandler>,
+    /// The SPI's INTID, physical and virtual.
+    pub intid: u32,
+    /// Edge-triggered (else level-sensitive).
+    pub edge: bool,
+    /// The bits its interrupt sets in the server's bound notification word.
+    pub badge: u64,
 }
 
 #[cfg(test)]

@@ -9,11 +9,15 @@
 //! writes CWRITER and waits still sees the queue drained, while other messages on the
 //! endpoint get their turn between batches.
 //!
+//! Device models call it with `ipc::its::Msi` (badge `ipc::its::badge::device(DeviceID)`):
+//! each MSI is translated with `Its::msi` and answered `DELIVERED` or `DROPPED`.
+//!
 //! Capabilities (names in `system.toml`): `requests` (recv on the endpoint the VM's GITS
-//! route names, badge [`GITS_ROUTE`]), `vgic` (call on the vgic-server's endpoint, badge
+//! route names, badge [`GITS_ROUTE`]; device models' calls), `vgic` (call on the vgic-server's endpoint, badge
 //! `ipc::vgic::badge::ITS`), `work` (signal on the notification bound to this thread), and
 //! the map `guest-ram` of the VM's RAM (`vm-ram`), where the command queue and the
-//! level-1 table entries are read.
+//! level-1 table entries are read. The ITS's capacities and GITS_TYPER come from that
+//! VM's `[vm.its]` quotas (generated with the map).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -37,24 +41,27 @@ pub const BATCH: usize = 16;
 #[cfg(target_os = "none")]
 mod el0 {
     use super::{
-        BATCH, GITS_ROUTE, GUEST_RAM, GUEST_RAM_IPA, GUEST_RAM_SIZE, GUEST_RAM_VCPUS, REQUESTS, VGIC, WORK,
+        BATCH, GITS_ROUTE, GUEST_RAM, GUEST_RAM_IPA, GUEST_RAM_ITS_COLLECTIONS, GUEST_RAM_ITS_DEVICES,
+        GUEST_RAM_ITS_EVENTS_PER_DEVICE, GUEST_RAM_SIZE, GUEST_RAM_VCPUS, REQUESTS, VGIC, WORK,
     };
+    use ipc::its::{DELIVERED, DROPPED, Msi};
     use ipc::vcpu::{INJECT_DATA_ABORT, MMIO, MmioAccess, RESUME};
     use ipc::{Badge, Message, NOTIFIED};
     use its_server::remote::RemoteVgic;
     use its_server::{Config, Its, MappedRam, Progress, Width};
 
-    /// DeviceIDs the guest may map.
-    const DEVICES: usize = 32;
-    /// EventIDs per device.
-    const EVENTS: usize = 256;
-    /// Collections: one per vCPU is what guests use; a few spare.
-    const COLLECTIONS: usize = 16;
-    /// The ITS quotas of the VM; the LPI range matches the vgic-server's GICD_TYPER.
+    /// DeviceIDs the guest may map (the VM's `[vm.its]` quota).
+    const DEVICES: usize = GUEST_RAM_ITS_DEVICES as usize;
+    /// EventIDs per device (quota).
+    const EVENTS: usize = GUEST_RAM_ITS_EVENTS_PER_DEVICE as usize;
+    /// Collections (quota).
+    const COLLECTIONS: usize = GUEST_RAM_ITS_COLLECTIONS as usize;
+    /// The ITS quotas of the VM, from which GITS_TYPER's Devbits, ID_bits and CIDbits
+    /// follow; the LPI range matches the vgic-server's GICD_TYPER.
     const CONFIG: Config = Config {
-        max_devices: DEVICES as u32,
-        max_events_per_device: EVENTS as u32,
-        max_collections: COLLECTIONS as u32,
+        max_devices: GUEST_RAM_ITS_DEVICES,
+        max_events_per_device: GUEST_RAM_ITS_EVENTS_PER_DEVICE,
+        max_collections: GUEST_RAM_ITS_COLLECTIONS,
         vcpus: GUEST_RAM_VCPUS,
         lpi_id_bits: 16,
     };
@@ -100,6 +107,11 @@ mod el0 {
         if message.label() == NOTIFIED {
             run_batch(its, vgic, ram);
             return None;
+        }
+        if let Some(device_id) = ipc::its::badge::device_id(badge.0) {
+            let delivered =
+                Msi::decode(message).is_some_and(|msi| its.msi(vgic, device_id, msi.event_id).is_ok());
+            return Some(Message::new(if delivered { DELIVERED } else { DROPPED }));
         }
         let access = match MmioAccess::decode(message) {
             Some(access) if badge.0 == GITS_ROUTE && message.label() == MMIO => access,

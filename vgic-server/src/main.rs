@@ -10,6 +10,7 @@
 //! | `VCPU_EVENTS` | vGIC event Call | `maintenance` | `LOAD_LRS` with the vCPU's list registers |
 //! | `ITS` (the its-server) | `ipc::vgic::ItsRequest` Call | its `ItsLink` method | `DONE` |
 //! | `DEVICE` (device models) | `ipc::vgic::SpiRequest` Call | `set_spi_level`/`pulse_spi` | `DONE` |
+//! | the bound notification's word | `NOTIFIED`: passthrough SPIs fired | `set_spi_level`/`pulse_spi` | none |
 //!
 //! Anything else is answered `REJECTED` (to a vCPU: an injected data abort) with a log
 //! line. The vCPUs are reached with VCPU invocations ([`KernelVcpus`]); the VM's RAM,
@@ -19,8 +20,15 @@
 //! VM's GICD and GICR routes, its `vgic-endpoint`, and the its-server's and device
 //! models' call caps), `vcpus` (every vCPU of the VM), and the map `guest-ram` of the
 //! VM's RAM. The vGIC (about 800 KiB with 16-bit LPIs) is built in place in the heap.
-//! Passthrough SPIs are not attached yet: their IRQ caps and INTIDs need generated
-//! constants this shell does not have.
+//!
+//! Passthrough SPIs (`[[vm.passthrough]]`, generated as `PASSTHROUGH_SPIS`): the server
+//! holds each one's IRQ cap and is bound to the notification its interrupt signals. The
+//! kernel acknowledges the physical SPI with a priority drop only and signals; the
+//! server reports it to the vGIC (level: line up; edge: a pulse), which lists it
+//! hardware-linked, so the guest's EOI (or DIR) deactivates the physical SPI in hardware
+//! and the next interrupt can come. Only when the vGIC drops the interrupt without the
+//! guest deactivating it (ICPENDR, ICACTIVER) does the server deactivate it itself, with
+//! the IRQ cap's `ack`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -37,16 +45,19 @@ fn main() {}
 /// The component proper (bare-metal target only).
 #[cfg(target_os = "none")]
 mod el0 {
-    use super::{GUEST_RAM, GUEST_RAM_IPA, GUEST_RAM_SIZE, HEAP_BASE, HEAP_SIZE, REQUESTS, VCPUS};
+    use super::{
+        GUEST_RAM, GUEST_RAM_IPA, GUEST_RAM_ITS_COLLECTIONS, GUEST_RAM_SIZE, HEAP_BASE, HEAP_SIZE,
+        PASSTHROUGH_SPIS, REQUESTS, VCPUS,
+    };
     use core::mem::MaybeUninit;
     use ipc::vcpu::{
         INJECT_DATA_ABORT, LOAD_LRS, LrWrite, MMIO, MmioAccess, RESUME, SYSREG, SysRegAccess, VGIC_EVENT,
         VgicEvent,
     };
     use ipc::vgic::{DONE, ItsRequest, REJECTED, SpiRequest, badge};
-    use ipc::{Badge, Message};
+    use ipc::{Badge, Message, NOTIFIED};
     use its_server::MappedRam;
-    use vgic_server::{Config, FIRST_LPI, LrUpdate, SgiRegister, Snapshot, Vcpus, Vgic, Width};
+    use vgic_server::{Config, FIRST_LPI, LrUpdate, SgiRegister, Snapshot, Trigger, Vcpus, Vgic, Width};
 
     /// vCPUs of the VM.
     const VCPU_COUNT: usize = VCPUS.len();
@@ -54,8 +65,8 @@ mod el0 {
     const LPI_ID_BITS: u8 = 16;
     /// LPI capacity: every LPI INTID of [`LPI_ID_BITS`].
     const LPIS: usize = (1 << LPI_ID_BITS) - FIRST_LPI as usize;
-    /// ITS collections the server tracks (the its-server's quota).
-    const COLLECTIONS: usize = 16;
+    /// ITS collections the server tracks (the VM's `[vm.its]` quota, as the its-server's).
+    const COLLECTIONS: usize = GUEST_RAM_ITS_COLLECTIONS as usize;
     /// SPIs 32..256, as QEMU virt's own GIC has, which the guest's device tree lists.
     const SPIS: u16 = 224;
     /// The guest-physical bases of the GICD and GICR frames (QEMU virt's, as xtask's guest
@@ -101,8 +112,14 @@ mod el0 {
         }
 
         fn deactivate_physical(&mut self, pintid: u32) {
-            // Only passthrough SPIs reach here, and this server attaches none.
-            log::warn!("deactivation of physical INTID {pintid}, which is not passed through");
+            // The vGIC marks only the attached passthrough SPIs hardware-linked.
+            let Some(spi) = PASSTHROUGH_SPIS.iter().find(|spi| spi.intid == pintid) else {
+                log::warn!("deactivation of physical INTID {pintid}, which is not passed through");
+                return;
+            };
+            if let Err(error) = spi.irq.ack() {
+                log::warn!("IRQ_ACK of passthrough SPI {pintid} failed: {error:?}");
+            }
         }
     }
 
@@ -127,6 +144,10 @@ mod el0 {
         /// Serves one message; returns the reply, or `None` for a Send.
         fn serve(&mut self, message: &Message, badge: Badge) -> Option<Message> {
             let label = message.label();
+            if label == NOTIFIED {
+                self.passthrough_interrupts(badge.0);
+                return None;
+            }
             let reply = match badge.0 {
                 badge::DISTRIBUTOR | badge::REDISTRIBUTORS if label == MMIO => {
                     MmioAccess::decode(message).map(|access| self.mmio(badge.0, &access))
@@ -159,6 +180,18 @@ mod el0 {
                 const _: () = assert!(REJECTED.0 == INJECT_DATA_ABORT.0, "a vCPU's refusal is an abort");
                 Message::new(REJECTED)
             }))
+        }
+
+        /// The bound notification's word: the passthrough SPIs whose badge bits it has
+        /// fired (the kernel keeps each active until the guest or the server deactivates it).
+        fn passthrough_interrupts(&mut self, word: u64) {
+            for spi in PASSTHROUGH_SPIS.iter().filter(|spi| spi.badge & word != 0) {
+                if spi.edge {
+                    self.vgic.pulse_spi(&mut self.vcpus, spi.intid);
+                } else {
+                    self.vgic.set_spi_level(&mut self.vcpus, spi.intid, true);
+                }
+            }
         }
 
         /// A GICD or GICR access by a vCPU.
@@ -216,6 +249,10 @@ mod el0 {
         // server (checked above) and nothing else refers to it.
         let place = unsafe { &mut *(HEAP_BASE as *mut MaybeUninit<Server>) };
         let vgic = Server::init_in_place(place, config).expect("the VM's GIC fits the server's capacities");
+        for spi in &PASSTHROUGH_SPIS {
+            let trigger = if spi.edge { Trigger::Edge } else { Trigger::Level };
+            vgic.attach_passthrough_spi(spi.intid, trigger).expect("the manifest passes through SPIs only");
+        }
         // SAFETY: the manifest maps the VM's RAM at GUEST_RAM (GUEST_RAM_SIZE bytes, rw)
         // for this component's whole life, and nothing here makes references into it.
         let ram = unsafe { MappedRam::new(GUEST_RAM as *mut u8, GUEST_RAM_IPA, GUEST_RAM_SIZE as u64) };

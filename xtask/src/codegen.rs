@@ -4,7 +4,7 @@
 //! it builds the component), so that code such as `PONG.call(...)` names slots that the
 //! manifest, not the programmer, numbered.
 
-use crate::manifest::{CapObject, Component, Mapped, System, constant_name, hex};
+use crate::manifest::{CapObject, Component, Mapped, System, Trigger, Vm, constant_name, hex};
 use ipc::endpoint_rights::{CALL, RECV, SEND};
 use ipc::notification_rights::{SIGNAL, WAIT};
 
@@ -14,12 +14,24 @@ fn rights_text(bits: u8, names: &[(u8, &str)]) -> String {
     names.join(", ")
 }
 
+/// The VM whose vgic-server `component` is: it receives on the VM's `vgic-endpoint`.
+fn served_vm<'s>(system: &'s System, component: &Component) -> Option<&'s Vm> {
+    let receives = |endpoint: usize| {
+        component.caps.iter().any(|cap| {
+            matches!(cap.object, CapObject::Endpoint { index, rights } if index == endpoint && rights & RECV != 0)
+        })
+    };
+    system.vms.iter().find(|vm| vm.vgic_endpoint.is_some_and(receives))
+}
+
 /// The source for `component` of `system`: one `ipc::Cap` constant per capability slot,
-/// an address and a size constant per mapping (and the guest-physical base and vCPU count
-/// of a VM whose RAM is mapped), and the heap's base and size.
+/// an address and a size constant per mapping (and the guest-physical base, vCPU count and
+/// ITS quotas of a VM whose RAM is mapped), for a VM's vgic-server the SPIs passed through to that VM
+/// (`PASSTHROUGH_SPIS`), and the heap's base and size.
 ///
-/// Nothing specific to one instance (object names, badges) appears, so every component
-/// built from one crate with the same slots gets the same source and the crate builds once.
+/// Nothing specific to one instance (object names, badges) appears, except a vgic-server's
+/// passthrough SPIs, so every component built from one crate with the same slots (and
+/// passthroughs) gets the same source and the crate builds once.
 pub fn caps_source(system: &System, component: &Component) -> String {
     let mut lines: Vec<String> = Vec::new();
     let mut line = |text: String| lines.push(text);
@@ -91,7 +103,45 @@ pub fn caps_source(system: &System, component: &Component) -> String {
             line(format!("pub const {constant}_IPA: u64 = {};", hex(system.vms[vm].ram_base)));
             line(format!("/// vCPUs of the VM whose RAM is mapped at [`{constant}`]."));
             line(format!("pub const {constant}_VCPUS: u16 = {};", system.vms[vm].cpus.len()));
+            let its = system.vms[vm].its;
+            line(format!("/// ITS quota of the VM whose RAM is mapped at [`{constant}`]: DeviceIDs."));
+            line(format!("pub const {constant}_ITS_DEVICES: u32 = {};", its.devices));
+            line(format!(
+                "/// ITS quota of the VM whose RAM is mapped at [`{constant}`]: EventIDs per device."
+            ));
+            line(format!("pub const {constant}_ITS_EVENTS_PER_DEVICE: u32 = {};", its.events_per_device));
+            line(format!("/// ITS quota of the VM whose RAM is mapped at [`{constant}`]: collections."));
+            line(format!("pub const {constant}_ITS_COLLECTIONS: u32 = {};", its.collections));
         }
+    }
+    if let Some(vm) = served_vm(system, component) {
+        let slots = system.slots(component);
+        let spis: Vec<String> = vm
+            .passthroughs
+            .iter()
+            .filter_map(|passthrough| {
+                let irq = &system.irqs[passthrough.irq];
+                let (slot, _) = slots
+                    .iter()
+                    .find(|(_, cap)| matches!(cap.object, CapObject::Irq { index } if index == passthrough.irq))?;
+                Some(format!(
+                    "::ipc::vgic::PassthroughSpi {{ irq: ::ipc::Cap::from_index({slot}), intid: {}, edge: {}, badge: {} }}",
+                    irq.intid,
+                    irq.trigger == Trigger::Edge,
+                    hex(irq.badge)
+                ))
+            })
+            .collect();
+        line(String::new());
+        line(format!(
+            "/// The physical SPIs passed through to VM \"{}\", which this vgic-server serves.",
+            vm.name
+        ));
+        line(format!(
+            "pub const PASSTHROUGH_SPIS: [::ipc::vgic::PassthroughSpi; {}] = [{}];",
+            spis.len(),
+            spis.join(", ")
+        ));
     }
     line(String::new());
     line("/// Start of the heap (`HEAP_SIZE` bytes of zeroed RAM, mapped rw).".to_owned());

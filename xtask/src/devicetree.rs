@@ -2,14 +2,15 @@
 //!
 //! It describes the guest platform of [`crate::guest`]: RAM, one `cpu` node per vCPU
 //! started by PSCI over HVC, a GICv3 with redistributors for every vCPU and an ITS, the
-//! architected timer, and a PL011 UART that is also the console; `/chosen` carries the
-//! command line and the initrd. Property values follow QEMU's `virt` machine, so that
+//! architected timer, a PL011 UART that is also the console, and each passed-through
+//! device that the manifest gives `compatible` strings; `/chosen` carries the command line
+//! and the initrd. Property values follow QEMU's `virt` machine, so that
 //! guests built for it find what they expect.
 
 use crate::guest::{
     GICD_BASE, GICD_SIZE, GITS_BASE, GITS_SIZE, PL011_BASE, PL011_SIZE, mpidr, redistributors,
 };
-use crate::manifest::Vm;
+use crate::manifest::{Trigger, Vm};
 use std::ops::Range;
 use vm_fdt::FdtWriter;
 
@@ -17,6 +18,8 @@ use vm_fdt::FdtWriter;
 pub const GIC_SPI: u32 = 0;
 /// First cell of a GIC interrupt specifier: a private peripheral interrupt.
 pub const GIC_PPI: u32 = 1;
+/// Third cell: edge-triggered, rising edge.
+pub const IRQ_EDGE_RISING: u32 = 1;
 /// Third cell: level-sensitive, active high.
 pub const IRQ_LEVEL_HIGH: u32 = 4;
 /// Third cell: level-sensitive, active low (the architected timer's convention).
@@ -26,6 +29,8 @@ pub const MAINTENANCE_PPI: u32 = 9;
 /// The timer's PPIs in the order the binding lists them: secure physical (INTID 29),
 /// non-secure physical (30), virtual (27), hypervisor physical (26).
 pub const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];
+/// The INTID of SPI 0: an SPI's specifier cell is its INTID minus this.
+pub const FIRST_SPI_INTID: u32 = 32;
 /// The PL011's interrupt, SPI 1 (INTID 33).
 pub const PL011_SPI: u32 = 1;
 /// Frequency of the fixed clock feeding the PL011 (as on QEMU's `virt`).
@@ -126,6 +131,26 @@ pub fn build(vm: &Vm, initrd: Option<Range<u64>>) -> anyhow::Result<Vec<u8>> {
     fdt.property_array_u32("clocks", &[CLOCK_PHANDLE, CLOCK_PHANDLE])?;
     fdt.property_string_list("clock-names", strings(&["uartclk", "apb_pclk"]))?;
     fdt.end_node(uart)?;
+
+    for passthrough in &vm.passthroughs {
+        let Some(device) = passthrough.device.as_ref().filter(|device| !device.compatible.is_empty()) else {
+            continue;
+        };
+        let node = fdt.begin_node(&format!("{}@{:x}", device.name, device.base))?;
+        fdt.property_string_list("compatible", device.compatible.clone())?;
+        fdt.property_array_u64("reg", &[device.base, device.size])?;
+        let sense = match passthrough.trigger {
+            Trigger::Level => IRQ_LEVEL_HIGH,
+            Trigger::Edge => IRQ_EDGE_RISING,
+        };
+        fdt.property_array_u32("interrupts", &[GIC_SPI, passthrough.intid - FIRST_SPI_INTID, sense])?;
+        if device.compatible.iter().any(|compatible| compatible == "arm,primecell") {
+            // An AMBA primecell's driver asks for its bus clock.
+            fdt.property_u32("clocks", CLOCK_PHANDLE)?;
+            fdt.property_string("clock-names", "apb_pclk")?;
+        }
+        fdt.end_node(node)?;
+    }
 
     fdt.end_node(root)?;
     Ok(fdt.finish()?)

@@ -448,7 +448,12 @@ fn blob(
             ram_size: vm.memory,
             ..Vm::default()
         };
-        builder.vm(record, &vcpus, &routes, &[ram]);
+        // Passed-through device memory sits at its physical address in the guest too.
+        let devices = vm.passthroughs.iter().filter_map(|passthrough| passthrough.device.as_ref());
+        let devices =
+            devices.map(|device| mapping(device.base, device.base, device.size, READ | WRITE | DEVICE));
+        let stage2: Vec<_> = [ram].into_iter().chain(devices).collect();
+        builder.vm(record, &vcpus, &routes, &stage2);
     }
     if !placement.zeroed.is_empty() {
         let zeroed = &placement.zeroed;

@@ -58,6 +58,9 @@ fn vcpu_and_console_constants_name_consecutive_slots() {
     assert_eq!((vmm::SPARE_VCPU.index(), vmm::CONSOLE.index()), (CapIdx(5), CapIdx(6)));
     let guest_ram = (vgic::GUEST_RAM, vgic::GUEST_RAM_SIZE, vgic::GUEST_RAM_IPA, vgic::GUEST_RAM_VCPUS);
     assert_eq!(guest_ram, (0x1_0000_0000, 32 << 20, 0x4000_0000, 3));
+    let its =
+        (vgic::GUEST_RAM_ITS_DEVICES, vgic::GUEST_RAM_ITS_EVENTS_PER_DEVICE, vgic::GUEST_RAM_ITS_COLLECTIONS);
+    assert_eq!(its, (64, 64, 8));
     // The types are what the kernel's invocations expect.
     let _: [ipc::Cap<ipc::Vcpu>; 3] = vmm::GUEST_VCPUS;
     let _: ipc::Cap<ipc::Console> = vmm::CONSOLE;

@@ -5,7 +5,7 @@ use fdt::Fdt;
 use fdt::node::FdtNode;
 use std::path::Path;
 use xtask::guest::{self, GuestRam};
-use xtask::manifest::{self, ImageFormat, Vm};
+use xtask::manifest::{self, ImageFormat, Passthrough, PassthroughDevice, Trigger, Vm};
 use xtask::{devicetree, manifest::System};
 
 mod common;
@@ -199,6 +199,44 @@ fn cpu_nodes_carry_the_mpidr_affinity() {
     assert_eq!(regs, expected);
     assert!(tree.find_node("/cpus/cpu@101").is_some());
     assert_eq!(u64s(node(&tree, "/intc@8000000"), "reg")[3], 18 * 0x2_0000);
+}
+
+#[test]
+fn a_passed_through_device_with_compatible_strings_gets_a_node() {
+    let (_, mut vm) = fixture();
+    let device = |name: &str, base: u64, compatible: &[&str]| PassthroughDevice {
+        region: 0,
+        name: name.to_owned(),
+        base,
+        size: 0x1000,
+        compatible: compatible.iter().map(|text| text.to_string()).collect(),
+    };
+    vm.passthroughs = vec![
+        Passthrough {
+            irq: 0,
+            intid: 34,
+            trigger: Trigger::Level,
+            device: Some(device("rtc", 0x0901_0000, &["arm,pl031", "arm,primecell"])),
+        },
+        Passthrough {
+            irq: 1,
+            intid: 40,
+            trigger: Trigger::Edge,
+            device: Some(device("blob", 0x0a00_0000, &[])),
+        },
+        Passthrough { irq: 2, intid: 41, trigger: Trigger::Edge, device: None },
+    ];
+    let blob = devicetree::build(&vm, None).unwrap();
+    let tree = Fdt::new(&blob).unwrap();
+    let rtc = node(&tree, "/rtc@9010000");
+    assert_eq!(property_names(rtc), ["clock-names", "clocks", "compatible", "interrupts", "reg"]);
+    assert_eq!(strings(rtc, "compatible"), ["arm,pl031", "arm,primecell"]);
+    assert_eq!(u64s(rtc, "reg"), [0x0901_0000, 0x1000]);
+    // SPI 2 (INTID 34), level-high.
+    assert_eq!(cells(rtc, "interrupts"), [0, 2, 4]);
+    assert_eq!(cells(rtc, "clocks"), cells(node(&tree, "/apb-pclk"), "phandle"));
+    assert_eq!(strings(rtc, "clock-names"), ["apb_pclk"]);
+    assert!(tree.find_node("/blob@a000000").is_none(), "no compatible strings, no node");
 }
 
 /// The contents of `ram` at guest-physical `ipa`, `len` bytes (zeros where nothing is).

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::path::PathBuf;
 use xtask::manifest::{
-    self, CapObject, DebianFile, GuestFile, GuestOverride, GuestSource, ImageFormat, Perms, System, Trigger,
-    Unclaimed,
+    self, CapObject, DebianFile, GuestFile, GuestOverride, GuestSource, ImageFormat, ItsQuotas, Perms,
+    System, Trigger, Unclaimed,
 };
 
 /// Where the inline manifests of these tests pretend to live.
@@ -721,7 +721,7 @@ fn declared_objects_must_be_used() {
         [
             "tests/fixtures/t/system.toml:26:8: endpoint \"spare\": no cap, fault-endpoint, vgic-endpoint or route refers to it",
             "tests/fixtures/t/system.toml:28:8: notification \"quiet\": no cap or irq refers to it",
-            "tests/fixtures/t/system.toml:30:8: memory-region \"unmapped\": no component maps it",
+            "tests/fixtures/t/system.toml:30:8: memory-region \"unmapped\": no component maps it and no VM has it passed through",
         ]
         .join("\n")
     );
@@ -1389,5 +1389,120 @@ fn vm_ram_map_errors() {
              generated for the heap",
         ]
         .join("\n")
+    );
+}
+
+/// [`PAIR`] whose server is the vgic-server of a VM with the PL031 RTC passed through
+/// (the server bound to the RTC's notification, holding its irq cap).
+fn passthrough_system() -> String {
+    let server_cap = "  name = \"ping\"\n  endpoint = \"ping\"\n  rights = [\"recv\"]\n";
+    let pair = PAIR.replacen("cpu = 1\n", "cpu = 1\nbound-notification = \"irqs\"\n", 1).replacen(
+        server_cap,
+        &format!("{server_cap}  [[component.cap]]\n  name = \"rtc-irq\"\n  irq = \"rtc\"\n"),
+        1,
+    );
+    let vm = vm("guest").replacen(
+        "fault-endpoint = \"ping\"\n",
+        "fault-endpoint = \"ping\"\nvgic-endpoint = \"ping\"\n",
+        1,
+    );
+    format!(
+        "{SYSTEM}{pair}[[notification]]\nname = \"irqs\"\n[[memory-region]]\nname = \"rtc\"\nsize = \"4K\"\n\
+         phys-addr = 0x0901_0000\n[[irq]]\nname = \"rtc\"\nintid = 34\ntrigger = \"level\"\nnotification = \"irqs\"\n\
+         badge = 1\n{vm}  [[vm.passthrough]]\n  irq = \"rtc\"\n  region = \"rtc\"\n  compatible = [\"arm,pl031\"]\n"
+    )
+}
+
+#[test]
+fn vm_passthrough() {
+    let text = passthrough_system();
+    let system = parse(&text).unwrap();
+    let [passthrough] = &system.vms[0].passthroughs[..] else { panic!("one passthrough") };
+    assert_eq!((passthrough.irq, passthrough.intid, passthrough.trigger), (0, 34, Trigger::Level));
+    let device = passthrough.device.as_ref().unwrap();
+    assert_eq!((device.name.as_str(), device.base, device.size), ("rtc", 0x0901_0000, 0x1000));
+    assert_eq!(device.compatible, ["arm,pl031"]);
+    let check = |from: &str, to: &str| {
+        assert!(text.contains(from), "{from:?}");
+        errors(&text.replacen(from, to, 1))
+    };
+    assert_eq!(
+        check("phys-addr = 0x0901_0000\n", ""),
+        format!(
+            "{PATH}:51:12: vm \"guest\": passthrough \"rtc\": field \"region\": memory-region \"rtc\" is RAM: a \
+             passthrough needs a device (phys-addr)"
+        )
+    );
+    assert_eq!(
+        check("phys-addr = 0x0901_0000\n", "phys-addr = 0x0900_0000\n"),
+        format!(
+            "{PATH}:52:12: vm \"guest\": passthrough \"rtc\": field \"region\": [0x900_0000, 0x900_1000) overlaps \
+             the PL011 UART at [0x900_0000, 0x900_1000) in the guest"
+        )
+    );
+    assert_eq!(
+        check("  region = \"rtc\"\n", ""),
+        format!(
+            "{PATH}:52:16: vm \"guest\": passthrough \"rtc\": field \"compatible\": needs \"region\": a device tree \
+             node has registers"
+        )
+    );
+    assert_eq!(
+        check("vgic-endpoint = \"ping\"\n", ""),
+        format!(
+            "{PATH}:50:9: vm \"guest\": passthrough \"rtc\": field \"irq\": the VM has no \"vgic-endpoint\": \
+             nobody would inject the interrupt"
+        )
+    );
+    let second = text.replacen(
+        "[[irq]]\n",
+        "[[irq]]\nname = \"other\"\nintid = 35\ntrigger = \"edge\"\nnotification = \"irqs\"\nbadge = 3\n[[irq]]\n",
+        1,
+    ) + "  [[vm.passthrough]]\n  irq = \"other\"\n";
+    let second = second.replacen(
+        "  irq = \"rtc\"\n[[",
+        "  irq = \"rtc\"\n  [[component.cap]]\n  name = \"other-irq\"\n  irq = \"other\"\n[[",
+        1,
+    );
+    assert_eq!(
+        errors(&second),
+        format!(
+            "{PATH}:64:9: vm \"guest\": passthrough \"other\": field \"irq\": irqs \"rtc\" and \"other\" share badge \
+             bits 0x1 on notification \"irqs\": the vgic-server could not tell them apart"
+        )
+    );
+    let apart = second.replacen("badge = 3\n", "badge = 2\n", 1);
+    let [_, other] = &parse(&apart).unwrap().vms[0].passthroughs[..] else { panic!("two passthroughs") };
+    assert_eq!((other.intid, other.trigger, other.device.is_none()), (35, Trigger::Edge, true));
+    let client_bound = text.replacen("bound-notification = \"irqs\"\n", "", 1).replacen(
+        "cpu = 0\n",
+        "cpu = 0\nbound-notification = \"irqs\"\n",
+        1,
+    );
+    assert_eq!(
+        errors(&client_bound),
+        format!(
+            "{PATH}:51:9: vm \"guest\": passthrough \"rtc\": field \"irq\": the component receiving on the VM's \
+             vgic-endpoint \"ping\" must hold a cap to irq \"rtc\" and be bound to its notification \"irqs\""
+        )
+    );
+}
+
+#[test]
+fn vm_its_quotas() {
+    let with = |its: &str| guest_with("", "", &format!("[vm.its]\n{its}"));
+    let quotas = parse(&with("devices = 8\ncollections = 4\n")).unwrap().vms[0].its;
+    assert_eq!(quotas, ItsQuotas { devices: 8, events_per_device: 256, collections: 4 });
+    assert_eq!(parse(&guest_with("", "", UART_ROUTE)).unwrap().vms[0].its, ItsQuotas::DEFAULT);
+    assert_eq!(
+        errors(&with("collections = 0\n")),
+        format!("{PATH}:34:15: vm \"guest\": its: field \"collections\": 0 is out of range 1..=256")
+    );
+    assert_eq!(
+        errors(&with("devices = 1024\nevents-per-device = 1024\n")),
+        format!(
+            "{PATH}:33:1: vm \"guest\": its: devices x events-per-device = 1048576 translations, more than the \
+             its-server holds (65536)"
+        )
     );
 }

@@ -283,3 +283,21 @@ fn passthrough_spis_are_hardware_linked_and_released_when_cleared() {
     assert!(m.listed(0).is_empty());
     assert_eq!(m.vcpus.released, vec![34], "the physical interrupt is released");
 }
+
+#[test]
+fn a_passthrough_spi_completed_by_the_guest_is_never_released_by_the_server() {
+    let mut m = machine();
+    m.vgic.attach_passthrough_spi(34, Trigger::Level).unwrap();
+    m.setup_spi(34, 0x40, 0);
+    for delivery in 1..=2 {
+        // The kernel signalled the server: the physical SPI is active until deactivated.
+        m.spi_level(34, true);
+        assert_eq!(m.ack(0), Some(34), "delivery {delivery}");
+        m.eoi(0, 34);
+        assert_eq!(m.vcpus.cpus[0].hardware_deactivations, vec![34; delivery]);
+    }
+    // Another event looks at vCPU 0 and folds the completed copies.
+    m.spi_level(34, false);
+    assert!(m.listed(0).is_empty());
+    assert!(m.vcpus.released.is_empty(), "an IRQ_ACK would deactivate the next physical interrupt");
+}

@@ -10,9 +10,9 @@ use super::schema::{self, Int, Right, Size, Text};
 use super::{
     ADDRESS_LIMIT, Cap, CapObject, Component, DEFAULT_STACK_SIZE, DEFAULT_TIMEOUT_SECONDS,
     DEFAULT_TIMESLICE_US, DEFAULT_VM_RAM_BASE, DebianFile, Diagnostic, Endpoint, GuestFile, GuestSource,
-    ImageFormat, Irq, KERNEL_DEVICES, KERNEL_FREE_RESERVE, MAX_MEMORY, Map, Mapped, MemoryRegion,
-    Notification, PAGE_SIZE, Perms, RAM_BASE, Route, System, Unclaimed, VM_RAM_ALIGN, Vm, constant_name, hex,
-    line_column, size_text,
+    ImageFormat, Irq, ItsQuotas, KERNEL_DEVICES, KERNEL_FREE_RESERVE, MAX_MEMORY, Map, Mapped, MemoryRegion,
+    Notification, PAGE_SIZE, Passthrough, PassthroughDevice, Perms, RAM_BASE, Route, System, Unclaimed,
+    VM_RAM_ALIGN, Vm, constant_name, hex, line_column, size_text,
 };
 use crate::guest;
 use ipc::endpoint_rights::{CALL, RECV, SEND};
@@ -397,7 +397,7 @@ impl Checker<'_> {
             .map(|component| self.component(component, &names, &regions, cpus))
             .collect();
         self.bindings_are_unique(manifest, &components);
-        let vms = manifest.vm.iter().map(|vm| self.vm(vm, &names, cpus, base)).collect();
+        let vms = manifest.vm.iter().map(|vm| self.vm(vm, &names, &regions, &irqs, cpus, base)).collect();
         let endpoints =
             manifest.endpoint.iter().map(|object| Endpoint { name: object.name.get_ref().clone() });
         let notifications =
@@ -957,11 +957,14 @@ impl Checker<'_> {
         for constant in ["HEAP_BASE", "HEAP_SIZE"] {
             defined.insert(constant.to_owned(), ("the heap".to_owned(), None));
         }
+        defined.insert("PASSTHROUGH_SPIS".to_owned(), ("a vgic-server's passthrough SPIs".to_owned(), None));
         let caps = raw.cap.iter().map(|cap| ("cap", &cap.name, vec![String::new()]));
         let maps = raw.map.iter().filter_map(|map| {
             let mut suffixes = vec![String::new(), "_SIZE".to_owned()];
             if map.vm_ram.is_some() {
-                suffixes.extend(["_IPA".to_owned(), "_VCPUS".to_owned()]);
+                let vm_constants =
+                    ["_IPA", "_VCPUS", "_ITS_DEVICES", "_ITS_EVENTS_PER_DEVICE", "_ITS_COLLECTIONS"];
+                suffixes.extend(vm_constants.map(str::to_owned));
             }
             map_name(map).map(|name| ("map", name, suffixes))
         });
@@ -992,7 +995,15 @@ impl Checker<'_> {
         }
     }
 
-    fn vm(&mut self, vm: &schema::Vm, names: &Namespaces, cpus: Option<u32>, base: &Path) -> Vm {
+    fn vm(
+        &mut self,
+        vm: &schema::Vm,
+        names: &Namespaces,
+        regions: &[MemoryRegion],
+        irqs: &[Irq],
+        cpus: Option<u32>,
+        base: &Path,
+    ) -> Vm {
         let context = format!("vm \"{}\"", vm.name.get_ref());
         if vm.cpus.get_ref().is_empty() {
             self.field(&context, "cpus", &vm.cpus, "needs at least one vCPU: list the physical CPU of each");
@@ -1063,7 +1074,19 @@ impl Checker<'_> {
             }
             self.badge(&context, "vgic-badge", value, None)
         });
-        let routes = self.routes(&context, vm, names, ram, devices);
+        let routes = self.routes(&context, vm, names, ram.clone(), devices);
+        let mut taken: Vec<(Range<u64>, String)> =
+            ram.into_iter().map(|ram| (ram, "guest RAM".to_owned())).collect();
+        taken.extend(routes.iter().map(|route| (route.range(), format!("route \"{}\"", route.name))));
+        taken.extend(devices.into_iter().flatten().map(|device| (device.range(), device.name.to_owned())));
+        let passthroughs = vm
+            .passthrough
+            .iter()
+            .filter_map(|passthrough| {
+                self.passthrough(&context, passthrough, names, (regions, irqs), &mut taken)
+            })
+            .collect();
+        let its = vm.its.as_ref().map_or(ItsQuotas::DEFAULT, |its| self.its_quotas(&context, its));
         Vm {
             name: vm.name.get_ref().clone(),
             cpus: vcpus,
@@ -1080,7 +1103,107 @@ impl Checker<'_> {
             unclaimed: vm.unclaimed.unwrap_or(Unclaimed::ReadZero),
             vgic_endpoint,
             vgic_badge: vgic_badge.unwrap_or(0),
+            passthroughs,
+            its,
         }
+    }
+
+    /// `[vm.its]`: each quota in range (defaults for those not given), and the
+    /// translations they allow within what the its-server holds.
+    fn its_quotas(&mut self, vm_context: &str, its: &Spanned<schema::ItsTable>) -> ItsQuotas {
+        let context = format!("{vm_context}: its");
+        let mut quota = |field: &str, value: &Option<schema::Int>, max: u32, default: u32| match value {
+            Some(value) => {
+                self.int(&context, field, value, 1..=i64::from(max)).map_or(default, |value| value as u32)
+            }
+            None => default,
+        };
+        let default = ItsQuotas::DEFAULT;
+        let table = its.get_ref();
+        let quotas = ItsQuotas {
+            devices: quota("devices", &table.devices, ItsQuotas::MAX_DEVICES, default.devices),
+            events_per_device: quota(
+                "events-per-device",
+                &table.events_per_device,
+                ItsQuotas::MAX_EVENTS_PER_DEVICE,
+                default.events_per_device,
+            ),
+            collections: quota(
+                "collections",
+                &table.collections,
+                ItsQuotas::MAX_COLLECTIONS,
+                default.collections,
+            ),
+        };
+        let translations = u64::from(quotas.devices) * u64::from(quotas.events_per_device);
+        if translations > ItsQuotas::MAX_TRANSLATIONS {
+            let problem = format!(
+                "{context}: devices x events-per-device = {translations} translations, more than the its-server \
+                 holds ({})",
+                ItsQuotas::MAX_TRANSLATIONS
+            );
+            self.error(its.span(), problem);
+        }
+        quotas
+    }
+
+    /// A `[[vm.passthrough]]`: an irq, and a device region at a guest-physical range
+    /// nothing else of the VM (`taken`) uses.
+    fn passthrough(
+        &mut self,
+        vm_context: &str,
+        passthrough: &schema::Passthrough,
+        names: &Namespaces,
+        (regions, irqs): (&[MemoryRegion], &[Irq]),
+        taken: &mut Vec<(Range<u64>, String)>,
+    ) -> Option<Passthrough> {
+        let context = format!("{vm_context}: passthrough \"{}\"", passthrough.irq.get_ref());
+        let irq = self.lookup(&context, "irq", "irq", &names.irqs, &passthrough.irq);
+        let compatible = passthrough.compatible.as_ref().map(|value| {
+            if passthrough.region.is_none() {
+                self.field(
+                    &context,
+                    "compatible",
+                    value,
+                    "needs \"region\": a device tree node has registers",
+                );
+            }
+            value.get_ref().iter().map(|text| text.get_ref().clone()).collect()
+        });
+        let device = match &passthrough.region {
+            Some(value) => {
+                let index = self.lookup(&context, "region", "memory-region", &names.regions, value)?;
+                let region = &regions[index];
+                let Some(base) = region.phys_addr else {
+                    let problem = format!(
+                        "memory-region \"{}\" is RAM: a passthrough needs a device (phys-addr)",
+                        region.name
+                    );
+                    self.field(&context, "region", value, problem);
+                    return None;
+                };
+                let range = base..base + region.size;
+                if let Some((other, what)) = taken.iter().find(|(other, _)| overlaps(&range, other)) {
+                    let problem = format!(
+                        "{} overlaps {what} at {} in the guest",
+                        range_text(&range),
+                        range_text(other)
+                    );
+                    self.field(&context, "region", value, problem);
+                }
+                taken.push((range, format!("memory-region \"{}\"", region.name)));
+                Some(PassthroughDevice {
+                    region: index,
+                    name: region.name.clone(),
+                    base,
+                    size: region.size,
+                    compatible: compatible.unwrap_or_default(),
+                })
+            }
+            None => None,
+        };
+        let irq = irq?;
+        Some(Passthrough { irq, intid: irqs[irq].intid, trigger: irqs[irq].trigger, device })
     }
 
     /// The guest image: a file with its format, or a crate (an ELF).
@@ -1257,6 +1380,11 @@ impl Checker<'_> {
                 }
             }
         }
+        for passthrough in system.vms.iter().flat_map(|vm| &vm.passthroughs) {
+            if let Some(device) = &passthrough.device {
+                mapped[device.region] = true;
+            }
+        }
         let fault_users =
             |endpoint: usize| system.components.iter().filter(move |c| c.fault_endpoint == Some(endpoint));
         let route_users = |endpoint: usize| {
@@ -1293,7 +1421,10 @@ impl Checker<'_> {
                 let name = &manifest.memory_region[index].name;
                 self.error(
                     name.span(),
-                    format!("memory-region \"{}\": no component maps it", name.get_ref()),
+                    format!(
+                        "memory-region \"{}\": no component maps it and no VM has it passed through",
+                        name.get_ref()
+                    ),
                 );
             }
         }
@@ -1301,7 +1432,61 @@ impl Checker<'_> {
         self.senders_have_receivers(manifest, system, &endpoints, &notifications);
         self.calls_go_up(manifest, system, &endpoints);
         self.route_irqs(manifest, system, &irq_holders);
+        self.passthroughs_are_served(manifest, system, &endpoints);
         self.ram_budget(manifest, system);
+    }
+
+    /// A passed-through SPI reaches its VM's vgic-server: the VM has a `vgic-endpoint`,
+    /// and a component receiving on it holds the irq's cap and is bound to its
+    /// notification (so the interrupt arrives with the server's other messages).
+    fn passthroughs_are_served(
+        &mut self,
+        manifest: &schema::Manifest,
+        system: &System,
+        endpoints: &[Holders],
+    ) {
+        for (raw_vm, vm) in manifest.vm.iter().zip(&system.vms) {
+            for (index, (raw, passthrough)) in raw_vm.passthrough.iter().zip(&vm.passthroughs).enumerate() {
+                let context = format!("vm \"{}\": passthrough \"{}\"", vm.name, raw.irq.get_ref());
+                let Some(vgic_endpoint) = vm.vgic_endpoint else {
+                    let problem = "the VM has no \"vgic-endpoint\": nobody would inject the interrupt";
+                    self.field(&context, "irq", &raw.irq, problem);
+                    continue;
+                };
+                let irq = &system.irqs[passthrough.irq];
+                let mut earlier = vm.passthroughs[..index].iter().map(|other| &system.irqs[other.irq]);
+                if let Some(other) = earlier
+                    .find(|other| other.notification == irq.notification && other.badge & irq.badge != 0)
+                {
+                    let problem = format!(
+                        "irqs \"{}\" and \"{}\" share badge bits {} on notification \"{}\": the vgic-server could \
+                         not tell them apart",
+                        other.name,
+                        irq.name,
+                        hex(other.badge & irq.badge),
+                        system.notifications[irq.notification].name
+                    );
+                    self.field(&context, "irq", &raw.irq, problem);
+                }
+                let served = endpoints[vgic_endpoint].receivers.iter().any(|&(holder, _)| {
+                    let component = &system.components[holder];
+                    component.bound_notification == Some(irq.notification)
+                        && component.caps.iter().any(
+                            |cap| matches!(cap.object, CapObject::Irq { index } if index == passthrough.irq),
+                        )
+                });
+                if !served {
+                    let problem = format!(
+                        "the component receiving on the VM's vgic-endpoint \"{}\" must hold a cap to irq \"{}\" and be \
+                         bound to its notification \"{}\"",
+                        system.endpoints[vgic_endpoint].name,
+                        irq.name,
+                        system.notifications[irq.notification].name
+                    );
+                    self.field(&context, "irq", &raw.irq, problem);
+                }
+            }
+        }
     }
 
     /// Whatever can be sent or signalled must have someone to receive or wait for it.

@@ -403,6 +403,66 @@ pub struct Vm {
     pub vgic_endpoint: Option<usize>,
     /// Badge of those messages.
     pub vgic_badge: u64,
+    /// Physical SPIs (and device memory) passed through to it.
+    pub passthroughs: Vec<Passthrough>,
+    /// The quotas of its ITS (its-server and vgic-server capacities, GITS_TYPER).
+    pub its: ItsQuotas,
+}
+
+/// The quotas of a VM's ITS (`[vm.its]`): what the guest may map, and so GITS_TYPER's
+/// Devbits, ID_bits and CIDbits; the its-server and vgic-server are built with them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ItsQuotas {
+    /// DeviceIDs `0..devices`.
+    pub devices: u32,
+    /// EventIDs `0..events_per_device` on each device.
+    pub events_per_device: u32,
+    /// ICIDs `0..collections`.
+    pub collections: u32,
+}
+
+impl ItsQuotas {
+    /// The quotas of a VM that does not give `[vm.its]`.
+    pub const DEFAULT: Self = Self { devices: 32, events_per_device: 256, collections: 16 };
+    /// The most DeviceIDs a VM may have.
+    pub const MAX_DEVICES: u32 = 4096;
+    /// The most EventIDs per device.
+    pub const MAX_EVENTS_PER_DEVICE: u32 = 65536;
+    /// The most collections (the vgic-server tracks each one's target).
+    pub const MAX_COLLECTIONS: u32 = 256;
+    /// The most (device, event) translations: the its-server's table holds every one,
+    /// about 8 bytes each in its image.
+    pub const MAX_TRANSLATIONS: u64 = 65536;
+}
+
+/// A physical SPI passed through to a VM: the VM's vgic-server, which holds the IRQ's cap
+/// and is bound to its notification, lists it hardware-linked with the same INTID.
+#[derive(Clone, Debug)]
+pub struct Passthrough {
+    /// Index of the [`Irq`].
+    pub irq: usize,
+    /// Its INTID (an SPI, the same for the guest).
+    pub intid: u32,
+    /// Its trigger.
+    pub trigger: Trigger,
+    /// The device whose interrupt it is, if its registers are passed through too.
+    pub device: Option<PassthroughDevice>,
+}
+
+/// Device memory passed through with an SPI: mapped into the VM's stage 2 at its
+/// physical address, and described in the guest's device tree.
+#[derive(Clone, Debug)]
+pub struct PassthroughDevice {
+    /// Index of the device [`MemoryRegion`].
+    pub region: usize,
+    /// The region's name: the device tree node's name.
+    pub name: String,
+    /// Physical and guest-physical base.
+    pub base: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// The device tree node's `compatible` strings (no node without them).
+    pub compatible: Vec<String>,
 }
 
 impl Vm {

@@ -163,6 +163,27 @@ pub(super) struct Vm {
     pub vgic_badge: Option<Int>,
     #[serde(default)]
     pub route: Vec<Route>,
+    #[serde(default)]
+    pub passthrough: Vec<Passthrough>,
+    pub its: Option<Spanned<ItsTable>>,
+}
+
+/// `[vm.its]`: the quotas of the VM's ITS.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub(super) struct ItsTable {
+    pub devices: Option<Int>,
+    pub events_per_device: Option<Int>,
+    pub collections: Option<Int>,
+}
+
+/// `[[vm.passthrough]]`.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub(super) struct Passthrough {
+    pub irq: Text,
+    pub region: Option<Text>,
+    pub compatible: Option<Spanned<Vec<Text>>>,
 }
 
 /// `[[vm.route]]`.

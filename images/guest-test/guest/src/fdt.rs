@@ -1,5 +1,5 @@
-//! Just enough of the flattened device tree format to read `/chosen/bootargs`, and the
-//! options guest-test takes from it.
+//! Just enough of the flattened device tree format to read `/chosen/bootargs` (and the
+//! options guest-test takes from it) and to find a device node by `compatible`.
 //!
 //! The header holds big-endian 32-bit words: magic at 0, total size at 4, the structure
 //! block's offset at 8 and the strings block's offset at 12. The structure block is a
@@ -35,44 +35,109 @@ pub fn total_size(header: &[u8]) -> Option<usize> {
     (word(header, 0)? == MAGIC).then_some(word(header, 4)? as usize)
 }
 
-/// The `bootargs` property of the top-level `chosen` node, without its NUL.
-pub fn bootargs(blob: &[u8]) -> Option<&str> {
+/// One token of the structure block, as [`walk`] hands it over.
+enum Token<'b> {
+    /// A node begins, with this name.
+    Begin(&'b str),
+    /// The innermost open node ends.
+    End,
+    /// A property of the innermost open node: its name and value.
+    Property(&'b str, &'b [u8]),
+}
+
+/// Calls `visit` with each token of the structure block until it returns `Some`; `None`
+/// at the end, or if the blob is malformed or truncated.
+fn walk<'b, T>(blob: &'b [u8], mut visit: impl FnMut(Token<'b>) -> Option<T>) -> Option<T> {
     total_size(blob)?;
     let structure = word(blob, 8)? as usize;
     let strings = word(blob, 12)? as usize;
     let mut offset = structure;
-    let mut depth = 0usize;
-    let mut in_chosen = false;
     loop {
         let token = word(blob, offset)?;
         offset += 4;
-        match token {
+        let token = match token {
             BEGIN_NODE => {
                 let (name, length) = string_at(blob, offset)?;
                 offset = (offset + length + 1).next_multiple_of(4);
-                depth += 1;
-                in_chosen = depth == 2 && name == "chosen";
+                Token::Begin(name)
             }
-            END_NODE => {
-                depth = depth.checked_sub(1)?;
-                in_chosen = false;
-            }
+            END_NODE => Token::End,
             PROP => {
                 let length = word(blob, offset)? as usize;
                 let name_offset = word(blob, offset + 4)? as usize;
                 let value = offset + 8;
                 offset = (value + length).next_multiple_of(4);
-                if in_chosen && string_at(blob, strings + name_offset)?.0 == "bootargs" {
-                    let bytes = blob.get(value..value + length)?;
-                    let text = bytes.strip_suffix(&[0]).unwrap_or(bytes);
-                    return core::str::from_utf8(text).ok();
-                }
+                Token::Property(string_at(blob, strings + name_offset)?.0, blob.get(value..value + length)?)
             }
-            NOP => {}
+            NOP => continue,
             END => return None,
             _ => return None,
+        };
+        if let Some(found) = visit(token) {
+            return Some(found);
         }
     }
+}
+
+/// The `bootargs` property of the top-level `chosen` node, without its NUL.
+pub fn bootargs(blob: &[u8]) -> Option<&str> {
+    let mut depth = 0usize;
+    let mut in_chosen = false;
+    walk(blob, |token| match token {
+        Token::Begin(name) => {
+            depth += 1;
+            in_chosen = depth == 2 && name == "chosen";
+            None
+        }
+        Token::End => {
+            depth = depth.saturating_sub(1);
+            in_chosen = false;
+            None
+        }
+        Token::Property("bootargs", value) if in_chosen => {
+            core::str::from_utf8(value.strip_suffix(&[0]).unwrap_or(value)).ok()
+        }
+        Token::Property(..) => None,
+    })
+}
+
+/// What a device node says about its device (the tree's cells as this guest's are: two
+/// address and size cells, three interrupt cells).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// The first `reg` entry: base and size.
+    pub reg: (u64, u64),
+    /// The first `interrupts` specifier: type (0 = SPI), number, flags.
+    pub interrupts: [u32; 3],
+}
+
+/// The first node whose `compatible` list has `compatible` and that has `reg` and
+/// `interrupts`.
+pub fn device(blob: &[u8], compatible: &str) -> Option<DeviceNode> {
+    let be64 = |bytes: &[u8]| bytes.try_into().ok().map(u64::from_be_bytes);
+    let be32 = |bytes: &[u8]| bytes.try_into().ok().map(u32::from_be_bytes);
+    let (mut matches, mut reg, mut interrupts) = (false, None, None);
+    walk(blob, |token| match token {
+        Token::Begin(_) => {
+            (matches, reg, interrupts) = (false, None, None);
+            None
+        }
+        Token::Property("compatible", value) => {
+            matches = value.split(|&byte| byte == 0).any(|name| name == compatible.as_bytes());
+            None
+        }
+        Token::Property("reg", value) => {
+            reg = be64(value.get(0..8)?).zip(be64(value.get(8..16)?));
+            None
+        }
+        Token::Property("interrupts", value) => {
+            interrupts = Some([be32(value.get(0..4)?)?, be32(value.get(4..8)?)?, be32(value.get(8..12)?)?]);
+            None
+        }
+        Token::Property(..) => None,
+        Token::End if matches => Some(DeviceNode { reg: reg?, interrupts: interrupts? }),
+        Token::End => None,
+    })
 }
 
 /// Which optional groups of checks run, from the words of the command line.
@@ -82,11 +147,18 @@ pub struct Options {
     pub gic: bool,
     /// `its`: the ITS checks (they need the GIC checks' set-up, so imply `gic`).
     pub its: bool,
+    /// `rtc`: the PL031 RTC's alarm interrupt (passed through; needs the GIC checks'
+    /// set-up, so implies `gic`).
+    pub rtc: bool,
+    /// `msi`: the MSI test device (the hypervisor's; needs the ITS checks' set-up, so
+    /// implies `its`).
+    pub msi: bool,
 }
 
 impl Options {
-    /// Every group: bare metal on QEMU's own GIC, where nothing is missing.
-    pub const ALL: Self = Self { gic: true, its: true };
+    /// Every group bare metal on QEMU's own GIC has: all but the MSI test device, which
+    /// only the hypervisor provides.
+    pub const BARE_METAL: Self = Self { gic: true, its: true, rtc: true, msi: false };
 
     /// The options named by the words of `bootargs`; unknown words are ignored.
     pub fn parse(bootargs: &str) -> Self {
@@ -94,7 +166,9 @@ impl Options {
         for word in bootargs.split_ascii_whitespace() {
             match word {
                 "gic" => options.gic = true,
-                "its" => options = Self::ALL,
+                "its" => (options.gic, options.its) = (true, true),
+                "rtc" => (options.gic, options.rtc) = (true, true),
+                "msi" => (options.gic, options.its, options.msi) = (true, true, true),
                 _ => {}
             }
         }
@@ -177,6 +251,33 @@ mod tests {
     }
 
     #[test]
+    fn finds_a_device_by_compatible() {
+        let mut reg = Vec::new();
+        for value in [0x0901_0000u64, 0x1000] {
+            reg.extend(value.to_be_bytes());
+        }
+        let interrupts: Vec<u8> = [0u32, 2, 4].iter().flat_map(|cell| cell.to_be_bytes()).collect();
+        let blob = Builder::default()
+            .begin("")
+            .begin("pl011@9000000")
+            .property("compatible", b"arm,pl011\0arm,primecell\0")
+            .property("interrupts", &[0; 12])
+            .property("reg", &[0; 16])
+            .token(END_NODE)
+            .begin("rtc@9010000")
+            .property("compatible", b"arm,pl031\0arm,primecell\0")
+            .property("reg", &reg)
+            .property("interrupts", &interrupts)
+            .token(END_NODE)
+            .token(END_NODE)
+            .blob();
+        let rtc = DeviceNode { reg: (0x0901_0000, 0x1000), interrupts: [0, 2, 4] };
+        assert_eq!(device(&blob, "arm,pl031"), Some(rtc));
+        assert_eq!(device(&blob, "arm,primecell").map(|node| node.reg), Some((0, 0)), "the first match");
+        assert_eq!(device(&blob, "arm,pl03"), None);
+    }
+
+    #[test]
     fn no_bootargs_no_magic_or_truncation_is_none() {
         let blob = Builder::default().begin("").begin("chosen").token(END_NODE).token(END_NODE).blob();
         assert_eq!(bootargs(&blob), None);
@@ -191,8 +292,11 @@ mod tests {
     #[test]
     fn options_from_words() {
         assert_eq!(Options::parse(""), Options::default());
-        assert_eq!(Options::parse("console=ttyAMA0 gic"), Options { gic: true, its: false });
-        assert_eq!(Options::parse("its"), Options::ALL);
+        assert_eq!(Options::parse("console=ttyAMA0 gic"), Options { gic: true, ..Options::default() });
+        assert_eq!(Options::parse("its"), Options { gic: true, its: true, ..Options::default() });
+        assert_eq!(Options::parse("rtc"), Options { gic: true, rtc: true, ..Options::default() });
+        assert_eq!(Options::parse("its rtc"), Options::BARE_METAL);
+        assert_eq!(Options::parse("rtc msi"), Options { msi: true, ..Options::BARE_METAL });
         assert_eq!(Options::parse("gicx itsy"), Options::default());
     }
 }

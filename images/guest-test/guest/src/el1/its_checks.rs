@@ -31,7 +31,7 @@ const QUEUE_SLOTS: u64 = QUEUE_PAGES * 4096 / COMMAND_SIZE;
 /// Bytes of each device's interrupt translation table.
 const ITT_BYTES: usize = 4096;
 /// Devices with an ITT here: DeviceIDs 0..DEVICES.
-const DEVICES: usize = 4;
+const DEVICES: usize = 6;
 /// Priority of every LPI.
 const LPI_PRIORITY: u8 = 0xa0;
 
@@ -49,6 +49,25 @@ const LPI: u32 = FIRST_LPI + BULK_EVENTS;
 const MOVALL_LPI: u32 = LPI + 1;
 /// [`UNMAPPED_DEVICE`]'s event 0 raises this LPI.
 const UNMAPPED_LPI: u32 = LPI + 2;
+/// The MSI test device's DeviceID (the hypervisor's msi-device component; the manifest
+/// gives it as the badge of its its-server cap).
+const MSI_DEVICE: u32 = 5;
+/// The MSI test device's register page (see the msi-device crate).
+const MSI_DEVICE_BASE: u64 = 0x0A01_0000;
+/// Its registers: ID, the first EventID of a burst, SEND (a burst of n MSIs), and the
+/// counts of MSIs the ITS delivered and dropped.
+const MSI_ID: u64 = 0x00;
+const MSI_FIRST_EVENT: u64 = 0x08;
+const MSI_SEND: u64 = 0x0c;
+const MSI_DELIVERED: u64 = 0x10;
+const MSI_DROPPED: u64 = 0x14;
+/// What ID reads: "MSID".
+const MSI_ID_VALUE: u32 = 0x4d53_4944;
+/// Events of [`MSI_DEVICE`] mapped: event `e` raises LPI `MSI_FIRST_LPI + e` on vCPU
+/// `e % CPUS`.
+const MSI_EVENTS: u32 = 8;
+/// The LPI of [`MSI_DEVICE`]'s event 0.
+const MSI_FIRST_LPI: u32 = LPI + 16;
 
 /// Memory of 64 KiB alignment (pending, device and collection tables).
 #[repr(C, align(65536))]
@@ -219,7 +238,8 @@ fn sync_all() -> [Command; CPUS] {
 }
 
 /// Runs the checks (the GIC checks have run; IRQs are unmasked on every vCPU).
-pub(super) fn run(report: &mut Report<guest_rt::Pl011>) {
+/// `msi_device`: the MSI test device exists (under the hypervisor, with `msi`).
+pub(super) fn run(report: &mut Report<guest_rt::Pl011>, msi_device: bool) {
     let ready = init_and_introspect();
     let ok = ready.is_ok();
     report.check("its-init-and-introspection", ready);
@@ -234,6 +254,11 @@ pub(super) fn run(report: &mut Report<guest_rt::Pl011>) {
     report.check("its-movall", movall());
     report.check("its-discard", discard());
     report.check("its-mapd-unmap", mapd_unmap());
+    if msi_device {
+        report.check("its-msi-device", msi_device_bursts());
+    } else {
+        println!("its-msi-device: skipped (no MSI test device: it is the hypervisor's msi-device component)");
+    }
     report.check("its-queue-wrap-around", queue_wrap_around());
     report.check("its-malformed-commands", malformed_commands());
 }
@@ -376,6 +401,61 @@ fn int_to_target_only() -> Outcome {
         let before = gic::deliveries(LPI);
         submit(&[Command::int(DEVICE, 0), Command::sync(gic::processor_number(3))])?;
         gic::expect_deliveries(LPI, before, [0, 0, 0, 1])?;
+    }
+    Ok(())
+}
+
+fn msi_device_read(offset: u64) -> u32 {
+    // SAFETY: the MSI test device's register page is at MSI_DEVICE_BASE in this VM (the
+    // caller checked it exists); `offset` is one of its 32-bit registers.
+    unsafe { mmio::read32(MSI_DEVICE_BASE + offset) }
+}
+
+fn msi_device_write(offset: u64, value: u32) {
+    // SAFETY: as in `msi_device_read`.
+    unsafe { mmio::write32(MSI_DEVICE_BASE + offset, value) }
+}
+
+/// Has the MSI test device send `count` MSIs with EventIDs from `first`; returns how many
+/// the ITS delivered and dropped.
+fn send_msis(first: u32, count: u32) -> (u32, u32) {
+    let (delivered, dropped) = (msi_device_read(MSI_DELIVERED), msi_device_read(MSI_DROPPED));
+    msi_device_write(MSI_FIRST_EVENT, first);
+    msi_device_write(MSI_SEND, count);
+    (msi_device_read(MSI_DELIVERED) - delivered, msi_device_read(MSI_DROPPED) - dropped)
+}
+
+/// The MSI test device end to end: MAPD/MAPTI for its DeviceID spread over the vCPUs'
+/// collections, then bursts of MSIs with chosen EventIDs, each LPI delivered exactly once
+/// to its target vCPU; an EventID not mapped is dropped and delivers nothing.
+fn msi_device_bursts() -> Outcome {
+    expect_eq("the MSI test device's ID", MSI_ID_VALUE.into(), msi_device_read(MSI_ID).into())?;
+    let maps: [Command; MSI_EVENTS as usize] = core::array::from_fn(|event| {
+        let event = event as u32;
+        configure_lpi(MSI_FIRST_LPI + event, true);
+        Command::mapti(MSI_DEVICE, event, MSI_FIRST_LPI + event, (event % CPUS as u32) as u16)
+    });
+    submit(&[Command::mapd(MSI_DEVICE, 4, itt(MSI_DEVICE), true)])?;
+    submit(&maps)?;
+    submit(&sync_all())?;
+    // Every event, then EventIDs 2..5 again.
+    for (first, count) in [(0, MSI_EVENTS), (2, 4)] {
+        let before: [PerCpu; MSI_EVENTS as usize] =
+            core::array::from_fn(|event| gic::deliveries(MSI_FIRST_LPI + event as u32));
+        let (delivered, dropped) = send_msis(first, count);
+        if (delivered, dropped) != (count, 0) {
+            return fail!("burst of {count} from EventID {first}: {delivered} delivered, {dropped} dropped");
+        }
+        for event in 0..MSI_EVENTS {
+            let sent = (first..first + count).contains(&event);
+            let expected: PerCpu =
+                core::array::from_fn(|cpu| u32::from(sent && cpu == (event as usize) % CPUS));
+            gic::expect_deliveries(MSI_FIRST_LPI + event, before[event as usize], expected)?;
+        }
+    }
+    let (delivered, dropped) = send_msis(MSI_EVENTS, 1);
+    if (delivered, dropped) != (0, 1) {
+        return fail!("an unmapped EventID: {delivered} delivered, {dropped} dropped");
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ macro_rules! println {
 mod basic;
 mod bench;
 mod cpus;
+mod device_checks;
 mod exceptions;
 mod gic;
 mod gic_checks;
@@ -44,23 +45,30 @@ fn bare_metal() -> bool {
     BARE_METAL.load(Ordering::Relaxed)
 }
 
-/// The check groups to run: all on bare metal, else as the device tree's bootargs say.
-fn detect_options() -> Options {
+/// The device tree the hypervisor placed in this VM's RAM (`x0` at boot); `None` on bare
+/// metal (`x0` is 0, which this records) or if `x0` points at no device tree header.
+fn device_tree() -> Option<&'static [u8]> {
     let dtb = guest_rt::boot_argument();
     if dtb == 0 {
         BARE_METAL.store(true, Ordering::Relaxed);
-        return Options::ALL;
+        return None;
     }
-    // SAFETY: a non-zero x0 is the device tree the hypervisor placed in this VM's RAM; its
-    // header is read first and the blob no further than the size it declares.
-    let blob = unsafe {
+    // SAFETY: a non-zero x0 is the device tree the hypervisor placed in this VM's RAM,
+    // which nothing writes; its header is read first and the blob no further than the
+    // size it declares.
+    unsafe {
         let header = core::slice::from_raw_parts(dtb as *const u8, fdt::HEADER_SIZE);
-        match fdt::total_size(header) {
-            Some(size) => core::slice::from_raw_parts(dtb as *const u8, size),
-            None => return Options::default(),
-        }
-    };
-    fdt::bootargs(blob).map(Options::parse).unwrap_or_default()
+        fdt::total_size(header).map(|size| core::slice::from_raw_parts(dtb as *const u8, size))
+    }
+}
+
+/// The check groups to run: all that bare metal has, else as the device tree's bootargs
+/// say.
+fn detect_options(tree: Option<&[u8]>) -> Options {
+    if bare_metal() {
+        return Options::BARE_METAL;
+    }
+    tree.and_then(fdt::bootargs).map(Options::parse).unwrap_or_default()
 }
 
 /// Ends the run with `status`: reported to the VMM under the hypervisor, printed on bare
@@ -103,8 +111,13 @@ fn pause() {
 }
 
 /// Waits up to [`PATIENCE_US`] for `done`.
-fn wait_for(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = now_ticks() + ticks_in(PATIENCE_US);
+fn wait_for(done: impl FnMut() -> bool) -> bool {
+    wait_up_to(PATIENCE_US, done)
+}
+
+/// Waits up to `micros` microseconds for `done`.
+fn wait_up_to(micros: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = now_ticks() + ticks_in(micros);
     while !done() {
         if now_ticks() > deadline {
             return false;
@@ -125,7 +138,8 @@ fn delay(micros: u64) {
 /// The boot vCPU: runs every check, reports and powers off.
 pub(crate) extern "C" fn boot_main() -> ! {
     exceptions::install_vectors();
-    let options = detect_options();
+    let tree = device_tree();
+    let options = detect_options(tree);
     let platform = if bare_metal() { "bare metal" } else { "hypervisor" };
     println!("guest-test: boot vCPU running ({platform}, gic {}, its {})", options.gic, options.its);
     let mut report = Report::new(UART);
@@ -138,8 +152,14 @@ pub(crate) extern "C" fn boot_main() -> ! {
     report.check("cpu-on-all-vcpus", cpus::start_all());
     if gic {
         gic_checks::run(&mut report);
+        if options.rtc {
+            if let Some(tree) = tree {
+                report.check("rtc-in-device-tree", device_checks::rtc_described(tree));
+            }
+            report.check("rtc-alarm-spi", device_checks::rtc_alarm());
+        }
         if options.its {
-            its_checks::run(&mut report);
+            its_checks::run(&mut report, options.msi);
         }
         bench::run();
     } else {
