@@ -2,7 +2,8 @@
 //! capability slots and mapped regions. A component includes it at its crate root with
 //! `include!(env!("HYP_CAPS"));` (xtask sets `HYP_CAPS` to the generated file's path when
 //! it builds the component), so that code such as `PONG.call(...)` names slots that the
-//! manifest, not the programmer, numbered.
+//! manifest, not the programmer, numbered. Components built from one crate share a build
+//! when their sources are equal ([`component_variants`]).
 
 use crate::manifest::{CapObject, Component, Mapped, System, constant_name, hex};
 use ipc::endpoint_rights::{CALL, RECV, SEND};
@@ -19,7 +20,8 @@ fn rights_text(bits: u8, names: &[(u8, &str)]) -> String {
 /// of a VM whose RAM is mapped), and the heap's base and size.
 ///
 /// Nothing specific to one instance (object names, badges) appears, so every component
-/// built from one crate with the same slots gets the same source and the crate builds once.
+/// built from one crate with the same slots and maps gets the same source and shares one
+/// build.
 pub fn caps_source(system: &System, component: &Component) -> String {
     let mut lines: Vec<String> = Vec::new();
     let mut line = |text: String| lines.push(text);
@@ -99,4 +101,36 @@ pub fn caps_source(system: &System, component: &Component) -> String {
     line("/// Size of the heap in bytes (0: no heap).".to_owned());
     line(format!("pub const HEAP_SIZE: usize = {};", hex(component.heap_size)));
     lines.join("\n") + "\n"
+}
+
+/// One build of a component crate: its generated constants, and the first component
+/// (in manifest order) built from it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ComponentVariant<'s> {
+    /// The crate.
+    pub crate_name: &'s str,
+    /// The first component using this build.
+    pub name: &'s str,
+    /// The generated constants ([`caps_source`]).
+    pub source: String,
+}
+
+/// The distinct builds `system`'s components need, in manifest order: one per crate and
+/// generated source.
+pub fn component_variants(system: &System) -> Vec<ComponentVariant<'_>> {
+    let mut variants: Vec<ComponentVariant> = Vec::new();
+    for component in &system.components {
+        let source = caps_source(system, component);
+        if !variants
+            .iter()
+            .any(|variant| variant.crate_name == component.crate_name && variant.source == source)
+        {
+            variants.push(ComponentVariant {
+                crate_name: &component.crate_name,
+                name: &component.name,
+                source,
+            });
+        }
+    }
+    variants
 }
