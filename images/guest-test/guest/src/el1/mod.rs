@@ -29,8 +29,10 @@ use vmm::{PL011_BASE, psci::REPORT_STATUS};
 
 /// The PL011 at its `virt` address (the VMM's emulation under the hypervisor).
 pub(crate) const UART: Pl011 = Pl011::new(PL011_BASE);
-/// How long to wait for another vCPU or an interrupt, in microseconds.
-const PATIENCE_US: u64 = 1_000_000;
+/// How long to wait for another vCPU or an interrupt, in microseconds: generous, since
+/// a wait that succeeds ends at once, and with four vCPUs on two CPUs of a loaded host the
+/// awaited vCPU may get little of the virtual time that passes.
+const PATIENCE_US: u64 = 5_000_000;
 /// Status reported when the guest must stop early (a panic, an unexpected exception).
 const ABORTED: u32 = 0xdead;
 
@@ -91,11 +93,13 @@ fn ticks_in(micros: u64) -> u64 {
     ticks(CNTFRQ_EL0.get(), micros)
 }
 
-/// One step of a busy wait: YIELD, which QEMU's single-threaded modes (`-icount`) take as
-/// a cue to run another CPU, so that a waiting CPU does not hold up the one it waits for.
+/// One step of a busy wait: WFE, as spin-wait loops use it, so that a waiting CPU does not
+/// hold up the one it waits for: under the hypervisor a trapped WFE ends the vCPU's time
+/// slice (its sibling on the same physical CPU runs), and QEMU takes it as a cue to run
+/// another CPU (it never sleeps there: QEMU implements WFE as YIELD).
 fn pause() {
-    // SAFETY: YIELD is a hint with no effect on memory or registers.
-    unsafe { core::arch::asm!("yield", options(nomem, nostack, preserves_flags)) };
+    // SAFETY: WFE is a hint with no effect on memory or registers.
+    unsafe { core::arch::asm!("wfe", options(nomem, nostack, preserves_flags)) };
 }
 
 /// Waits up to [`PATIENCE_US`] for `done`.
