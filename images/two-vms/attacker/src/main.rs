@@ -132,6 +132,8 @@ mod el1 {
         sysregs: u64,
         calls: u64,
         victim_reads_nonzero: u64,
+        /// Milliseconds spent in each phase: ITS queues, MMIO, system registers, calls.
+        phase_ms: [u64; 4],
     }
 
     /// Performs one MMIO access; returns the value read (0 for a write).
@@ -197,6 +199,11 @@ mod el1 {
         access(Access::Read { address: layout::GITS + offset, width })
     }
 
+    /// GICR_PROPBASER and GICR_PENDBASER (RD_base frame offsets), and GICR_CTLR.EnableLPIs.
+    const GICR_PROPBASER: u64 = 0x70;
+    const GICR_PENDBASER: u64 = 0x78;
+    const GICR_CTLR_ENABLE_LPIS: u64 = 1;
+
     /// One batch of commands: a new queue (often outside RAM), tables anywhere, garbage
     /// commands, CWRITER moved wildly.
     fn its_round(rng: &mut Rng, tally: &mut Tally) {
@@ -214,6 +221,23 @@ mod el1 {
                 1 << 63 | (rng.next_u64() & 1 << 62) | table_address(rng, tables) | (rng.next_u64() & 0x3ff);
             gits_write(gits::BASER + 8 * baser, Width::Doubleword, value);
         }
+        // LPIs on, with property and pending tables often outside RAM: the vgic-server
+        // reads them when commands map LPIs and make them pending. (Once EnableLPIs is
+        // set, the redistributor ignores new table addresses, as the architecture allows.)
+        let propbaser = table_address(rng, tables) | rng.below(32);
+        access(Access::Write {
+            address: layout::GICR + GICR_PROPBASER,
+            width: Width::Doubleword,
+            value: propbaser,
+        });
+        let pendbaser = table_address(rng, tables);
+        access(Access::Write {
+            address: layout::GICR + GICR_PENDBASER,
+            width: Width::Doubleword,
+            value: pendbaser,
+        });
+        access(Access::Write { address: layout::GICR, width: Width::Word, value: GICR_CTLR_ENABLE_LPIS });
+        access(Access::Write { address: layout::GICD, width: Width::Word, value: rng.below(0x100) });
         gits_write(gits::CTLR, Width::Word, gits::ENABLED);
         if base == queue {
             for command in 0..queue_bytes / COMMAND_BYTES {
@@ -363,11 +387,13 @@ mod el1 {
         let mut tally = Tally::default();
         let start = now_ms();
         let mut rounds = 0;
+        let phases: [fn(&mut Rng, &mut Tally); 4] = [its_round, mmio_round, sysreg_round, call_round];
         while rounds < ROUNDS && now_ms() - start < BUDGET_MS {
-            its_round(&mut rng, &mut tally);
-            mmio_round(&mut rng, &mut tally);
-            sysreg_round(&mut rng, &mut tally);
-            call_round(&mut rng, &mut tally);
+            for (index, phase) in phases.iter().enumerate() {
+                let phase_start = now_ms();
+                phase(&mut rng, &mut tally);
+                tally.phase_ms[index] += now_ms() - phase_start;
+            }
             rounds += 1;
             if rounds % 4 == 0 {
                 println!("attacker: round {rounds}, {} ms", now_ms() - start);
@@ -379,6 +405,11 @@ mod el1 {
             "attacker: {rounds} rounds in {elapsed} ms: {} commands, {} GITS register writes, {} MMIO accesses, \
              {} SGI writes, {} system-register writes, {} calls",
             tally.commands, tally.register_writes, tally.accesses, tally.sgis, tally.sysregs, tally.calls
+        );
+        let [its_ms, mmio_ms, sysreg_ms, call_ms] = tally.phase_ms;
+        println!(
+            "attacker: time in ITS queues {its_ms} ms, MMIO {mmio_ms} ms, system registers {sysreg_ms} ms, \
+             calls {call_ms} ms"
         );
         println!(
             "attacker: exceptions taken: {} data aborts, {} undefined instructions, {} in all",
