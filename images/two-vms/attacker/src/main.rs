@@ -199,9 +199,11 @@ mod el1 {
         access(Access::Read { address: layout::GITS + offset, width })
     }
 
-    /// GICR_PROPBASER and GICR_PENDBASER (RD_base frame offsets), and GICR_CTLR.EnableLPIs.
+    /// GICR_PROPBASER (RD_base frame offset).
     const GICR_PROPBASER: u64 = 0x70;
+    /// GICR_PENDBASER (RD_base frame offset).
     const GICR_PENDBASER: u64 = 0x78;
+    /// GICR_CTLR.EnableLPIs.
     const GICR_CTLR_ENABLE_LPIS: u64 = 1;
 
     /// One batch of commands: a new queue (often outside RAM), tables anywhere, garbage
