@@ -103,8 +103,8 @@ pub fn caps_source(system: &System, component: &Component) -> String {
     lines.join("\n") + "\n"
 }
 
-/// One build of a component crate: its generated constants, and the first component
-/// (in manifest order) built from it.
+/// One build of a component crate: its generated constants, the first component (in
+/// manifest order) built from it, and which of the crate's builds it is.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ComponentVariant<'s> {
     /// The crate.
@@ -113,6 +113,8 @@ pub struct ComponentVariant<'s> {
     pub name: &'s str,
     /// The generated constants ([`caps_source`]).
     pub source: String,
+    /// 0 for the crate's first variant in manifest order, 1 for its second, ...
+    pub ordinal: usize,
 }
 
 /// The distinct builds `system`'s components need, in manifest order: one per crate and
@@ -125,10 +127,13 @@ pub fn component_variants(system: &System) -> Vec<ComponentVariant<'_>> {
             .iter()
             .any(|variant| variant.crate_name == component.crate_name && variant.source == source)
         {
+            let ordinal =
+                variants.iter().filter(|variant| variant.crate_name == component.crate_name).count();
             variants.push(ComponentVariant {
                 crate_name: &component.crate_name,
                 name: &component.name,
                 source,
+                ordinal,
             });
         }
     }

@@ -227,9 +227,10 @@ pub fn build(name: &str, checks: Checks, guest: &GuestOverride) -> Result<Built>
 /// Builds every component crate with its generated capability constants; returns each
 /// component's name and ELF bytes. Instances of one crate with the same generated source
 /// (same slots, maps and heap) share one build. Instances whose sources differ (two VMMs
-/// serving VMs of different sizes) are builds of their own: each such variant gets its
-/// own constants file and target directory, named after the first component using it, so
-/// that no variant's build invalidates another's and each stays incremental.
+/// serving VMs of different sizes) are builds of their own: the `n`th variant of each
+/// crate gets its own constants file and the target directory `cargo-variant-<n>`
+/// (shared by the `n`th variants of all crates, so that their dependencies build once),
+/// so that no variant's build invalidates another's and each stays incremental.
 fn build_components(
     system: &manifest::System,
     out_dir: &Path,
@@ -244,12 +245,11 @@ fn build_components(
     let mut elves = Vec::new();
     for variant in &variants {
         // The first variant of a crate keeps the plain names of a single-variant build.
-        let first_of_crate =
-            variants.iter().find(|other| other.crate_name == variant.crate_name).map(|other| other.name);
-        let (caps_file, target_dir) = if first_of_crate == Some(variant.name) {
-            (format!("{}.rs", variant.crate_name), out_dir.join("cargo"))
-        } else {
-            (format!("{}.rs", variant.name), out_dir.join(format!("cargo-{}", variant.name)))
+        let (caps_file, target_dir) = match variant.ordinal {
+            0 => (format!("{}.rs", variant.crate_name), out_dir.join("cargo")),
+            n => {
+                (format!("{}-variant-{n}.rs", variant.crate_name), out_dir.join(format!("cargo-variant-{n}")))
+            }
         };
         let caps_path = caps_dir.join(caps_file);
         // Rewriting an unchanged file would make cargo rebuild the crate.
