@@ -1,6 +1,7 @@
 //! component-rt: what every EL0 component links: the entry point, a panic handler that
 //! stops the component (so the kernel reports it as a fault) and a `log` backend that
-//! prints through the kernel console, and faster `memcpy`/`memset` than the generic ones.
+//! prints through the kernel console (rate-limiting guest-caused lines: [`guest_event`]),
+//! and faster `memcpy`/`memset` than the generic ones.
 //!
 //! ```ignore
 //! #![no_std]
@@ -19,6 +20,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod guest_event;
 mod line;
 #[cfg(target_os = "none")]
 mod mem;
@@ -44,9 +46,14 @@ macro_rules! entry {
 #[cfg(target_os = "none")]
 mod target {
     use super::LineBuffer;
+    use super::guest_event::SiteCounts;
     use core::fmt::Write;
+    use ipc::GUEST_EVENT;
 
     struct KernelConsole;
+
+    /// Occurrences of guest-caused lines per call site.
+    static GUEST_EVENTS: SiteCounts = SiteCounts::new();
 
     impl log::Log for KernelConsole {
         fn enabled(&self, _: &log::Metadata) -> bool {
@@ -56,7 +63,13 @@ mod target {
         fn log(&self, record: &log::Record) {
             let mut line = LineBuffer::new();
             // A line longer than the buffer is cut, never an error.
-            let _ = write!(line, "{:<5} {}", record.level(), record.args());
+            if record.target() == GUEST_EVENT {
+                let site = (record.file().unwrap_or(""), record.line().unwrap_or(0));
+                let Some(count) = GUEST_EVENTS.admit(site.0, site.1) else { return };
+                let _ = write!(line, "{:<5} {} (guest event {count} here)", record.level(), record.args());
+            } else {
+                let _ = write!(line, "{:<5} {}", record.level(), record.args());
+            }
             line.push_newline();
             ipc::debug_write(line.as_bytes());
         }

@@ -33,3 +33,9 @@ pub mod vgic;
 pub use message::*;
 #[cfg(target_os = "none")]
 pub use syscall::*;
+
+/// The `log` target of lines that a guest (or a client) causes a component to log by
+/// misbehaving: `log::info!(target: ipc::GUEST_EVENT, ...)`. component-rt's logger prints
+/// the 1st, 2nd, 4th, 8th, ... occurrence from each call site, with its count, so that no
+/// guest can keep the console (shared by every CPU) busy through its servers.
+pub const GUEST_EVENT: &str = "guest-event";

@@ -5,6 +5,7 @@
 //! access (another size, a misaligned or unassigned offset) reads as zero and ignores
 //! writes, with a log line. Writes to read-only registers are ignored.
 
+use ipc::GUEST_EVENT;
 use log::{debug, info};
 
 use crate::GuestMemory;
@@ -301,7 +302,7 @@ impl<const DEVICES: usize, const EVENTS: usize, const COLLECTIONS: usize> Its<DE
     /// The value an MMIO read of `width` at `offset` (from the ITS base) returns.
     pub fn read(&self, offset: u64, width: Width) -> u64 {
         let Some((register, part)) = decode(offset, width) else {
-            info!("its: {width:?} read at {offset:#x} is not a register access: reads as zero");
+            info!(target: GUEST_EVENT, "its: {width:?} read at {offset:#x} is not a register access: reads as zero");
             return 0;
         };
         let registers = &self.registers;
@@ -325,7 +326,7 @@ impl<const DEVICES: usize, const EVENTS: usize, const COLLECTIONS: usize> Its<DE
             Register::UnusedBaser => 0,
             Register::Id(value) => value,
             Register::Translater => {
-                info!("its: GITS_TRANSLATER is write-only: reads as zero");
+                info!(target: GUEST_EVENT, "its: GITS_TRANSLATER is write-only: reads as zero");
                 0
             }
         };
@@ -337,17 +338,19 @@ impl<const DEVICES: usize, const EVENTS: usize, const COLLECTIONS: usize> Its<DE
     /// shell calls it to run the new commands.
     pub fn write(&mut self, offset: u64, width: Width, value: u64) -> Progress {
         match decode(offset, width) {
-            None => info!("its: {width:?} write at {offset:#x} is not a register access: ignored"),
+            None => {
+                info!(target: GUEST_EVENT, "its: {width:?} write at {offset:#x} is not a register access: ignored")
+            }
             Some((Register::Ctlr, _)) => self.registers.enabled = value & CTLR_ENABLED != 0,
             Some((register @ (Register::Iidr | Register::Typer | Register::Creadr | Register::Id(_)), _)) => {
                 debug!("its: write to read-only {register:?} ignored");
             }
             Some((Register::UnusedBaser, _)) => debug!("its: write to an unused GITS_BASER ignored"),
             Some((Register::Translater, _)) => {
-                info!("its: a vCPU's GITS_TRANSLATER write carries no DeviceID: ignored");
+                info!(target: GUEST_EVENT, "its: a vCPU's GITS_TRANSLATER write carries no DeviceID: ignored");
             }
             Some((Register::Cbaser | Register::Baser(_), _)) if !self.is_quiescent() => {
-                info!("its: GITS_CBASER/GITS_BASER write while the ITS is enabled or busy: ignored");
+                info!(target: GUEST_EVENT, "its: GITS_CBASER/GITS_BASER write while the ITS is enabled or busy: ignored");
             }
             Some((Register::Cbaser, part)) => {
                 let registers = &mut self.registers;
@@ -369,7 +372,7 @@ impl<const DEVICES: usize, const EVENTS: usize, const COLLECTIONS: usize> Its<DE
                 if cwriter < registers.queue_size() {
                     registers.cwriter = cwriter;
                 } else {
-                    info!("its: GITS_CWRITER {cwriter:#x} beyond the command queue: ignored");
+                    info!(target: GUEST_EVENT, "its: GITS_CWRITER {cwriter:#x} beyond the command queue: ignored");
                 }
             }
         }

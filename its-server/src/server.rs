@@ -1,5 +1,6 @@
 //! The ITS of one VM: command processing, MAPD teardowns and MSIs.
 
+use ipc::GUEST_EVENT;
 use log::{debug, warn};
 
 use crate::command::{COMMAND_SIZE, Command};
@@ -159,12 +160,12 @@ impl<const DEVICES: usize, const EVENTS: usize, const COLLECTIONS: usize> Its<DE
             Ok(()) => {
                 let command = Command::decode(&bytes);
                 self.execute(command, vgic, memory).inspect_err(|error| {
-                    warn!("its: {command:?} at CREADR {:#x} dropped: {error:?}", self.registers.creadr);
+                    warn!(target: GUEST_EVENT, "its: {command:?} at CREADR {:#x} dropped: {error:?}", self.registers.creadr);
                 })
             }
             Err(_) => {
                 let error = CommandError::QueueOutsideRam(address);
-                warn!("its: command at CREADR {:#x} dropped: {error:?}", self.registers.creadr);
+                warn!(target: GUEST_EVENT, "its: command at CREADR {:#x} dropped: {error:?}", self.registers.creadr);
                 Err(error)
             }
         };

@@ -6,6 +6,7 @@
 //! access (another size, misaligned, an unassigned or unimplemented offset) reads as zero
 //! and ignores writes, with a log line. Writes to read-only registers are ignored.
 
+use ipc::GUEST_EVENT;
 use log::info;
 
 use crate::Vcpus;
@@ -79,7 +80,7 @@ impl<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> Vgic<VCPUS
                 }
                 _ if offset >= id_offset::FIRST && fits(offset, width, &[Width::Word]) => id_register(offset),
                 _ => {
-                    info!("GICD read of {width:?} at {offset:#x} is not a register access: zero");
+                    info!(target: GUEST_EVENT, "GICD read of {width:?} at {offset:#x} is not a register access: zero");
                     0
                 }
             },
@@ -116,7 +117,9 @@ impl<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> Vgic<VCPUS
                     }
                 }
                 _ if offset >= id_offset::FIRST && fits(offset, width, &[Width::Word]) => {}
-                _ => info!("GICD write of {width:?} at {offset:#x} is not a register access: ignored"),
+                _ => {
+                    info!(target: GUEST_EVENT, "GICD write of {width:?} at {offset:#x} is not a register access: ignored")
+                }
             },
         }
         self.commit(vcpus);

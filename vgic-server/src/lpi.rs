@@ -11,6 +11,7 @@
 //! state: MSIs to it are dropped, and clearing EnableLPIs writes its LPIs' pending state
 //! to its pending table and forgets it.
 
+use ipc::GUEST_EVENT;
 use log::{debug, info, warn};
 
 use crate::config::FIRST_LPI;
@@ -71,7 +72,7 @@ impl<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> Vgic<VCPUS
         match memory.read(address, &mut entry) {
             Ok(()) => Some(entry[0]),
             Err(_) => {
-                info!("LPI {intid}: property entry at {address:#x} is outside RAM: disabled");
+                info!(target: GUEST_EVENT, "LPI {intid}: property entry at {address:#x} is outside RAM: disabled");
                 None
             }
         }
@@ -82,7 +83,7 @@ impl<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> Vgic<VCPUS
         match self.collections.get(icid as usize) {
             Some(&vcpu) => vcpu,
             None => {
-                warn!("collection {icid} is beyond the server's capacity: no target");
+                warn!(target: GUEST_EVENT, "collection {icid} is beyond the server's capacity: no target");
                 NO_VCPU
             }
         }
@@ -132,7 +133,7 @@ impl<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> Vgic<VCPUS
             let length = (((self.config.lpi_end() - intid) / 8) as usize).min(PENDING_CHUNK);
             let address = table + (intid / 8) as u64;
             if readable && memory.read(address, &mut bytes[..length]).is_err() {
-                info!("GICR{vcpu}: pending table at {address:#x} is outside RAM: read as zero");
+                info!(target: GUEST_EVENT, "GICR{vcpu}: pending table at {address:#x} is outside RAM: read as zero");
                 readable = false;
                 bytes = [0; PENDING_CHUNK];
             }
@@ -176,7 +177,7 @@ impl<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> Vgic<VCPUS
                 *byte = if pending { *byte | bit } else { *byte & !bit };
             }
             if owned_any && !(readable && memory.write(address, &bytes[..length]).is_ok()) {
-                info!("GICR{vcpu}: pending table at {address:#x} is outside RAM: pending LPIs dropped");
+                info!(target: GUEST_EVENT, "GICR{vcpu}: pending table at {address:#x} is outside RAM: pending LPIs dropped");
             }
             intid += length as u32 * 8;
         }
@@ -195,13 +196,13 @@ impl<V: Vcpus, M: GuestMemory, const VCPUS: usize, const LPIS: usize, const COLL
     fn collection_target(&mut self, icid: u16, vcpu: Option<u16>) {
         let vgic = &mut *self.vgic;
         let Some(entry) = vgic.collections.get_mut(icid as usize) else {
-            warn!("collection {icid} is beyond the server's capacity: not mapped");
+            warn!(target: GUEST_EVENT, "collection {icid} is beyond the server's capacity: not mapped");
             return;
         };
         let target = match vcpu {
             Some(vcpu) if vcpu < vgic.config.vcpus => vcpu,
             Some(vcpu) => {
-                warn!("collection {icid} mapped to vCPU {vcpu}, which does not exist: no target");
+                warn!(target: GUEST_EVENT, "collection {icid} mapped to vCPU {vcpu}, which does not exist: no target");
                 NO_VCPU
             }
             None => NO_VCPU,
@@ -218,7 +219,7 @@ impl<V: Vcpus, M: GuestMemory, const VCPUS: usize, const LPIS: usize, const COLL
     fn lpi_map(&mut self, vintid: u32, icid: u16) {
         let vgic = &mut *self.vgic;
         let Some(id) = vgic.lpi_id(vintid) else {
-            warn!("LPI {vintid} mapped beyond the configured LPIs: ignored");
+            warn!(target: GUEST_EVENT, "LPI {vintid} mapped beyond the configured LPIs: ignored");
             return;
         };
         let target = vgic.collection_vcpu(icid);
@@ -283,7 +284,7 @@ impl<V: Vcpus, M: GuestMemory, const VCPUS: usize, const LPIS: usize, const COLL
     fn move_all(&mut self, from_vcpu: u16, to_vcpu: u16) {
         let vgic = &mut *self.vgic;
         if to_vcpu >= vgic.config.vcpus {
-            warn!("MOVALL to vCPU {to_vcpu}, which does not exist: ignored");
+            warn!(target: GUEST_EVENT, "MOVALL to vCPU {to_vcpu}, which does not exist: ignored");
             return;
         }
         for id in vgic.lpi_ids() {

@@ -8,6 +8,7 @@
 //! writes, with a log line. There is no DirectLPI (GICR_SETLPIR, CLRLPIR, INVLPIR,
 //! INVALLR and SYNCR are not implemented): LPIs come from the ITS.
 
+use ipc::GUEST_EVENT;
 use log::info;
 
 use crate::config::FIRST_SPI;
@@ -78,7 +79,7 @@ impl<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> Vgic<VCPUS
         let value = match self.redistributor(offset) {
             Some((vcpu, within)) => self.redistributor_read(vcpus, vcpu, within, width),
             None => {
-                info!("GICR read at {offset:#x} is past the last redistributor: zero");
+                info!(target: GUEST_EVENT, "GICR read at {offset:#x} is past the last redistributor: zero");
                 0
             }
         };
@@ -115,7 +116,7 @@ impl<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> Vgic<VCPUS
             _ => match self.sgi_field(within, width) {
                 Some((field, first)) => self.read_field(vcpus, Bank::Private(vcpu), field, first, width),
                 None => {
-                    info!("GICR{vcpu} read of {width:?} at {within:#x} is not a register access: zero");
+                    info!(target: GUEST_EVENT, "GICR{vcpu} read of {width:?} at {within:#x} is not a register access: zero");
                     0
                 }
             },
@@ -135,7 +136,9 @@ impl<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> Vgic<VCPUS
     ) {
         match self.redistributor(offset) {
             Some((vcpu, within)) => self.redistributor_write(vcpus, memory, vcpu, within, width, value),
-            None => info!("GICR write at {offset:#x} is past the last redistributor: ignored"),
+            None => {
+                info!(target: GUEST_EVENT, "GICR write at {offset:#x} is past the last redistributor: ignored")
+            }
         }
         self.commit(vcpus);
     }
@@ -176,7 +179,7 @@ impl<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> Vgic<VCPUS
                 && lpis
                 && cpu.lpis_enabled =>
             {
-                info!("GICR{vcpu}: PROPBASER/PENDBASER write with LPIs enabled ignored");
+                info!(target: GUEST_EVENT, "GICR{vcpu}: PROPBASER/PENDBASER write with LPIs enabled ignored");
             }
             _ if is_at(within, offset::PROPBASER) && quad && lpis => {
                 self.propbaser = write_part(self.propbaser, within % 8, width, value) & PROPBASER_WRITABLE;
@@ -197,7 +200,7 @@ impl<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> Vgic<VCPUS
                     self.write_field(vcpus, Bank::Private(vcpu), field, first, width, value)
                 }
                 None => {
-                    info!("GICR{vcpu} write of {width:?} at {within:#x} is not a register access: ignored")
+                    info!(target: GUEST_EVENT, "GICR{vcpu} write of {width:?} at {within:#x} is not a register access: ignored")
                 }
             },
         }

@@ -31,7 +31,8 @@ use smccc::psci::{
 /// that status. Returns 0.
 ///
 /// The first non-zero status sticks: a later report of 0 cannot hide an earlier failure.
-/// Without any report, `SYSTEM_OFF` ends the run with status 0.
+/// Without any report, `SYSTEM_OFF` ends the run with status 0. Each report is logged
+/// (`guest reported status N`, rate-limited as guest events are).
 pub const REPORT_STATUS: u32 = 0x8600_0001;
 
 /// The PSCI version implemented: 1.1.
@@ -130,6 +131,9 @@ impl Psci {
             PSCI_MIGRATE_INFO_TYPE => MIGRATION_NOT_REQUIRED,
             PSCI_SYSTEM_OFF => return Outcome::PowerOff { status: self.status },
             REPORT_STATUS => {
+                // The line a test system with several VMs watches for a VM that does not
+                // end the run (images/two-vms); a guest-caused line, so rate-limited.
+                log::info!(target: ipc::GUEST_EVENT, "guest reported status {}", argument(1) as u32);
                 if self.status == 0 {
                     self.status = argument(1) as u32;
                 }

@@ -2,7 +2,8 @@
 //! capability slots and mapped regions. A component includes it at its crate root with
 //! `include!(env!("HYP_CAPS"));` (xtask sets `HYP_CAPS` to the generated file's path when
 //! it builds the component), so that code such as `PONG.call(...)` names slots that the
-//! manifest, not the programmer, numbered.
+//! manifest, not the programmer, numbered. Components built from one crate share a build
+//! when their sources are equal ([`component_variants`]).
 
 use crate::manifest::{CapObject, Component, Mapped, System, Trigger, Vm, constant_name, hex};
 use ipc::endpoint_rights::{CALL, RECV, SEND};
@@ -30,8 +31,8 @@ fn served_vm<'s>(system: &'s System, component: &Component) -> Option<&'s Vm> {
 /// (`PASSTHROUGH_SPIS`), and the heap's base and size.
 ///
 /// Nothing specific to one instance (object names, badges) appears, except a vgic-server's
-/// passthrough SPIs, so every component built from one crate with the same slots (and
-/// passthroughs) gets the same source and the crate builds once.
+/// passthrough SPIs, so every component built from one crate with the same slots, maps
+/// (and passthroughs) gets the same source and shares one build.
 pub fn caps_source(system: &System, component: &Component) -> String {
     let mut lines: Vec<String> = Vec::new();
     let mut line = |text: String| lines.push(text);
@@ -149,4 +150,41 @@ pub fn caps_source(system: &System, component: &Component) -> String {
     line("/// Size of the heap in bytes (0: no heap).".to_owned());
     line(format!("pub const HEAP_SIZE: usize = {};", hex(component.heap_size)));
     lines.join("\n") + "\n"
+}
+
+/// One build of a component crate: its generated constants, the first component (in
+/// manifest order) built from it, and which of the crate's builds it is.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ComponentVariant<'s> {
+    /// The crate.
+    pub crate_name: &'s str,
+    /// The first component using this build.
+    pub name: &'s str,
+    /// The generated constants ([`caps_source`]).
+    pub source: String,
+    /// 0 for the crate's first variant in manifest order, 1 for its second, ...
+    pub ordinal: usize,
+}
+
+/// The distinct builds `system`'s components need, in manifest order: one per crate and
+/// generated source.
+pub fn component_variants(system: &System) -> Vec<ComponentVariant<'_>> {
+    let mut variants: Vec<ComponentVariant> = Vec::new();
+    for component in &system.components {
+        let source = caps_source(system, component);
+        if !variants
+            .iter()
+            .any(|variant| variant.crate_name == component.crate_name && variant.source == source)
+        {
+            let ordinal =
+                variants.iter().filter(|variant| variant.crate_name == component.crate_name).count();
+            variants.push(ComponentVariant {
+                crate_name: &component.crate_name,
+                name: &component.name,
+                source,
+                ordinal,
+            });
+        }
+    }
+    variants
 }

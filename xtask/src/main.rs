@@ -269,6 +269,7 @@ fn boot_native(
         timeout,
         console,
         extra_args,
+        expect_output: &[],
     })?;
     if outcome.timed_out {
         bail!("system {system} (native): timed out");
@@ -428,6 +429,7 @@ fn bench_floor(icount: Vec<String>) -> Result<String> {
         timeout: BENCH_FLOOR_TIMEOUT,
         console: qemu::Console::Captured,
         extra_args: icount,
+        expect_output: &[],
     })?;
     if outcome.timed_out {
         bail!("bench-floor: timed out");

@@ -4,6 +4,15 @@
 //! the nonce lives in boot-info, which only the kernel reads, so a component or guest
 //! printing the same words cannot forge a pass. Semihosting is never enabled: it would let
 //! a guest end the run with any status.
+//!
+//! A run also fails on an error-level line ([`error_lines`]): components log through
+//! component-rt as `[<component>] <LEVEL> <message>` with LEVEL one of ERROR, WARN, INFO,
+//! DEBUG, TRACE (padded to five characters), a component's panic prints
+//! `[<component>] panic: ...` and the kernel's `[kernel] panic: ...`; the kernel's other
+//! lines (`[kernel] ...`, such as its rate-limited guest diagnostics and fault reports)
+//! carry no level and are not errors. Nothing a guest does may cause an error-level line,
+//! so a test system has none. And a run fails when text the manifest's `expect-output`
+//! names is missing before the result line.
 
 use crate::toolchain::QEMU;
 use anyhow::{Context, Result};
@@ -61,6 +70,8 @@ pub struct RunConfig<'a> {
     pub console: Console,
     /// Extra QEMU arguments (e.g. `-icount`, `-s -S`).
     pub extra_args: Vec<String>,
+    /// Text that must appear before the result line (the manifest's `expect-output`).
+    pub expect_output: &'a [String],
 }
 
 /// How a run ended.
@@ -72,18 +83,58 @@ pub struct Outcome {
     pub timed_out: bool,
     /// Everything the serial console printed.
     pub output: String,
+    /// The expected text ([`RunConfig::expect_output`]) missing before the result line.
+    pub missing_output: Vec<String>,
 }
 
 impl Outcome {
     /// A one-line explanation of a run that did not pass.
     pub fn failure(&self) -> Option<String> {
-        match (self.status, self.timed_out) {
+        let verdict = match (self.status, self.timed_out) {
             (Some(0), _) => None,
             (Some(status), _) => Some(format!("the system reported failure status {status}")),
             (None, true) => Some("timed out without a result line from the kernel".into()),
             (None, false) => Some("QEMU exited without a result line from the kernel".into()),
-        }
+        };
+        verdict
+            .or_else(|| {
+                let errors = error_lines(&self.output);
+                let first = errors.first()?;
+                Some(format!("{} error-level line(s) on the console, the first: {first}", errors.len()))
+            })
+            .or_else(|| {
+                let missing = self.missing_output.first()?;
+                Some(format!("the console never showed {missing:?} before the result line"))
+            })
     }
+}
+
+/// The error-level lines of console `output` (see the module's documentation).
+pub fn error_lines(output: &str) -> Vec<&str> {
+    output
+        .lines()
+        .filter(|line| {
+            let Some((source, message)) = line.strip_prefix('[').and_then(|rest| rest.split_once("] "))
+            else {
+                return false;
+            };
+            !source.is_empty()
+                && !source.contains(' ')
+                && (message.starts_with("ERROR ") || message.starts_with("panic: "))
+        })
+        .collect()
+}
+
+/// The entries of `expected` that no line of `output` before the result line tagged with
+/// `nonce` contains.
+fn missing_output(output: &str, nonce: u64, expected: &[String]) -> Vec<String> {
+    let result = format!("[kernel] result nonce={nonce:016x} status=");
+    let before_result: Vec<&str> = output.lines().take_while(|line| !line.starts_with(&result)).collect();
+    expected
+        .iter()
+        .filter(|text| !before_result.iter().any(|line| line.contains(text.as_str())))
+        .cloned()
+        .collect()
 }
 
 /// The CPU model of every run, with and without the hypervisor. SVE and SME off: the
@@ -171,7 +222,12 @@ pub fn run(config: &RunConfig) -> Result<Outcome> {
         output.extend_from_slice(&bytes);
     }
     let output = String::from_utf8_lossy(&output).replace('\r', "");
-    Ok(Outcome { status: result_status(&output, config.nonce), timed_out, output })
+    Ok(Outcome {
+        status: result_status(&output, config.nonce),
+        timed_out,
+        missing_output: missing_output(&output, config.nonce, config.expect_output),
+        output,
+    })
 }
 
 /// Finds the result line tagged with `nonce`; lines with another nonce are not the kernel's.
@@ -212,10 +268,49 @@ mod tests {
 
     #[test]
     fn failure_explains_each_way_a_run_ends() {
-        let outcome = |status, timed_out| Outcome { status, timed_out, output: String::new() };
+        let outcome = |status, timed_out| Outcome {
+            status,
+            timed_out,
+            output: String::new(),
+            missing_output: Vec::new(),
+        };
         assert_eq!(outcome(Some(0), false).failure(), None);
         assert!(outcome(Some(2), false).failure().unwrap().contains("status 2"));
         assert!(outcome(None, true).failure().unwrap().contains("timed out"));
         assert!(outcome(None, false).failure().unwrap().contains("exited"));
+        let with_error = Outcome { output: "[its-server] ERROR lost\n".into(), ..outcome(Some(0), false) };
+        assert!(
+            with_error.failure().unwrap().contains("1 error-level line(s) on the console, the first: [its")
+        );
+        let missing = Outcome { missing_output: vec!["done".into()], ..outcome(Some(0), false) };
+        assert!(missing.failure().unwrap().contains("never showed \"done\""));
+    }
+
+    #[test]
+    fn error_level_lines_are_component_errors_and_panics() {
+        let output = "[vmm] ERROR gone\n\
+                      [vgic-server] WARN  odd access\n\
+                      [its-server] INFO  dropped\n\
+                      [its-server] panic: index out of bounds\n\
+                      [kernel] panic: at kernel/src/main.rs:3\n\
+                      [kernel] thread faulter faulted: esr=0x92000046\n\
+                      check its: ERROR in the text of a guest line\n\
+                      [not a source] ERROR x\n";
+        assert_eq!(
+            error_lines(output),
+            [
+                "[vmm] ERROR gone",
+                "[its-server] panic: index out of bounds",
+                "[kernel] panic: at kernel/src/main.rs:3"
+            ]
+        );
+    }
+
+    #[test]
+    fn expected_output_counts_only_before_the_result_line() {
+        let output = "attacker: flood done\n[kernel] result nonce=0000000000000007 status=0\nlate line\n";
+        let expected = ["attacker: flood".to_string(), "late line".to_string()];
+        assert_eq!(missing_output(output, 7, &expected), ["late line"]);
+        assert_eq!(missing_output(output, 8, &expected), Vec::<String>::new());
     }
 }

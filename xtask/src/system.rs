@@ -8,7 +8,6 @@ use crate::manifest::{GuestFile, GuestOverride, GuestSource};
 use crate::toolchain::TARGET;
 use crate::{codegen, layout, manifest, qemu};
 use anyhow::{Context, Result, bail};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -109,6 +108,8 @@ pub struct Built {
     pub memory_mib: u64,
     /// Test timeout from the manifest.
     pub timeout_seconds: u64,
+    /// The manifest's `expect-output`.
+    pub expect_output: Vec<String>,
     /// Held while the image is built and run: a second `cargo xtask` for the same system
     /// waits instead of overwriting this image (whose nonce would then not match).
     _exclusive: std::fs::File,
@@ -131,6 +132,7 @@ impl Built {
             timeout,
             console,
             extra_args,
+            expect_output: &self.expect_output,
         }
     }
 }
@@ -234,13 +236,18 @@ pub fn build(name: &str, checks: Checks, guest: &GuestOverride) -> Result<Built>
         cpus: system.cpus,
         memory_mib: system.memory >> 20,
         timeout_seconds: system.timeout_seconds,
+        expect_output: system.expect_output,
         _exclusive: exclusive,
     })
 }
 
 /// Builds every component crate with its generated capability constants; returns each
-/// component's name and ELF bytes. Instances of one crate must share one capability layout
-/// (their constants are the same source), so each crate builds once per system.
+/// component's name and ELF bytes. Instances of one crate with the same generated source
+/// (same slots, maps and heap) share one build. Instances whose sources differ (two VMMs
+/// serving VMs of different sizes) are builds of their own: the `n`th variant of each
+/// crate gets its own constants file and the target directory `cargo-variant-<n>`
+/// (shared by the `n`th variants of all crates, so that their dependencies build once),
+/// so that no variant's build invalidates another's and each stays incremental.
 fn build_components(
     system: &manifest::System,
     out_dir: &Path,
@@ -250,36 +257,26 @@ fn build_components(
     std::fs::create_dir_all(&caps_dir)?;
     let linker_script = std::fs::canonicalize("component-rt/component.ld")?;
     let rustflags = format!("-C link-arg=-T{} -C force-frame-pointers=yes", linker_script.display());
-    let target_dir = out_dir.join("cargo");
-    let target_dir = target_dir.to_str().context("non-UTF-8 target path")?;
 
-    let mut sources: BTreeMap<&str, (String, &str)> = BTreeMap::new();
-    for component in &system.components {
-        let source = codegen::caps_source(system, component);
-        if let Some((earlier, first)) = sources.get(component.crate_name.as_str()) {
-            if *earlier != source {
-                bail!(
-                    "components {first:?} and {:?} use crate {:?} with different capability slots: give \
-                     them the same caps in the same order",
-                    component.name,
-                    component.crate_name
-                );
+    let variants = codegen::component_variants(system);
+    let mut elves = Vec::new();
+    for variant in &variants {
+        // The first variant of a crate keeps the plain names of a single-variant build.
+        let (caps_file, target_dir) = match variant.ordinal {
+            0 => (format!("{}.rs", variant.crate_name), out_dir.join("cargo")),
+            n => {
+                (format!("{}-variant-{n}.rs", variant.crate_name), out_dir.join(format!("cargo-variant-{n}")))
             }
-            continue;
-        }
-        sources.insert(&component.crate_name, (source, &component.name));
-    }
-
-    let mut elves = BTreeMap::new();
-    for (crate_name, (source, _)) in &sources {
-        let caps_path = caps_dir.join(format!("{crate_name}.rs"));
+        };
+        let caps_path = caps_dir.join(caps_file);
         // Rewriting an unchanged file would make cargo rebuild the crate.
-        if std::fs::read_to_string(&caps_path).ok().as_deref() != Some(source.as_str()) {
-            std::fs::write(&caps_path, source)?;
+        if std::fs::read_to_string(&caps_path).ok().as_deref() != Some(variant.source.as_str()) {
+            std::fs::write(&caps_path, &variant.source)?;
         }
         let caps = caps_path.to_str().context("non-UTF-8 path")?;
+        let target = target_dir.to_str().context("non-UTF-8 target path")?;
         let envs = [("HYP_CAPS", caps), ("RUSTFLAGS", rustflags.as_str())];
-        let common = ["--release", "--target", TARGET, "--target-dir", target_dir, "-p", crate_name];
+        let common = ["--release", "--target", TARGET, "--target-dir", target, "-p", variant.crate_name];
         if checks == Checks::Clippy {
             let mut args = vec!["clippy"];
             args.extend(common);
@@ -289,19 +286,27 @@ fn build_components(
         let mut args = vec!["build"];
         args.extend(common);
         cargo(&args, &envs)?;
-        let elf_path = out_dir.join("cargo").join(TARGET).join("release").join(crate_name);
+        let elf_path = target_dir.join(TARGET).join("release").join(variant.crate_name);
         if !elf_path.is_file() {
-            let component = system.components.iter().find(|component| component.crate_name == *crate_name);
-            let component = component.map(|component| component.name.clone()).unwrap_or_default();
-            return Err(NoExecutable { component, crate_name: crate_name.to_string() }.into());
+            return Err(NoExecutable {
+                component: variant.name.to_owned(),
+                crate_name: variant.crate_name.to_owned(),
+            }
+            .into());
         }
-        let elf = std::fs::read(&elf_path).with_context(|| format!("reading {}", elf_path.display()))?;
-        elves.insert(crate_name.to_string(), elf);
+        elves.push(std::fs::read(&elf_path).with_context(|| format!("reading {}", elf_path.display()))?);
     }
     Ok(system
         .components
         .iter()
-        .map(|component| (component.name.clone(), elves[&component.crate_name].clone()))
+        .map(|component| {
+            let source = codegen::caps_source(system, component);
+            let variant = variants
+                .iter()
+                .position(|variant| variant.crate_name == component.crate_name && variant.source == source)
+                .expect("every component has a variant");
+            (component.name.clone(), elves[variant].clone())
+        })
         .collect())
 }
 

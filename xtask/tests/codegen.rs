@@ -69,3 +69,63 @@ fn vcpu_and_console_constants_name_consecutive_slots() {
         (0x2000_0000, 0, 0x2000_0000, 0)
     );
 }
+
+#[test]
+fn instances_of_a_crate_share_a_build_only_when_their_constants_are_equal() {
+    let text = r#"
+[system]
+name = "variants"
+cpus = 1
+memory = "64M"
+
+[[endpoint]]
+name = "first"
+[[endpoint]]
+name = "second"
+[[endpoint]]
+name = "third"
+[[notification]]
+name = "events"
+
+[[component]]
+name = "server-a"
+crate = "server"
+priority = 10
+cpu = 0
+  [[component.cap]]
+  name = "requests"
+  endpoint = "first"
+  rights = ["recv"]
+
+[[component]]
+name = "server-b"
+crate = "server"
+priority = 10
+cpu = 0
+  [[component.cap]]
+  name = "requests"
+  endpoint = "second"
+  rights = ["recv"]
+
+[[component]]
+name = "server-c"
+crate = "server"
+priority = 10
+cpu = 0
+  [[component.cap]]
+  name = "requests"
+  endpoint = "third"
+  rights = ["recv"]
+  [[component.cap]]
+  name = "events"
+  notification = "events"
+  rights = ["wait"]
+"#;
+    let system = manifest::parse(text, Path::new("variants/system.toml")).unwrap();
+    let variants = codegen::component_variants(&system);
+    let names: Vec<(&str, &str)> =
+        variants.iter().map(|variant| (variant.crate_name, variant.name)).collect();
+    assert_eq!(names, [("server", "server-a"), ("server", "server-c")]);
+    assert_eq!(variants[0].source, codegen::caps_source(&system, &system.components[1]));
+    assert!(variants[1].source.contains("pub const EVENTS"));
+}

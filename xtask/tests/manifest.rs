@@ -292,6 +292,24 @@ fn system_fields() {
 }
 
 #[test]
+fn expected_output_is_non_blank_lines() {
+    let text = format!("{SYSTEM}expect-output = [\"done\", \" \", \"two\\nlines\"]\n{PAIR}");
+    assert_eq!(
+        errors(&text),
+        [
+            "tests/fixtures/t/system.toml:5:26: system: field \"expect-output\": each entry is one non-blank line of \
+             text",
+            "tests/fixtures/t/system.toml:5:31: system: field \"expect-output\": each entry is one non-blank line of \
+             text",
+        ]
+        .join("\n")
+    );
+    let system = parse(&format!("{SYSTEM}expect-output = [\"attacker: done\"]\n{PAIR}")).unwrap();
+    assert_eq!(system.expect_output, ["attacker: done"]);
+    assert!(parse(&format!("{SYSTEM}{PAIR}")).unwrap().expect_output.is_empty());
+}
+
+#[test]
 fn names_are_lower_case_identifiers() {
     assert_eq!(
         errors(&pair_with("name = \"client\"", "name = \"Client\"")),

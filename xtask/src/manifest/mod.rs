@@ -68,6 +68,10 @@ pub struct System {
     pub timeout_seconds: u64,
     /// Benchmark systems: components may read the instruction counter (PMU counter 0).
     pub pmu_for_components: bool,
+    /// Text that a test run's console must show, each on some line before the kernel's
+    /// result line, for the run to pass (checks of a system's other guests; as guests can
+    /// print anything, these only add conditions to the result line's status).
+    pub expect_output: Vec<String>,
     /// Endpoints, in manifest order (their index is their boot-info index).
     pub endpoints: Vec<Endpoint>,
     /// Notifications, in manifest order.

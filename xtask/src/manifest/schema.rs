@@ -40,6 +40,8 @@ pub(super) struct SystemTable {
     pub timeslice_us: Option<Int>,
     pub timeout_seconds: Option<Int>,
     pub pmu_for_components: Option<bool>,
+    #[serde(default)]
+    pub expect_output: Vec<Text>,
 }
 
 /// `[[endpoint]]` and `[[notification]]`: objects with nothing but a name.
