@@ -235,16 +235,17 @@ impl Kernel<'_> {
         self.wake(cpu, receiver);
     }
 
-    /// `receiver`, the current thread of `cpu`, takes its bound notification's word if
-    /// that is non-zero, else the first queued message of `endpoint`, or queues until one
-    /// of them comes. Forgets any reply it still owed.
+    /// `receiver`, the current thread of `cpu`, takes the first queued message of
+    /// `endpoint`, else its bound notification's word if that is non-zero, or queues until
+    /// one of them comes. Forgets any reply it still owed. Messages go first so that a
+    /// server that signals itself to resume background work (the its-server draining a
+    /// command queue) serves every waiting request between two pieces of that work.
     pub(super) fn receive(&mut self, cpu: usize, receiver: usize, endpoint: usize, platform: &impl Platform) {
         self.threads[receiver].reply_target = Link::NONE;
-        if self.take_bound_notification(receiver) {
-            return;
-        }
         let Some(sender) = self.endpoints[endpoint].pop(&mut self.links, Waiters::Senders) else {
-            self.block_on(cpu, receiver, endpoint, Waiters::Receivers);
+            if !self.take_bound_notification(receiver) {
+                self.block_on(cpu, receiver, endpoint, Waiters::Receivers);
+            }
             return;
         };
         let message = self.threads[sender].pending;

@@ -17,8 +17,9 @@
 //!   It may be *bound* to one thread (boot-info `Tcb::bound_notification`): that thread's
 //!   `Recv` and `ReplyRecv`, on any endpoint, also end when the word is non-zero, with
 //!   `x1` = [`ipc::NOTIFIED`] and no words, `x2..=x5` = 0 and the word in `x6` (then
-//!   cleared, as `Wait` does). A word already non-zero when the receive starts wins over a
-//!   queued sender; a signal while the thread waits in its receive takes it off the
+//!   cleared, as `Wait` does). A queued sender goes before a word already non-zero when
+//!   the receive starts (so a server that signals itself to resume background work serves
+//!   every waiting request first); a signal while the thread waits in its receive takes it off the
 //!   endpoint's queue and wakes it, from any CPU, unless a thread in `Wait` on the
 //!   notification takes the word first.
 //! - **IRQ handler**: a physical interrupt that signals a notification with a badge. The
