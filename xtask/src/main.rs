@@ -3,7 +3,8 @@
 //! formatting and lint checks, the host unit tests and every QEMU test system.
 //!
 //! ```text
-//! cargo xtask run            # the default system, `demo`
+//! cargo xtask run            # the default system, `hello`: a VM with the vgic-server, its-server and VMM
+//! cargo xtask run --kernel my.elf --vcpus 4 # your guest in that VM
 //! cargo xtask run demo --gdb # wait for gdb-multiarch on :1234
 //! cargo xtask run guest-test --native # its guest on QEMU's own GIC, no hypervisor
 //! cargo xtask run vm --kernel Image --initrd rootfs.cpio --append console=ttyAMA0 --vcpus 4
@@ -30,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The system `cargo xtask run` boots when none is named.
-const DEFAULT_SYSTEM: &str = "demo";
+const DEFAULT_SYSTEM: &str = "hello";
 
 #[derive(Parser)]
 #[command(about = "Build, boot and test the hypervisor's systems")]
