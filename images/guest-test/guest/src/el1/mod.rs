@@ -137,7 +137,7 @@ pub(crate) extern "C" fn boot_main() -> ! {
         if options.its {
             its_checks::run(&mut report);
         }
-        bench::run();
+        bench::run(options.its);
     } else {
         report.check("cpu-off-all-vcpus", cpus::stop_all());
     }
