@@ -21,7 +21,9 @@ guest_rt::entry!(el1::main);
 #[cfg(target_os = "none")]
 mod el1 {
     use aarch64_cpu::asm::barrier;
-    use aarch64_cpu::registers::{CNTFRQ_EL0, CNTV_CTL_EL0, CNTV_TVAL_EL0, CNTVCT_EL0, MPIDR_EL1, Readable, Writeable};
+    use aarch64_cpu::registers::{
+        CNTFRQ_EL0, CNTV_CTL_EL0, CNTV_TVAL_EL0, CNTVCT_EL0, MPIDR_EL1, Readable, Writeable,
+    };
     use core::arch::{asm, global_asm};
     use core::fmt::Write;
     use core::sync::atomic::{AtomicU32, Ordering};
@@ -222,7 +224,9 @@ mod el1 {
         };
         counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
         // SAFETY: ends the interrupt just acknowledged (EOImode 0: drop and deactivate).
-        unsafe { asm!("msr icc_eoir1_el1, {intid}", "isb", intid = in(reg) u64::from(intid), options(nostack)) };
+        unsafe {
+            asm!("msr icc_eoir1_el1, {intid}", "isb", intid = in(reg) u64::from(intid), options(nostack))
+        };
     }
 
     /// Writes the distributor register at `offset`.

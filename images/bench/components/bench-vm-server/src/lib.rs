@@ -116,7 +116,10 @@ mod tests {
     fn device_accesses_in_registers_are_answered_without_a_message() {
         let read = MmioAccess { ipa: 0x0a00_0000, size: 4, write: false, value: 0, vcpu: 0 };
         let short = ShortMessage::new(vcpu::MMIO, &read.words());
-        assert_eq!(answer_device(&short, DEVICE_BADGE), Some(ShortMessage::new(vcpu::RESUME, &[DEVICE_VALUE])));
+        assert_eq!(
+            answer_device(&short, DEVICE_BADGE),
+            Some(ShortMessage::new(vcpu::RESUME, &[DEVICE_VALUE]))
+        );
         let write = MmioAccess { write: true, value: 7, ..read };
         let short_write = ShortMessage::new(vcpu::MMIO, &write.words());
         assert_eq!(answer_device(&short_write, DEVICE_BADGE), Some(ShortMessage::new(vcpu::RESUME, &[0])));

@@ -9,8 +9,8 @@
 //! retrying (GITS_CWRITER.Retry), and demand that the queue drains.
 
 use super::gic;
-use aarch64_cpu::registers::Readable;
 use super::wait_for;
+use aarch64_cpu::registers::Readable;
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_rt::mmio;
 use guest_test::gic::{CPUS, FIRST_LPI, PerCpu, expect_per_cpu, gicr};
@@ -532,9 +532,13 @@ pub(super) fn bench() {
         return;
     }
     let frequency = aarch64_cpu::registers::CNTFRQ_EL0.get();
-    println!("bench its-int-to-handler {}", guest_test::nanoseconds(frequency, total) / u64::from(BENCH_INTS));
+    println!(
+        "bench its-int-to-handler {}",
+        guest_test::nanoseconds(frequency, total) / u64::from(BENCH_INTS)
+    );
 
-    let before: [PerCpu; BULK_EVENTS as usize] = core::array::from_fn(|i| gic::deliveries(FIRST_LPI + i as u32));
+    let before: [PerCpu; BULK_EVENTS as usize] =
+        core::array::from_fn(|i| gic::deliveries(FIRST_LPI + i as u32));
     let start = super::now_ticks();
     // In batches that fit the stack and the queue; the ITS runs each while the next is written.
     for first in (0..BULK_EVENTS).step_by(32) {
