@@ -109,6 +109,21 @@ fn load_buffer_words(received: &mut Message) {
     received.words[range.clone()].copy_from_slice(unsafe { &(&(*ipc_buffer()).words)[range] });
 }
 
+impl ShortMessage {
+    /// The whole message as a [`Message`]: the register words and, for a longer one, the
+    /// rest from this thread's IPC buffer, where the kernel left them. Call it before the
+    /// next system call, which may overwrite them.
+    pub fn into_message(self) -> Message {
+        let mut message = Message::new(self.label());
+        message.info = self.info;
+        message.words[..REGISTER_WORDS].copy_from_slice(&self.words);
+        if self.info.length() > REGISTER_WORDS {
+            load_buffer_words(&mut message);
+        }
+        message
+    }
+}
+
 impl Cap<Endpoint> {
     /// `Call`: send `message` and wait for the reply.
     #[inline]

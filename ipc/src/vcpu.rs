@@ -22,7 +22,7 @@
 //! }
 //! ```
 
-use crate::{Label, Message};
+use crate::{Label, Message, ShortMessage};
 
 /// Label of an MMIO fault. Words: [`MmioAccess::encode`].
 pub const MMIO: Label = Label(0x100);
@@ -88,9 +88,22 @@ impl MmioAccess {
 
     /// Decodes an [`MMIO`] message; `None` if it is malformed.
     pub fn decode(message: &Message) -> Option<Self> {
-        let [ipa, flags, value] = message.body().try_into().ok()?;
+        Self::from_body(message.label(), message.body())
+    }
+
+    /// Decodes an [`MMIO`] message received as a [`ShortMessage`] (its three words travel
+    /// in registers); `None` if it is malformed or longer.
+    pub fn decode_short(message: &ShortMessage) -> Option<Self> {
+        if message.info.length() > message.words.len() {
+            return None;
+        }
+        Self::from_body(message.label(), message.body())
+    }
+
+    fn from_body(label: Label, body: &[u64]) -> Option<Self> {
+        let [ipa, flags, value] = body.try_into().ok()?;
         let size = (flags & 0xff) as u8;
-        if message.label() != MMIO || !matches!(size, 1 | 2 | 4 | 8) {
+        if label != MMIO || !matches!(size, 1 | 2 | 4 | 8) {
             return None;
         }
         Some(Self { ipa, size, write: flags & (1 << 8) != 0, value, vcpu: (flags >> 16) as u16 })
@@ -298,6 +311,15 @@ mod tests {
         assert_eq!(MmioAccess::decode(&message), None);
         let other = Message::new(HVC).with_words(&[0, 4, 0]);
         assert_eq!(MmioAccess::decode(&other), None);
+    }
+
+    #[test]
+    fn mmio_access_decodes_from_registers_only_when_it_fits() {
+        let access = MmioAccess { ipa: 0x0a00_0000, size: 8, write: false, value: 0, vcpu: 1 };
+        let short = ShortMessage::new(MMIO, &access.words());
+        assert_eq!(MmioAccess::decode_short(&short), Some(access));
+        let long = ShortMessage { info: crate::MessageInfo::new(MMIO, 9).unwrap(), ..short };
+        assert_eq!(MmioAccess::decode_short(&long), None);
     }
 
     #[test]

@@ -10,8 +10,8 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use ipc::Message;
 use ipc::vcpu::{self, Call, MmioAccess};
+use ipc::{Message, ShortMessage};
 
 /// PSCI_VERSION (SMC32): the null HVC, answered at once.
 pub const PSCI_VERSION: u64 = 0x8400_0000;
@@ -59,6 +59,17 @@ pub fn resume(words: &[u64]) -> Message {
     Message::new(vcpu::RESUME).with_words(words)
 }
 
+/// The answer to a bench-device access received in registers only (the timed MMIO path,
+/// which never builds a [`Message`]); `None` for anything else, which [`decide`] handles.
+pub fn answer_device(message: &ShortMessage, badge: u64) -> Option<ShortMessage> {
+    if badge != DEVICE_BADGE {
+        return None;
+    }
+    let access = MmioAccess::decode_short(message)?;
+    let value = if access.write { 0 } else { DEVICE_VALUE };
+    Some(ShortMessage::new(vcpu::RESUME, &[value]))
+}
+
 /// Decides what to do with a fault message that arrived with `badge`.
 pub fn decide(message: &Message, badge: u64) -> Action {
     if badge == DEVICE_BADGE
@@ -99,6 +110,20 @@ mod tests {
         assert_eq!(decide(&read.encode(), DEVICE_BADGE), Action::Reply(resume(&[DEVICE_VALUE])));
         let write = MmioAccess { write: true, value: 7, ..read };
         assert_eq!(decide(&write.encode(), DEVICE_BADGE), Action::Reply(resume(&[0])));
+    }
+
+    #[test]
+    fn device_accesses_in_registers_are_answered_without_a_message() {
+        let read = MmioAccess { ipa: 0x0a00_0000, size: 4, write: false, value: 0, vcpu: 0 };
+        let short = ShortMessage::new(vcpu::MMIO, &read.words());
+        assert_eq!(
+            answer_device(&short, DEVICE_BADGE),
+            Some(ShortMessage::new(vcpu::RESUME, &[DEVICE_VALUE]))
+        );
+        let write = MmioAccess { write: true, value: 7, ..read };
+        let short_write = ShortMessage::new(vcpu::MMIO, &write.words());
+        assert_eq!(answer_device(&short_write, DEVICE_BADGE), Some(ShortMessage::new(vcpu::RESUME, &[0])));
+        assert_eq!(answer_device(&short, FAULT_BADGE), None);
     }
 
     #[test]

@@ -9,12 +9,20 @@
 //! every vCPU shares: under `-icount shift=0` a virtual nanosecond is one instruction
 //! executed by any CPU, so those figures are system-wide instruction counts (the other
 //! vCPUs wait in WFI), in steps of the counter's tick (16 ns at 62.5 MHz).
+//!
+//! Last, the cost of idle vCPUs: vCPU 0 times a busy loop of [`BUSY_ITERATIONS`] two-
+//! instruction iterations (100 ms of virtual time under `-icount shift=0`) in virtual
+//! nanoseconds, once while vCPUs 1..3 wait in WFI and once after they are off (PSCI
+//! CPU_OFF). Virtual time counts every CPU's instructions, so the difference is what the
+//! three idle vCPUs cost the system (their wake-ups, traps and scheduling) while the busy
+//! one executed its 100 million instructions; `idle-vcpu-wfi-100ms` is that per idle vCPU
+//! (zero if the loop was no slower with them), after the two loops' own figures.
 
 use super::gic::{self, gicd_read};
-use super::{now_ticks, wait_for};
+use super::{cpus, now_ticks, wait_for};
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTV_CVAL_EL0, Readable};
 use core::arch::asm;
-use guest_test::gic::{SgiTargets, gicd};
+use guest_test::gic::{CPUS, SgiTargets, gicd};
 use guest_test::nanoseconds;
 
 /// GICD reads timed.
@@ -23,6 +31,10 @@ const READS: u64 = 1000;
 const EVENTS: u64 = 50;
 /// The SGI the benchmarks send.
 const BENCH_SGI: u32 = 8;
+
+/// Iterations of the busy loop (`subs`, `b.ne`): 100 million instructions, 100 ms of
+/// virtual time under `-icount shift=0`.
+const BUSY_ITERATIONS: u64 = 50_000_000;
 
 /// PMEVTYPER0_EL0: INST_RETIRED (0x08) at EL1 and EL0 (P, U and NSH clear).
 const INST_RETIRED: u64 = 0x08;
@@ -98,8 +110,9 @@ fn print(key: &str, figure: u64) {
     println!("bench {key} {figure}");
 }
 
-/// Runs every benchmark on vCPU 0 (IRQs unmasked, the secondaries idle).
-pub(super) fn run() {
+/// Runs every benchmark on vCPU 0 (IRQs unmasked, the secondaries idle), the ITS's (see
+/// `its_checks::bench`) with `its`.
+pub(super) fn run(its: bool) {
     let meter = Meter::choose();
     let start = meter.read();
     for _ in 0..READS {
@@ -147,4 +160,34 @@ pub(super) fn run() {
     }
     gic::unmask_irqs();
     print("gic-eoi", meter.figure(total, EVENTS));
+
+    if its {
+        super::its_checks::bench();
+    }
+    let with_idle_vcpus = busy_loop_nanoseconds();
+    if let Err(detail) = cpus::stop_all() {
+        println!("bench: stopping the secondaries failed: {}", detail.as_str());
+        return;
+    }
+    let alone = busy_loop_nanoseconds();
+    print("busy-loop-with-idle-vcpus", with_idle_vcpus);
+    print("busy-loop-alone", alone);
+    let idle_vcpus = CPUS as u64 - 1;
+    print("idle-vcpu-wfi-100ms", with_idle_vcpus.saturating_sub(alone) / idle_vcpus);
+}
+
+/// Runs [`BUSY_ITERATIONS`] of a two-instruction loop on this vCPU; returns the virtual
+/// nanoseconds it took (system-wide instructions under `-icount shift=0`).
+fn busy_loop_nanoseconds() -> u64 {
+    let start = now_ticks();
+    // SAFETY: a register-only countdown loop.
+    unsafe {
+        asm!(
+            "1: subs {count}, {count}, #1",
+            "b.ne 1b",
+            count = inout(reg) BUSY_ITERATIONS => _,
+            options(nomem, nostack),
+        );
+    }
+    nanoseconds(CNTFRQ_EL0.get(), now_ticks() - start)
 }

@@ -10,6 +10,7 @@
 
 use super::gic;
 use super::wait_for;
+use aarch64_cpu::registers::Readable;
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_rt::mmio;
 use guest_test::gic::{CPUS, FIRST_LPI, PerCpu, expect_per_cpu, gicr};
@@ -580,4 +581,70 @@ fn malformed_commands() -> Outcome {
     let processor = gic::processor_number(0);
     submit(&[Command::mapc(0, processor, true), Command::int(DEVICE, 0), Command::sync(processor)])?;
     gic::expect_deliveries(LPI, before, [1, 0, 0, 0])
+}
+
+/// INTs timed for `its-int-to-handler`.
+const BENCH_INTS: u32 = 50;
+/// SYNC commands timed for `its-command-sync`.
+const BENCH_SYNCS: u64 = 100;
+
+/// The ITS figures, after the checks, in virtual nanoseconds (system-wide instructions
+/// under `-icount shift=0`; the other vCPUs wait in WFI): `its-int-to-handler`, one INT
+/// from the CWRITER write to the target's acknowledge ([`DEVICE`]'s event 0, [`LPI`] on
+/// vCPU 0); `its-lpi-stress-per-lpi`, an INT for each of [`BULK_DEVICE`]'s 256 events (128
+/// on vCPU 1, 128 on vCPU 2) from the first CWRITER write until every one was
+/// acknowledged, per LPI; `its-command-sync`, a batch of SYNCs from the CWRITER write
+/// until CREADR passed them, per command.
+pub(super) fn bench() {
+    let mut total = 0;
+    for _ in 0..BENCH_INTS {
+        let before = gic::deliveries(LPI)[0];
+        let start = super::now_ticks();
+        enqueue(&[Command::int(DEVICE, 0)]);
+        if !wait_for(|| gic::deliveries(LPI)[0] > before) {
+            println!("bench: INT of LPI {LPI} did not arrive");
+            return;
+        }
+        total += gic::last_acknowledged(0) - start;
+    }
+    if !matches!(drain(), Drained::Done) {
+        println!("bench: the ITS queue did not drain");
+        return;
+    }
+    let frequency = aarch64_cpu::registers::CNTFRQ_EL0.get();
+    println!(
+        "bench its-int-to-handler {}",
+        guest_test::nanoseconds(frequency, total) / u64::from(BENCH_INTS)
+    );
+
+    let before: [PerCpu; BULK_EVENTS as usize] =
+        core::array::from_fn(|i| gic::deliveries(FIRST_LPI + i as u32));
+    let start = super::now_ticks();
+    // In batches that fit the stack and the queue; the ITS runs each while the next is written.
+    for first in (0..BULK_EVENTS).step_by(32) {
+        let ints: [Command; 32] = core::array::from_fn(|i| Command::int(BULK_DEVICE, first + i as u32));
+        if let Err(detail) = submit(&ints) {
+            println!("bench: INTs on device {BULK_DEVICE}: {}", detail.as_str());
+            return;
+        }
+    }
+    let all = || {
+        (0..BULK_EVENTS)
+            .all(|i| gic::deliveries_since(FIRST_LPI + i, before[i as usize]).iter().sum::<u32>() >= 1)
+    };
+    if !wait_for(all) {
+        println!("bench: not every INT of device {BULK_DEVICE} arrived");
+        return;
+    }
+    let last = [1, 2].map(gic::last_acknowledged).into_iter().max().unwrap_or(start);
+    let per_lpi = guest_test::nanoseconds(frequency, last - start) / u64::from(BULK_EVENTS);
+    println!("bench its-lpi-stress-per-lpi {per_lpi}");
+
+    let start = super::now_ticks();
+    if let Err(detail) = submit(&[Command::sync(gic::processor_number(0)); BENCH_SYNCS as usize]) {
+        println!("bench: SYNCs: {}", detail.as_str());
+        return;
+    }
+    let elapsed = super::now_ticks() - start;
+    println!("bench its-command-sync {}", guest_test::nanoseconds(frequency, elapsed) / BENCH_SYNCS);
 }

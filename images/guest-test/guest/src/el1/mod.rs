@@ -161,7 +161,7 @@ pub(crate) extern "C" fn boot_main() -> ! {
         if options.its {
             its_checks::run(&mut report, options.msi);
         }
-        bench::run();
+        bench::run(options.its);
     } else {
         report.check("cpu-off-all-vcpus", cpus::stop_all());
     }
