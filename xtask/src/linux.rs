@@ -12,6 +12,10 @@
 //!   checks the answers (CPUs online, timer and IPIs counting on every CPU, the ITS
 //!   probed, pinned work on each CPU), then powers off.
 //! - `cargo xtask run <system> --native`: the VM's guest on QEMU alone, interactively.
+//! - `... | cargo xtask run linux [--native]`: with stdin a pipe (not a terminal), what
+//!   comes through it is typed only once the shell is up ([`run_piped`]): Linux's PL011
+//!   driver empties the UART's FIFO when it opens the console, so input typed earlier is
+//!   lost, natively as under the hypervisor.
 
 use crate::manifest::{self, GuestOverride, GuestSource, Vm};
 use crate::qemu::{self, Console};
@@ -19,6 +23,7 @@ use crate::system::{self, Built, NoExecutable};
 use crate::toolchain::QEMU;
 use anyhow::{Context, Result, bail, ensure};
 use std::io::{Read as _, Write as _};
+use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command};
 use std::sync::mpsc;
@@ -284,6 +289,35 @@ struct BootTimes {
     marker_wall: Duration,
     /// Host time from QEMU's start to its exit, less the wait before the command was typed.
     power_off_wall: Duration,
+}
+
+/// `cargo xtask run` of a Linux system with stdin a pipe: boots `host`'s machine (native:
+/// `system`'s guest as `guest` changes it), echoes the console, and once the shell marker
+/// is printed copies stdin to the console until it ends; returns when QEMU exits (the
+/// guest powers off). Under the hypervisor the kernel's result line must say status 0.
+pub fn run_piped(host: Host, system: &str, guest: &GuestOverride) -> Result<()> {
+    let machine = match host {
+        Host::Native => Machine {
+            command: native_command(system, guest, Console::Piped, &[])?,
+            kernel_nonce: None,
+            _built: None,
+        },
+        Host::Hypervisor => {
+            let built = system::build(system, system::Checks::None, guest)?;
+            let command = qemu::command(&built.run_config(Console::Piped, Duration::MAX, Vec::new()));
+            Machine { command, kernel_nonce: Some(built.nonce), _built: Some(built) }
+        }
+    };
+    let mut session = Session::start(machine.command)?;
+    session.wait_for(0, "the shell marker", BOOT_TIMEOUT, |line| kernel_timestamp(line, SHELL_MARKER))?;
+    let mut input = std::fs::File::from(session.input.as_fd().try_clone_to_owned().context("QEMU stdin")?);
+    std::thread::spawn(move || std::io::copy(&mut std::io::stdin().lock(), &mut input));
+    while session.receive(Instant::now() + COMMAND_TIMEOUT)? {}
+    session.child.wait()?;
+    match machine.kernel_nonce {
+        Some(nonce) => check_result_line(&session.output, nonce),
+        None => Ok(()),
+    }
 }
 
 /// Boots, waits for the shell, types the power-off and times both.

@@ -26,6 +26,7 @@ use xtask::{codegen, layout, manifest};
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Parser, Subcommand};
 use manifest::GuestOverride;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -149,6 +150,9 @@ fn run_cli() -> Result<()> {
             let guest = guest.resolve(&cwd);
             if system::vm_boots_file(&system)? {
                 ensure!(!gdb && timeout.is_none(), "--native with a guest file takes no --gdb or --timeout");
+                if !std::io::stdin().is_terminal() {
+                    return linux::run_piped(linux::Host::Native, &system, &guest);
+                }
                 return run_native_file(&system, &guest);
             }
             ensure!(
@@ -160,6 +164,10 @@ fn run_cli() -> Result<()> {
         Commands::Run { system, gdb, timeout, native: false, guest } => {
             toolchain::ensure_rust_target()?;
             toolchain::ensure_qemu()?;
+            if system::vm_boots_file(&system)? && !gdb && timeout.is_none() && !std::io::stdin().is_terminal()
+            {
+                return linux::run_piped(linux::Host::Hypervisor, &system, &guest.resolve(&cwd));
+            }
             let built =
                 system::build(&system, system::Checks::None, &guest.resolve(&cwd)).map_err(|error| {
                     if system == linux::SYSTEM { linux::explain_not_yet(error) } else { error }
