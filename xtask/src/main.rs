@@ -168,10 +168,7 @@ fn run_cli() -> Result<()> {
             {
                 return linux::run_piped(linux::Host::Hypervisor, &system, &guest.resolve(&cwd));
             }
-            let built =
-                system::build(&system, system::Checks::None, &guest.resolve(&cwd)).map_err(|error| {
-                    if system == linux::SYSTEM { linux::explain_not_yet(error) } else { error }
-                })?;
+            let built = system::build(&system, system::Checks::None, &guest.resolve(&cwd))?;
             let extra_args = if gdb { gdb_args(&built.kernel_elf) } else { Vec::new() };
             let outcome = qemu::run(&built.run_config(
                 qemu::Console::Interactive,
