@@ -19,8 +19,8 @@
 //! A test guest ends the run with a status: it makes the vendor-specific hypervisor call
 //! [`psci::REPORT_STATUS`] (function 0x8600_0001, status in `w1`, 0 = pass), then PSCI
 //! `SYSTEM_OFF`, which the VMM turns into the Control capability's shutdown with that
-//! status (0 when nothing was reported). `SYSTEM_RESET` answers NOT_SUPPORTED: the kernel
-//! cannot reload a VM yet.
+//! status (0 when nothing was reported). `SYSTEM_RESET` ends the run the same way (see
+//! [`psci`]): the VM cannot be restarted yet.
 //!
 //! # Host input
 //!
@@ -198,6 +198,12 @@ impl Vmm {
             Outcome::Return(value) => Reply::Resume([value as u64, 0, 0, 0]),
             Outcome::Stop => Reply::Stop,
             Outcome::PowerOff { status } => {
+                platform.power_off(status);
+                log::warn!("powering off failed; vCPU {} stops", call.vcpu);
+                Reply::Stop
+            }
+            Outcome::Reset { status } => {
+                log::info!("guest reset: restarting the VM is not supported yet, so the run ends");
                 platform.power_off(status);
                 log::warn!("powering off failed; vCPU {} stops", call.vcpu);
                 Reply::Stop
@@ -414,6 +420,14 @@ mod tests {
         let off = u64::from(smccc::psci::PSCI_SYSTEM_OFF);
         assert_eq!(vmm.handle(&hvc(&[off], 0), FAULTS, &mut platform), Reply::Stop);
         assert_eq!(platform.powered_off, Some(2));
+    }
+
+    #[test]
+    fn system_reset_ends_the_run_like_system_off() {
+        let (mut vmm, mut platform) = (Vmm::new(2), FakePlatform::default());
+        let reset = u64::from(smccc::psci::PSCI_SYSTEM_RESET);
+        assert_eq!(vmm.handle(&hvc(&[reset], 1), FAULTS, &mut platform), Reply::Stop);
+        assert_eq!(platform.powered_off, Some(0));
     }
 
     #[test]
