@@ -19,25 +19,29 @@
 //! A test guest ends the run with a status: it makes the vendor-specific hypervisor call
 //! [`psci::REPORT_STATUS`] (function 0x8600_0001, status in `w1`, 0 = pass), then PSCI
 //! `SYSTEM_OFF`, which the VMM turns into the Control capability's shutdown with that
-//! status (0 when nothing was reported). `SYSTEM_RESET` answers NOT_SUPPORTED: the kernel
-//! cannot reload a VM yet.
+//! status (0 when nothing was reported). `SYSTEM_RESET` ends the run the same way (see
+//! [`psci`]): the VM cannot be restarted yet.
 //!
 //! # Host input
 //!
 //! The host's PL011 (the kernel's console) raises SPI 33 when a character arrives; the
-//! VMM holds that IRQ and the notification it signals, and maps the UART to read
-//! characters. The kernel writes its own output to that UART's DR, so the VMM touches only
-//! the receive side: DR reads, the RX and RT bits of IMSC and ICR. The VMM waits on its
-//! endpoint alone (the kernel cannot wait on an endpoint and a notification at once), so
-//! it polls the notification before every guest access to the emulated PL011: the guest
-//! can only observe received characters through those registers. On a signal it clears
-//! the host's receive interrupts, moves characters into the emulated FIFO while it has
-//! room, and acknowledges the IRQ once the host FIFO is empty; until then the IRQ stays
-//! unacknowledged (masked), so a guest that does not read cannot cause an interrupt storm.
+//! VMM holds that IRQ, whose notification is bound to the VMM's thread, and maps the UART
+//! to read characters. The kernel writes its own output to that UART's DR, so the VMM
+//! touches only the receive side: DR reads, the RX and RT bits of IMSC and ICR. A signal
+//! arrives on the endpoint as a message labelled `ipc::NOTIFIED` ([`Vmm::host_input`]):
+//! the VMM clears the host's receive interrupts, moves characters into the emulated FIFO
+//! while it has room, and acknowledges the IRQ once the host FIFO is empty. Until then the
+//! IRQ stays unacknowledged (masked), so a guest that does not read cannot cause an
+//! interrupt storm, and the characters left in the host FIFO follow as soon as the guest
+//! makes room: each guest access to the emulated PL011 first tops its FIFO up.
 //!
-//! The emulated UART's interrupt line is kept in the model
-//! ([`pl011::Pl011::interrupt_asserted`]) but is not delivered to the guest: injecting a
-//! virtual SPI needs the vgic-server.
+//! # The guest's UART interrupt
+//!
+//! The emulated PL011's interrupt output ([`pl011::Pl011::interrupt_asserted`]) drives the
+//! VM's SPI [`PL011_INTID`] through the vgic-server ([`Platform::set_uart_line`], an
+//! `ipc::vgic::SpiRequest::SetLevel` Call), whenever it changes: after host input and
+//! after each guest access to the UART. The vgic-server receives at a higher priority
+//! than the VMM, so the Call is served at once.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -61,6 +65,8 @@ pub mod badge {
 
 /// Guest-physical base of the emulated PL011 (QEMU `virt`'s UART address).
 pub const PL011_BASE: u64 = 0x0900_0000;
+/// The emulated PL011's interrupt: SPI 1, as the guest's device tree says.
+pub const PL011_INTID: u32 = 33;
 
 /// Everything the VMM does outside its own state: invocations on its capabilities and
 /// accesses to the host UART.
@@ -69,8 +75,8 @@ pub trait Platform: VcpuControl {
     fn console_write(&mut self, bytes: &[u8]);
     /// Ends the run with `status` (0 = pass); returns only if that failed.
     fn power_off(&mut self, status: u32);
-    /// Takes the host UART's interrupt notification: whether it was signalled.
-    fn host_rx_signalled(&mut self) -> bool;
+    /// Sets the level of the guest's UART interrupt line ([`PL011_INTID`]).
+    fn set_uart_line(&mut self, asserted: bool);
     /// Clears the host UART's receive and receive-timeout interrupts.
     fn host_rx_clear_interrupts(&mut self);
     /// Takes one character from the host UART (DR bits 11:0), or `None` when its receive
@@ -128,6 +134,8 @@ pub struct Vmm {
     /// The host UART signalled input that is not all in the emulated FIFO yet; its IRQ
     /// is unacknowledged.
     host_rx_pending: bool,
+    /// The level last given to the guest's UART interrupt line.
+    uart_line: bool,
     diagnostics: Diagnostics,
 }
 
@@ -138,6 +146,7 @@ impl Vmm {
             psci: Psci::new(vcpus),
             uart: Pl011::new(),
             host_rx_pending: false,
+            uart_line: false,
             diagnostics: Diagnostics::default(),
         }
     }
@@ -193,11 +202,31 @@ impl Vmm {
                 log::warn!("powering off failed; vCPU {} stops", call.vcpu);
                 Reply::Stop
             }
+            Outcome::Reset { status } => {
+                log::info!("guest reset: restarting the VM is not supported yet, so the run ends");
+                platform.power_off(status);
+                log::warn!("powering off failed; vCPU {} stops", call.vcpu);
+                Reply::Stop
+            }
         }
+    }
+
+    /// The host UART's IRQ notification arrived: takes its input (see the crate
+    /// documentation).
+    pub fn host_input(&mut self, platform: &mut impl Platform) {
+        self.host_rx_pending = true;
+        self.receive_host_input(platform);
+        self.update_uart_line(platform);
     }
 
     fn uart_access(&mut self, access: &MmioAccess, platform: &mut impl Platform) -> Reply {
         self.receive_host_input(platform);
+        let reply = self.serve_uart_access(access, platform);
+        self.update_uart_line(platform);
+        reply
+    }
+
+    fn serve_uart_access(&mut self, access: &MmioAccess, platform: &mut impl Platform) -> Reply {
         let offset = access.ipa.wrapping_sub(PL011_BASE);
         let result = if access.write {
             self.uart.write(offset, access.size, access.value).map(|transmitted| {
@@ -222,12 +251,18 @@ impl Vmm {
         }
     }
 
+    /// Tells the vgic-server the UART's interrupt level if it changed.
+    fn update_uart_line(&mut self, platform: &mut impl Platform) {
+        let asserted = self.uart.interrupt_asserted();
+        if asserted != self.uart_line {
+            self.uart_line = asserted;
+            platform.set_uart_line(asserted);
+        }
+    }
+
     /// Moves characters the host UART received into the emulated FIFO (see the crate
     /// documentation).
     fn receive_host_input(&mut self, platform: &mut impl Platform) {
-        if platform.host_rx_signalled() {
-            self.host_rx_pending = true;
-        }
         if !self.host_rx_pending {
             return;
         }
@@ -257,7 +292,8 @@ mod tests {
         started: Vec<(usize, u64, u64)>,
         console: Vec<u8>,
         powered_off: Option<u32>,
-        signalled: bool,
+        /// Every level given to the guest's UART line, in order.
+        uart_lines: Vec<bool>,
         host_fifo: VecDeque<u16>,
         clears: usize,
         acks: usize,
@@ -277,8 +313,8 @@ mod tests {
         fn power_off(&mut self, status: u32) {
             self.powered_off = Some(status);
         }
-        fn host_rx_signalled(&mut self) -> bool {
-            core::mem::take(&mut self.signalled)
+        fn set_uart_line(&mut self, asserted: bool) {
+            self.uart_lines.push(asserted);
         }
         fn host_rx_clear_interrupts(&mut self) {
             self.clears += 1;
@@ -292,10 +328,9 @@ mod tests {
     }
 
     impl FakePlatform {
-        /// Characters arrive at the host UART, which raises its IRQ.
+        /// Characters arrive at the host UART.
         fn type_in(&mut self, text: &[u8]) {
             self.host_fifo.extend(text.iter().map(|&byte| u16::from(byte)));
-            self.signalled = true;
         }
     }
 
@@ -388,6 +423,14 @@ mod tests {
     }
 
     #[test]
+    fn system_reset_ends_the_run_like_system_off() {
+        let (mut vmm, mut platform) = (Vmm::new(2), FakePlatform::default());
+        let reset = u64::from(smccc::psci::PSCI_SYSTEM_RESET);
+        assert_eq!(vmm.handle(&hvc(&[reset], 1), FAULTS, &mut platform), Reply::Stop);
+        assert_eq!(platform.powered_off, Some(0));
+    }
+
+    #[test]
     fn system_registers_and_strays_get_exceptions() {
         let (mut vmm, mut platform) = (Vmm::new(1), FakePlatform::default());
         let sysreg = vcpu::SysRegAccess { encoding: 0xc000, write: false, value: 0, vcpu: 0 }.encode();
@@ -430,20 +473,18 @@ mod tests {
     }
 
     #[test]
-    fn host_input_is_taken_on_the_next_uart_access() {
+    fn host_input_is_taken_when_the_host_irq_notifies() {
         let (mut vmm, mut platform) = (Vmm::new(1), FakePlatform::default());
         uart_write(&mut vmm, &mut platform, reg::LCR_H, 0x70);
         platform.type_in(b"a");
-        assert_eq!(platform.host_fifo.len(), 1, "nothing happens before the guest looks");
-        assert_eq!(uart_read(&mut vmm, &mut platform, reg::FR) as u32 & flag::RXFE, 0);
+        assert_eq!(uart_read(&mut vmm, &mut platform, reg::FR) as u32 & flag::RXFE, flag::RXFE);
+        assert_eq!((platform.clears, platform.acks), (0, 0), "no notification, no host access");
+        vmm.host_input(&mut platform);
         assert_eq!((platform.clears, platform.acks), (1, 1));
         assert_eq!(uart_read(&mut vmm, &mut platform, reg::DR), u64::from(b'a'));
         assert_eq!(uart_read(&mut vmm, &mut platform, reg::FR) as u32 & flag::RXFE, flag::RXFE);
-        assert_eq!((platform.clears, platform.acks), (1, 1), "no signal, no host access");
-        // PSCI calls do not look at the host UART.
-        platform.type_in(b"b");
-        vmm.handle(&hvc(&[u64::from(smccc::psci::PSCI_VERSION)], 0), FAULTS, &mut platform);
-        assert!(platform.signalled);
+        assert_eq!((platform.clears, platform.acks), (1, 1));
+        assert!(platform.uart_lines.is_empty(), "every interrupt is masked");
     }
 
     #[test]
@@ -451,6 +492,7 @@ mod tests {
         let (mut vmm, mut platform) = (Vmm::new(1), FakePlatform::default());
         // FIFOs off: the guest UART holds one character at a time.
         platform.type_in(b"xyz");
+        vmm.host_input(&mut platform);
         let mut received = Vec::new();
         for _ in 0..3 {
             assert_eq!(platform.acks, 0, "the IRQ stays masked while input waits");
@@ -464,17 +506,41 @@ mod tests {
     }
 
     #[test]
-    fn host_input_raises_the_emulated_interrupt_line() {
+    fn host_input_raises_the_guest_uart_line_and_reading_lowers_it() {
         let (mut vmm, mut platform) = (Vmm::new(1), FakePlatform::default());
         uart_write(&mut vmm, &mut platform, reg::LCR_H, 0x70);
         uart_write(&mut vmm, &mut platform, reg::IMSC, u64::from(interrupt::RX | interrupt::RT));
-        assert!(!vmm.uart().interrupt_asserted());
+        assert!(platform.uart_lines.is_empty());
         platform.type_in(b"ls\n");
+        vmm.host_input(&mut platform);
+        assert_eq!(platform.uart_lines, [true], "raised by the notification, before any guest access");
         assert_eq!(uart_read(&mut vmm, &mut platform, reg::MIS), u64::from(interrupt::RT));
-        assert!(vmm.uart().interrupt_asserted());
         let line: Vec<u8> = (0..3).map(|_| uart_read(&mut vmm, &mut platform, reg::DR) as u8).collect();
         assert_eq!(line, b"ls\n");
-        assert!(!vmm.uart().interrupt_asserted());
+        assert_eq!(platform.uart_lines, [true, false], "told once per change");
         assert_eq!(platform.acks, 1);
+        // Characters typed while the guest handles the interrupt raise it again.
+        platform.type_in(b"x");
+        vmm.host_input(&mut platform);
+        assert_eq!(platform.uart_lines, [true, false, true]);
+    }
+
+    #[test]
+    fn the_transmit_interrupt_follows_the_guest_mask() {
+        let (mut vmm, mut platform) = (Vmm::new(1), FakePlatform::default());
+        uart_write(&mut vmm, &mut platform, reg::IMSC, u64::from(interrupt::TX | interrupt::RT));
+        assert_eq!(platform.uart_lines, [true], "an empty transmit FIFO asks for data");
+        uart_write(&mut vmm, &mut platform, reg::DR, u64::from(b'!'));
+        uart_write(&mut vmm, &mut platform, reg::IMSC, u64::from(interrupt::RT));
+        assert_eq!(platform.uart_lines, [true, false]);
+        assert_eq!(platform.console, b"!");
+    }
+
+    #[test]
+    fn psci_calls_leave_the_host_uart_alone() {
+        let (mut vmm, mut platform) = (Vmm::new(1), FakePlatform::default());
+        platform.type_in(b"b");
+        vmm.handle(&hvc(&[u64::from(smccc::psci::PSCI_VERSION)], 0), FAULTS, &mut platform);
+        assert_eq!((platform.host_fifo.len(), platform.clears, platform.uart_lines.len()), (1, 0, 0));
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! Capabilities (names in `system.toml`): `requests` (recv on the endpoint that the VM's
 //! fault endpoint and PL011 route name), `vcpus` (every vCPU of the VM), `console`,
-//! `control`, `host-uart-irq` (SPI 33) with its notification `host-uart-events`, and the
-//! mapped host PL011 page `host-uart`.
+//! `control`, `vgic` (call on the vgic-server's endpoint, badge `ipc::vgic::badge::DEVICE`),
+//! `host-uart-irq` (SPI 33), and the mapped host PL011 page `host-uart`. The host UART
+//! IRQ's notification is bound to this thread: it arrives on `requests` labelled
+//! `ipc::NOTIFIED`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -22,7 +24,9 @@ fn main() {}
 /// The component proper (bare-metal target only).
 #[cfg(target_os = "none")]
 mod el0 {
-    use super::{CONSOLE, CONTROL, HOST_UART, HOST_UART_EVENTS, HOST_UART_IRQ, REQUESTS, VCPUS};
+    use super::{CONSOLE, CONTROL, HOST_UART, HOST_UART_IRQ, REQUESTS, VCPUS, VGIC};
+    use ipc::NOTIFIED;
+    use ipc::vgic::{DONE, SpiRequest};
     use vmm::pl011::{flag, interrupt, reg};
     use vmm::psci::VcpuControl;
     use vmm::{Platform, Vmm};
@@ -66,8 +70,13 @@ mod el0 {
             }
         }
 
-        fn host_rx_signalled(&mut self) -> bool {
-            HOST_UART_EVENTS.poll().is_ok_and(|word| word.0 != 0)
+        fn set_uart_line(&mut self, asserted: bool) {
+            let request = SpiRequest::SetLevel { intid: vmm::PL011_INTID, level: asserted };
+            match VGIC.call(&request.encode()) {
+                Ok(reply) if reply.label() == DONE => {}
+                Ok(reply) => log::warn!("the vgic-server refused {request:?}: label {:#x}", reply.label().0),
+                Err(error) => log::warn!("calling the vgic-server failed: {error:?}"),
+            }
         }
 
         fn host_rx_clear_interrupts(&mut self) {
@@ -96,8 +105,14 @@ mod el0 {
         let mut vmm = Vmm::new(VCPUS.len());
         let (mut message, mut badge) = REQUESTS.recv().expect("recv on REQUESTS");
         loop {
-            let reply = vmm.handle(&message, badge, &mut host);
-            (message, badge) = REQUESTS.reply_recv(&reply.message()).expect("reply_recv on REQUESTS");
+            let received = if message.label() == NOTIFIED {
+                vmm.host_input(&mut host);
+                REQUESTS.recv()
+            } else {
+                let reply = vmm.handle(&message, badge, &mut host).message();
+                REQUESTS.reply_recv(&reply)
+            };
+            (message, badge) = received.expect("receiving on REQUESTS");
         }
     }
 }

@@ -2,9 +2,11 @@
 //! and its `earlycon` see it.
 //!
 //! Transmission is instant: a byte written to DR goes straight to the console, so the
-//! transmit FIFO is always empty (FR.TXFE set, TXFF and BUSY clear) and the transmit
-//! interrupt is raised by every write, as when a real FIFO drains below its trigger
-//! level. Received characters come from the host ([`Pl011::receive`]) into a receive FIFO
+//! transmit FIFO is always empty (FR.TXFE set, TXFF and BUSY clear) and therefore always
+//! at or below its trigger level: the transmit interrupt (RIS.TXRIS) is a level that is
+//! always raised, and ICR cannot clear it. Linux's driver unmasks it (IMSC.TXIM) only
+//! while it has output queued and masks it once the queue is empty, so the line is up
+//! exactly while the driver wants to transmit. Received characters come from the host ([`Pl011::receive`]) into a receive FIFO
 //! of 32 entries (one while LCR_H.FEN is clear), each with its FE/PE/BE/OE bits as DR
 //! returns them. The receive interrupt rises when the FIFO reaches the IFLS trigger
 //! level; the receive timeout interrupt rises with every character (from the guest's
@@ -170,6 +172,7 @@ pub struct Pl011 {
     cr: u32,
     ifls: u32,
     imsc: u32,
+    /// The latched interrupts of RIS (every bit but the transmit level).
     ris: u32,
     dmacr: u32,
 }
@@ -200,10 +203,14 @@ impl Pl011 {
         }
     }
 
-    /// The interrupt line: some raised interrupt is unmasked. (Nothing delivers it to the
-    /// guest yet: that needs the vgic-server.)
+    /// The interrupt line (the PL011's UARTINTR): some raised interrupt is unmasked.
     pub fn interrupt_asserted(&self) -> bool {
-        self.ris & self.imsc != 0
+        self.raw_status() & self.imsc != 0
+    }
+
+    /// RIS: the latched receive and error interrupts, and the transmit level.
+    fn raw_status(&self) -> u32 {
+        self.ris | interrupt::TX
     }
 
     /// Whether the receive FIFO can take another character.
@@ -314,8 +321,8 @@ impl Pl011 {
             reg::CR => self.cr,
             reg::IFLS => self.ifls,
             reg::IMSC => self.imsc,
-            reg::RIS => self.ris,
-            reg::MIS => self.ris & self.imsc,
+            reg::RIS => self.raw_status(),
+            reg::MIS => self.raw_status() & self.imsc,
             reg::DMACR => self.dmacr,
             reg::PERIPH_ID0..=0xffc => ID_REGISTERS[((register - reg::PERIPH_ID0) / 4) as usize],
             _ => return None,
@@ -341,7 +348,6 @@ impl Pl011 {
         match register {
             reg::DR => {
                 let byte = value as u8;
-                self.ris |= interrupt::TX;
                 if self.cr & CR_LBE != 0 {
                     self.receive(byte.into());
                     return Ok(None);
@@ -413,7 +419,7 @@ mod tests {
             (reg::CR, 0x300),
             (reg::IFLS, 0x12),
             (reg::IMSC, 0),
-            (reg::RIS, 0),
+            (reg::RIS, u64::from(interrupt::TX)),
             (reg::MIS, 0),
             (reg::DMACR, 0),
         ];
@@ -444,19 +450,58 @@ mod tests {
     }
 
     #[test]
-    fn transmitted_bytes_go_to_the_console_and_raise_tx() {
+    fn transmitted_bytes_go_to_the_console() {
         let mut uart = Pl011::new();
         assert_eq!(write(&mut uart, reg::DR, 0x141), Some(b'A'));
         assert_eq!(uart.write(reg::DR, 1, u64::from(b'B')), Ok(Some(b'B')));
-        assert_eq!(read(&mut uart, reg::RIS), u64::from(interrupt::TX));
+        let fr = read(&mut uart, reg::FR) as u32;
+        assert_eq!(fr & (flag::TXFE | flag::TXFF | flag::BUSY), flag::TXFE);
+    }
+
+    #[test]
+    fn the_transmit_interrupt_is_a_level_that_only_its_mask_gates() {
+        let mut uart = Pl011::new();
+        assert_eq!(read(&mut uart, reg::RIS), u64::from(interrupt::TX), "an empty FIFO is below any level");
         assert!(!uart.interrupt_asserted(), "masked");
+        // The driver unmasks TXIM when it queues output the FIFO did not take at once.
         write(&mut uart, reg::IMSC, interrupt::TX.into());
         assert!(uart.interrupt_asserted());
         assert_eq!(read(&mut uart, reg::MIS), u64::from(interrupt::TX));
+        // Clearing does not lower a level whose condition holds; writing does not either.
         write(&mut uart, reg::ICR, interrupt::TX.into());
+        write(&mut uart, reg::DR, u64::from(b'x'));
+        assert!(uart.interrupt_asserted());
+        // Its queue empty, the driver masks TXIM again: the line drops.
+        write(&mut uart, reg::IMSC, 0);
         assert!(!uart.interrupt_asserted());
-        let fr = read(&mut uart, reg::FR) as u32;
-        assert_eq!(fr & (flag::TXFE | flag::TXFF | flag::BUSY), flag::TXFE);
+        assert_eq!(read(&mut uart, reg::MIS), 0);
+    }
+
+    #[test]
+    fn the_line_is_raw_status_under_the_mask() {
+        let mut uart = Pl011::new();
+        enable_fifos(&mut uart);
+        let receive = interrupt::RX | interrupt::RT;
+        // Every single unmasked source raises the line; masked ones do not.
+        uart.receive(data::FE | u16::from(b'a'));
+        for (mask, asserted) in [
+            (0, false),
+            (interrupt::RT, true),
+            (interrupt::RX, false),
+            (interrupt::FE, true),
+            (interrupt::OE, false),
+            (interrupt::TX, true),
+            (interrupt::ALL & !(interrupt::TX | interrupt::RT | interrupt::FE), false),
+        ] {
+            write(&mut uart, reg::IMSC, mask.into());
+            assert_eq!(uart.interrupt_asserted(), asserted, "IMSC {mask:#x}");
+            assert_eq!(read(&mut uart, reg::MIS) != 0, asserted, "IMSC {mask:#x}");
+        }
+        write(&mut uart, reg::IMSC, (receive | interrupt::FE).into());
+        write(&mut uart, reg::ICR, interrupt::FE.into());
+        assert!(uart.interrupt_asserted(), "RT still raised");
+        read(&mut uart, reg::DR);
+        assert!(!uart.interrupt_asserted(), "the FIFO emptied: RT fell");
     }
 
     #[test]
@@ -467,7 +512,7 @@ mod tests {
         assert!(!uart.can_receive());
         let fr = read(&mut uart, reg::FR) as u32;
         assert_eq!(fr & (flag::RXFE | flag::RXFF), flag::RXFF);
-        assert_eq!(read(&mut uart, reg::RIS), u64::from(interrupt::RX | interrupt::RT));
+        assert_eq!(read(&mut uart, reg::RIS), u64::from(interrupt::RX | interrupt::RT | interrupt::TX));
         write(&mut uart, reg::IMSC, (interrupt::RX | interrupt::RT).into());
         assert!(uart.interrupt_asserted());
         assert_eq!(read(&mut uart, reg::DR), u64::from(b'x'));
@@ -492,7 +537,7 @@ mod tests {
         assert_eq!(read(&mut uart, reg::RIS) as u32 & interrupt::RX, 0, "below the trigger again");
         let rest: Vec<u8> = (0..7).map(|_| read(&mut uart, reg::DR) as u8).collect();
         assert_eq!(rest, b"bcdefgh");
-        assert_eq!(read(&mut uart, reg::RIS), 0);
+        assert_eq!(read(&mut uart, reg::RIS), u64::from(interrupt::TX));
     }
 
     #[test]
@@ -537,7 +582,7 @@ mod tests {
         assert_eq!(read(&mut uart, reg::DR), u64::from(data::FE | data::PE | u16::from(b'q')));
         assert_eq!(read(&mut uart, reg::RSR_ECR), 0b011);
         write(&mut uart, reg::ICR, interrupt::ALL.into());
-        assert_eq!(read(&mut uart, reg::RIS), 0);
+        assert_eq!(read(&mut uart, reg::RIS), u64::from(interrupt::TX));
     }
 
     #[test]
@@ -548,7 +593,7 @@ mod tests {
         uart.receive(2);
         write(&mut uart, reg::LCR_H, 0x60); // 8 bits, FIFOs off
         assert_eq!(read(&mut uart, reg::FR) as u32 & flag::RXFE, flag::RXFE);
-        assert_eq!(read(&mut uart, reg::RIS), 0);
+        assert_eq!(read(&mut uart, reg::RIS), u64::from(interrupt::TX));
         uart.receive(3);
         write(&mut uart, reg::LCR_H, 0x60); // unchanged FEN keeps the character
         assert_eq!(read(&mut uart, reg::DR), 3);

@@ -7,8 +7,10 @@
 //! - Arm architecture calls (0x8000_xxxx): `SMCCC_VERSION` (1.1) and
 //!   `SMCCC_ARCH_FEATURES` (which knows only those two);
 //! - PSCI (0x8400_xxxx, 0xC400_xxxx): VERSION (1.1), FEATURES, CPU_ON, CPU_OFF,
-//!   CPU_SUSPEND, AFFINITY_INFO, MIGRATE_INFO_TYPE and SYSTEM_OFF; SYSTEM_RESET answers
-//!   NOT_SUPPORTED because the kernel cannot reload a VM yet;
+//!   CPU_SUSPEND, AFFINITY_INFO, MIGRATE_INFO_TYPE, SYSTEM_OFF and SYSTEM_RESET, which
+//!   ends the run as SYSTEM_OFF does (as QEMU's `-no-reboot`, which every run here uses,
+//!   does for a machine without the hypervisor): restarting the VM needs a kernel
+//!   invocation that stops running vCPUs, which does not exist yet;
 //! - vendor-specific hypervisor calls (0x8600_xxxx): [`REPORT_STATUS`].
 //!
 //! Everything else answers NOT_SUPPORTED (-1). A 32-bit function (bit 30 clear) uses only
@@ -23,7 +25,7 @@ use smccc::psci::error::{ALREADY_ON, INTERNAL_FAILURE, INVALID_ADDRESS, INVALID_
 use smccc::psci::{
     AffinityState, PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64, PSCI_CPU_OFF, PSCI_CPU_ON_32,
     PSCI_CPU_ON_64, PSCI_CPU_SUSPEND_32, PSCI_CPU_SUSPEND_64, PSCI_FEATURES, PSCI_MIGRATE_INFO_TYPE,
-    PSCI_SYSTEM_OFF, PSCI_VERSION, Version,
+    PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION, Version,
 };
 
 /// Vendor-specific hypervisor call (SMC32 fast call, owner 6): the guest reports its test
@@ -73,6 +75,12 @@ pub enum Outcome {
     /// The guest powered the VM off (SYSTEM_OFF): end the run with this status.
     PowerOff {
         /// 0, or the first non-zero status the guest reported with [`REPORT_STATUS`].
+        status: u32,
+    },
+    /// The guest reset the VM (SYSTEM_RESET), which cannot be restarted yet: end the run
+    /// with this status, as for [`Outcome::PowerOff`].
+    Reset {
+        /// As for [`Outcome::PowerOff`].
         status: u32,
     },
 }
@@ -130,6 +138,7 @@ impl Psci {
             PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64 => self.affinity_info(argument(1), argument(2)),
             PSCI_MIGRATE_INFO_TYPE => MIGRATION_NOT_REQUIRED,
             PSCI_SYSTEM_OFF => return Outcome::PowerOff { status: self.status },
+            PSCI_SYSTEM_RESET => return Outcome::Reset { status: self.status },
             REPORT_STATUS => {
                 // The line a test system with several VMs watches for a VM that does not
                 // end the run (images/two-vms); a guest-caused line, so rate-limited.
@@ -139,7 +148,6 @@ impl Psci {
                 }
                 SUCCESS
             }
-            // SYSTEM_RESET (not done: the kernel cannot reload a VM yet) and the rest.
             _ => NOT_SUPPORTED.into(),
         };
         Outcome::Return(value)
@@ -160,6 +168,7 @@ impl Psci {
                 | PSCI_AFFINITY_INFO_64
                 | PSCI_MIGRATE_INFO_TYPE
                 | PSCI_SYSTEM_OFF
+                | PSCI_SYSTEM_RESET
                 | SMCCC_VERSION
         )
     }
@@ -221,7 +230,6 @@ impl Psci {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smccc::psci::PSCI_SYSTEM_RESET;
 
     /// Records VCPU_START invocations; fails them with `refuse` when set.
     #[derive(Default)]
@@ -273,22 +281,24 @@ mod tests {
     fn features_reports_implemented_functions_only() {
         let (mut psci, mut vcpus) = (Psci::new(1), FakeVcpus::default());
         let features = PSCI_FEATURES.into();
-        for implemented in [PSCI_CPU_ON_64, PSCI_CPU_SUSPEND_64, PSCI_AFFINITY_INFO_32, SMCCC_VERSION] {
+        for implemented in
+            [PSCI_CPU_ON_64, PSCI_CPU_SUSPEND_64, PSCI_AFFINITY_INFO_32, PSCI_SYSTEM_RESET, SMCCC_VERSION]
+        {
             assert_eq!(
                 value(&mut psci, 0, &[features, implemented.into()], &mut vcpus),
                 0,
                 "{implemented:#x}"
             );
         }
-        for missing in [PSCI_SYSTEM_RESET, smccc::psci::PSCI_SYSTEM_SUSPEND_64, REPORT_STATUS, 0x8400_00ff] {
+        for missing in [smccc::psci::PSCI_SYSTEM_SUSPEND_64, REPORT_STATUS, 0x8400_00ff] {
             assert_eq!(value(&mut psci, 0, &[features, missing.into()], &mut vcpus), -1, "{missing:#x}");
         }
     }
 
     #[test]
-    fn unknown_functions_and_system_reset_are_not_supported() {
+    fn unknown_functions_are_not_supported() {
         let (mut psci, mut vcpus) = (Psci::new(1), FakeVcpus::default());
-        for function in [PSCI_SYSTEM_RESET as u64, 0xc400_0012, 0x8600_ff01, 0xc5ff_ffff, 0x1234] {
+        for function in [0xc400_0012, 0x8600_ff01, 0xc5ff_ffff, 0x1234] {
             let result = value(&mut psci, 0, &[function], &mut vcpus);
             assert_eq!(result as u64, u64::MAX, "{function:#x}: -1, sign-extended");
         }
@@ -407,5 +417,7 @@ mod tests {
         assert_eq!(value(&mut psci, 0, &[report, 0], &mut vcpus), 0);
         assert_eq!(value(&mut psci, 0, &[report, 7], &mut vcpus), 0);
         assert_eq!(call(&mut psci, 0, &off, &mut vcpus), Outcome::PowerOff { status: 3 });
+        let reset = [PSCI_SYSTEM_RESET.into()];
+        assert_eq!(call(&mut psci, 0, &reset, &mut vcpus), Outcome::Reset { status: 3 });
     }
 }

@@ -28,6 +28,7 @@ use xtask::{codegen, layout, manifest};
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Parser, Subcommand};
 use manifest::GuestOverride;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -160,6 +161,9 @@ fn run_cli() -> Result<()> {
             let guest = guest.resolve(&cwd);
             if system::vm_boots_file(&system)? {
                 ensure!(!gdb && timeout.is_none(), "--native with a guest file takes no --gdb or --timeout");
+                if !std::io::stdin().is_terminal() {
+                    return linux::run_piped(linux::Host::Native, &system, &guest);
+                }
                 return run_native_file(&system, &guest);
             }
             ensure!(
@@ -171,10 +175,11 @@ fn run_cli() -> Result<()> {
         Commands::Run { system, gdb, timeout, native: false, guest } => {
             toolchain::ensure_rust_target()?;
             toolchain::ensure_qemu()?;
-            let built =
-                system::build(&system, system::Checks::None, &guest.resolve(&cwd)).map_err(|error| {
-                    if system == linux::SYSTEM { linux::explain_not_yet(error) } else { error }
-                })?;
+            if system::vm_boots_file(&system)? && !gdb && timeout.is_none() && !std::io::stdin().is_terminal()
+            {
+                return linux::run_piped(linux::Host::Hypervisor, &system, &guest.resolve(&cwd));
+            }
+            let built = system::build(&system, system::Checks::None, &guest.resolve(&cwd))?;
             let extra_args = if gdb { gdb_args(&built.kernel_elf) } else { Vec::new() };
             let outcome = qemu::run(&built.run_config(
                 qemu::Console::Interactive,

@@ -18,8 +18,13 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use ipc::vcpu::{GicSnapshot, HCR_NPIE, HCR_UIE, LIST_REGISTERS, LrWrite};
 use kernel::guest::{El1Entry, TimerState, WakeState};
 
-/// HCR_EL2 while a component runs: E2H (VHE), RW, TGE (EL0 in the EL2&0 regime).
-pub const HCR_COMPONENT: u64 = HCR_E2H | HCR_RW | 1 << 27;
+/// HCR_EL2 while a component runs: E2H (VHE), RW, TGE (EL0 in the EL2&0 regime), and VM,
+/// which TGE makes behave as 0 for everything but a read of HCR_EL2. VM stays set so that
+/// switching between a component and a guest never changes it: QEMU flushes a CPU's whole
+/// TLB when HCR_EL2.VM changes, and the guest would then refill its two-stage
+/// translations after every exit to a server (measured on Linux's boot to its shell under
+/// `-icount`: QEMU's CPU time fell from 7-8 s to 4-5.5 s, 3.7 s natively).
+pub const HCR_COMPONENT: u64 = HCR_E2H | HCR_RW | 1 << 27 | 1;
 
 /// HCR_EL2 while a guest runs: E2H and RW (EL1 is AArch64), TGE clear; stage 2 on (VM);
 /// set/way cache maintenance as clean+invalidate (SWIO); physical FIQ, IRQ and SError to
