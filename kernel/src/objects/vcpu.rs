@@ -936,6 +936,15 @@ impl Kernel<'_> {
         }
     }
 
+    /// Whether `vcpu` has no EL1 work waiting for the shell's resume: no request, no list
+    /// registers to load (so [`Kernel::take_vcpu_request`] and [`Kernel::take_vcpu_lrs`]
+    /// would return `None`).
+    #[inline(always)]
+    pub fn vcpu_resumes_plainly(&self, vcpu: VcpuId) -> bool {
+        let object = &self.vcpus[usize::from(vcpu.0)];
+        object.request.is_none() && !object.lrs_due
+    }
+
     /// The EL1 work waiting for the shell's resume of `vcpu` (now taken).
     pub fn take_vcpu_request(&mut self, vcpu: VcpuId) -> Option<VcpuRequest> {
         self.vcpus[usize::from(vcpu.0)].request.take()
