@@ -542,7 +542,7 @@ impl Kernel<'_> {
     /// `thread`, a vCPU in `BlockedReply`, gets the answer `info` of `replier` (words in
     /// its registers, and for `LOAD_LRS` word 4 in its IPC buffer). Returns whether it
     /// runs again (anything but `STOP`).
-    #[inline]
+    #[inline(always)]
     pub(super) fn answer_vcpu(
         &mut self,
         platform: &impl Platform,
