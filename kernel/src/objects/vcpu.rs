@@ -504,6 +504,7 @@ impl Kernel<'_> {
     /// that fits in registers goes straight into the waiting server's registers, which
     /// then runs.
     #[allow(clippy::too_many_arguments)] // One trap's worth of context; a struct would only rename them.
+    #[inline(always)]
     fn forward(
         &mut self,
         cpu: usize,
