@@ -581,9 +581,12 @@ impl Kernel<'_> {
         }
         // The words past the registers are in the replier's IPC buffer; the first ones are
         // the replier's registers as the system call passed them.
-        let mut words = self.message_words(replier, info, platform);
+        let Some(mut words) = self.message_words::<{ protocol::LrWrite::WORDS }>(replier, info, platform)
+        else {
+            return;
+        };
         words[..REGISTER_WORDS].copy_from_slice(&register_words);
-        if let Some(write) = protocol::LrWrite::from_words(&words[..info.length()]) {
+        if let Some(write) = protocol::LrWrite::from_words(&words) {
             self.vcpus[vcpu].load_lrs = write;
             self.vcpus[vcpu].lrs_due = true;
         }
