@@ -639,11 +639,26 @@ mod el2 {
                     per_cpu.mode().enter(false);
                     (self.kernel.context_ptr(thread), self.machine.vspace_ttbr0[vspace as usize])
                 }
-                ThreadKind::Vcpu(vcpu) => (self.resume_vcpu(per_cpu, thread, vcpu), per_cpu.loaded_ttbr0()),
+                ThreadKind::Vcpu(vcpu) => {
+                    // The common case, the vCPU this CPU holds loaded with no EL1 work
+                    // waiting (a trap answered by a server), only turns the virtual CPU
+                    // interface back on, without a call.
+                    let context = if self.machine.loaded[per_cpu.cpu()] == Some(vcpu.0)
+                        && self.kernel.vcpu_resumes_plainly(vcpu)
+                    {
+                        guest::enable_virtual_interface(&self.machine.vcpus[usize::from(vcpu.0)].context);
+                        per_cpu.mode().enter(true);
+                        self.kernel.context_ptr(thread)
+                    } else {
+                        self.resume_vcpu(per_cpu, thread, vcpu)
+                    };
+                    (context, per_cpu.loaded_ttbr0())
+                }
             }
         }
 
-        /// [`System::resume`] for vCPU `vcpu` (kept out of line, so the components' paths
+        /// [`System::resume`] for vCPU `vcpu` when it has EL1 work waiting or is not the
+        /// one loaded here (kept out of line, so the components' paths
         /// stay short).
         #[inline(never)]
         fn resume_vcpu(&mut self, per_cpu: &PerCpu, thread: ThreadId, vcpu: VcpuId) -> *mut UserContext {

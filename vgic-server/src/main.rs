@@ -55,7 +55,7 @@ mod el0 {
         VgicEvent,
     };
     use ipc::vgic::{DONE, ItsRequest, REJECTED, SpiRequest, badge};
-    use ipc::{Badge, Message, NOTIFIED};
+    use ipc::{Badge, Message, NOTIFIED, ShortMessage};
     use its_server::MappedRam;
     use vgic_server::{Config, FIRST_LPI, LrUpdate, SgiRegister, Snapshot, Trigger, Vcpus, Vgic, Width};
 
@@ -140,18 +140,50 @@ mod el0 {
         ram: MappedRam,
     }
 
+    /// A received message: in registers only, as every message is received first, or
+    /// whole, as a `ReplyRecv` with a long reply receives the next one.
+    enum Request {
+        Short(ShortMessage),
+        Whole(Message),
+    }
+
+    /// A reply: in registers only (MMIO values), or a long one.
+    enum Reply {
+        Short(ShortMessage),
+        Whole(Message),
+    }
+
     impl Shell<'_> {
-        /// Serves one message; returns the reply, or `None` for a Send.
-        fn serve(&mut self, message: &Message, badge: Badge) -> Option<Message> {
+        /// Serves one message; returns the reply, or `None` for a Send. A GICD or GICR
+        /// access received in registers is answered in registers, without a `Message`
+        /// (the guests' most frequent request).
+        fn serve(&mut self, request: Request, badge: Badge) -> Option<Reply> {
+            let message = match request {
+                Request::Short(short) => {
+                    if short.label() == MMIO
+                        && matches!(badge.0, badge::DISTRIBUTOR | badge::REDISTRIBUTORS)
+                        && let Some(access) = MmioAccess::decode_short(&short)
+                    {
+                        return Some(Reply::Short(ShortMessage::new(RESUME, &[self.mmio(badge.0, &access)])));
+                    }
+                    // Before any system call, which may overwrite the IPC buffer.
+                    short.into_message()
+                }
+                Request::Whole(message) => message,
+            };
+            self.serve_message(&message, badge).map(Reply::Whole)
+        }
+
+        /// [`Shell::serve`] for a message read whole.
+        fn serve_message(&mut self, message: &Message, badge: Badge) -> Option<Message> {
             let label = message.label();
             if label == NOTIFIED {
                 self.passthrough_interrupts(badge.0);
                 return None;
             }
             let reply = match badge.0 {
-                badge::DISTRIBUTOR | badge::REDISTRIBUTORS if label == MMIO => {
-                    MmioAccess::decode(message).map(|access| self.mmio(badge.0, &access))
-                }
+                badge::DISTRIBUTOR | badge::REDISTRIBUTORS if label == MMIO => MmioAccess::decode(message)
+                    .map(|access| Message::new(RESUME).with_words(&[self.mmio(badge.0, &access)])),
                 badge::VCPU_EVENTS if label == SYSREG => {
                     match SysRegAccess::decode(message) {
                         Some(access) => self.sysreg(&access),
@@ -194,11 +226,11 @@ mod el0 {
             }
         }
 
-        /// A GICD or GICR access by a vCPU.
-        fn mmio(&mut self, route: u64, access: &MmioAccess) -> Message {
+        /// A GICD or GICR access by a vCPU; returns the value its RESUME reply carries.
+        fn mmio(&mut self, route: u64, access: &MmioAccess) -> u64 {
             let width = width(access.size);
             let Shell { vgic, vcpus, ram } = self;
-            let value = match (route, access.write) {
+            match (route, access.write) {
                 (badge::DISTRIBUTOR, false) => {
                     vgic.read_distributor(vcpus, access.ipa.wrapping_sub(DISTRIBUTOR_BASE), width)
                 }
@@ -215,8 +247,7 @@ mod el0 {
                     vgic.write_redistributor(vcpus, ram, offset, width, access.value);
                     0
                 }
-            };
-            Message::new(RESUME).with_words(&[value])
+            }
         }
 
         /// A trapped ICC_SGI*R_EL1 write (a Send: the vCPU already went on).
@@ -257,13 +288,19 @@ mod el0 {
         // for this component's whole life, and nothing here makes references into it.
         let ram = unsafe { MappedRam::new(GUEST_RAM as *mut u8, GUEST_RAM_IPA, GUEST_RAM_SIZE as u64) };
         let mut shell = Shell { vgic, vcpus: KernelVcpus, ram };
-        let (mut message, mut badge) = REQUESTS.recv().expect("recv on REQUESTS");
+        let receive_short = || REQUESTS.recv_short().map(|(message, badge)| (Request::Short(message), badge));
+        let (mut request, mut badge) = receive_short().expect("recv on REQUESTS");
         loop {
-            let received = match shell.serve(&message, badge) {
-                Some(reply) => REQUESTS.reply_recv(&reply),
-                None => REQUESTS.recv(),
+            let received = match shell.serve(request, badge) {
+                Some(Reply::Short(reply)) => {
+                    REQUESTS.reply_recv_short(&reply).map(|(message, badge)| (Request::Short(message), badge))
+                }
+                Some(Reply::Whole(reply)) => {
+                    REQUESTS.reply_recv(&reply).map(|(message, badge)| (Request::Whole(message), badge))
+                }
+                None => receive_short(),
             };
-            (message, badge) = received.expect("receiving on REQUESTS");
+            (request, badge) = received.expect("receiving on REQUESTS");
         }
     }
 }

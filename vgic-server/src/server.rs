@@ -626,7 +626,13 @@ impl<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> Vgic<VCPUS
         }
         let mut reply = None;
         for vcpu in 0..count {
-            let hold = core::mem::replace(&mut self.cpus[vcpu as usize].hold, Hold::Free);
+            let cpu = &mut self.cpus[vcpu as usize];
+            // Most entry points stop no vCPU: no copy of a `Hold` for those.
+            if matches!(cpu.hold, Hold::Free) {
+                cpu.wants_refill = false;
+                continue;
+            }
+            let hold = core::mem::replace(&mut cpu.hold, Hold::Free);
             match hold {
                 Hold::Free => {}
                 Hold::Synced(snapshot) => {

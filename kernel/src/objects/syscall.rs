@@ -208,8 +208,10 @@ impl Kernel<'_> {
                 return self.sync_vcpu(cpu, caller, cap.object as usize, platform);
             }
             (cap_kind::VCPU, invocation::VCPU_WRITE_LRS) => {
-                let words = self.message_words(caller, info, platform);
-                let write = LrWrite::from_words(&words[..info.length()]).ok_or(Error::InvalidArgument)?;
+                let write = self
+                    .message_words::<{ LrWrite::WORDS }>(caller, info, platform)
+                    .and_then(|words| LrWrite::from_words(&words))
+                    .ok_or(Error::InvalidArgument)?;
                 self.write_vcpu_lrs(cpu, cap.object as usize, &write, platform)?;
             }
             (cap_kind::VCPU, invocation::VCPU_KICK) => {
@@ -236,33 +238,34 @@ impl Kernel<'_> {
         Ok(())
     }
 
-    /// The words of the message `thread` sends with header `info`: registers, then its
-    /// IPC buffer (zero past the length).
-    pub(super) fn message_words(
+    /// The `N` words of the message `thread` sends with header `info`: registers, then its
+    /// IPC buffer; `None` unless the message is exactly `N` words long (every caller
+    /// decodes a fixed layout, and this copies no more than it needs).
+    pub(super) fn message_words<const N: usize>(
         &self,
         thread: usize,
         info: MessageInfo,
         platform: &impl Platform,
-    ) -> [u64; MAX_WORDS] {
-        let mut words = [0; MAX_WORDS];
-        let length = info.length();
-        let in_registers = length.min(REGISTER_WORDS);
-        words[..in_registers].copy_from_slice(&self.threads[thread].context.x[2..2 + in_registers]);
-        if length > REGISTER_WORDS {
-            let buffer = platform.phys_to_virt(self.threads[thread].ipc_buffer.0).cast::<IpcBuffer>();
-            // SAFETY: boot-info gives the thread its own IPC buffer page and `phys_to_virt`
-            // maps it for the kernel; `length <= MAX_WORDS` (a checked `MessageInfo`), the
-            // size of both arrays. The thread is in this system call, so nothing else
-            // writes the page now.
-            unsafe {
-                core::ptr::copy_nonoverlapping(
-                    (&raw const (*buffer).words).cast::<u64>().add(REGISTER_WORDS),
-                    words.as_mut_ptr().add(REGISTER_WORDS),
-                    length - REGISTER_WORDS,
-                );
-            }
+    ) -> Option<[u64; N]> {
+        const { assert!(N > REGISTER_WORDS && N <= MAX_WORDS, "a message with words in the IPC buffer") };
+        if info.length() != N {
+            return None;
         }
-        words
+        let mut words = [0; N];
+        words[..REGISTER_WORDS].copy_from_slice(&self.threads[thread].context.x[2..2 + REGISTER_WORDS]);
+        let buffer = platform.phys_to_virt(self.threads[thread].ipc_buffer.0).cast::<IpcBuffer>();
+        // SAFETY: boot-info gives the thread its own IPC buffer page and `phys_to_virt`
+        // maps it for the kernel; `REGISTER_WORDS < N <= MAX_WORDS`, the size of the
+        // buffer's array. The thread is in this system call, so nothing else writes the
+        // page now.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                (&raw const (*buffer).words).cast::<u64>().add(REGISTER_WORDS),
+                words.as_mut_ptr().add(REGISTER_WORDS),
+                N - REGISTER_WORDS,
+            );
+        }
+        Some(words)
     }
 
     /// `DebugWrite` of `count` bytes from the IPC buffer's `debug` field.

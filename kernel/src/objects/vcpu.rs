@@ -504,6 +504,7 @@ impl Kernel<'_> {
     /// that fits in registers goes straight into the waiting server's registers, which
     /// then runs.
     #[allow(clippy::too_many_arguments)] // One trap's worth of context; a struct would only rename them.
+    #[inline(always)]
     fn forward(
         &mut self,
         cpu: usize,
@@ -542,7 +543,7 @@ impl Kernel<'_> {
     /// `thread`, a vCPU in `BlockedReply`, gets the answer `info` of `replier` (words in
     /// its registers, and for `LOAD_LRS` word 4 in its IPC buffer). Returns whether it
     /// runs again (anything but `STOP`).
-    #[inline]
+    #[inline(always)]
     pub(super) fn answer_vcpu(
         &mut self,
         platform: &impl Platform,
@@ -580,9 +581,12 @@ impl Kernel<'_> {
         }
         // The words past the registers are in the replier's IPC buffer; the first ones are
         // the replier's registers as the system call passed them.
-        let mut words = self.message_words(replier, info, platform);
+        let Some(mut words) = self.message_words::<{ protocol::LrWrite::WORDS }>(replier, info, platform)
+        else {
+            return;
+        };
         words[..REGISTER_WORDS].copy_from_slice(&register_words);
-        if let Some(write) = protocol::LrWrite::from_words(&words[..info.length()]) {
+        if let Some(write) = protocol::LrWrite::from_words(&words) {
             self.vcpus[vcpu].load_lrs = write;
             self.vcpus[vcpu].lrs_due = true;
         }
@@ -934,6 +938,15 @@ impl Kernel<'_> {
             self.vcpus[vcpu].wake_at = None;
             self.wake(cpu, thread);
         }
+    }
+
+    /// Whether `vcpu` has no EL1 work waiting for the shell's resume: no request, no list
+    /// registers to load (so [`Kernel::take_vcpu_request`] and [`Kernel::take_vcpu_lrs`]
+    /// would return `None`).
+    #[inline(always)]
+    pub fn vcpu_resumes_plainly(&self, vcpu: VcpuId) -> bool {
+        let object = &self.vcpus[usize::from(vcpu.0)];
+        object.request.is_none() && !object.lrs_due
     }
 
     /// The EL1 work waiting for the shell's resume of `vcpu` (now taken).
