@@ -4,8 +4,7 @@
 //! in doublewords DW0..DW3 (little-endian): the command number is DW0[7:0], DeviceID
 //! DW0[63:32], EventID DW1[31:0], pINTID DW1[63:32], MAPD's Size DW1[4:0], ICID
 //! DW2[15:0], RDbase (and MOVALL's RDbase1) DW2[50:16], MOVALL's RDbase2 DW3[50:16], the
-//! Valid bit DW2[63]. Reserved fields are ignored. MAPD's ITT_addr (DW2[51:8]) is not
-//! decoded: the ITT is never accessed (see the crate docs).
+//! Valid bit DW2[63], MAPD's ITT_addr DW2[51:8]. Reserved fields are ignored.
 
 /// Bytes of one command in the queue.
 pub(crate) const COMMAND_SIZE: u64 = 32;
@@ -22,8 +21,9 @@ pub(crate) enum Command {
     Clear { device: u32, event: u32 },
     /// SYNC: every earlier effect on the target becomes visible.
     Sync { target: u64 },
-    /// MAPD: map a device with an ITT of `2^event_id_bits` events, or unmap it.
-    Mapd { device: u32, event_id_bits: u8, valid: bool },
+    /// MAPD: map a device with an ITT of `2^event_id_bits` events at guest-physical `itt`,
+    /// or unmap it.
+    Mapd { device: u32, event_id_bits: u8, itt: u64, valid: bool },
     /// MAPC: map a collection to a target, or unmap it.
     Mapc { icid: u16, target: u64, valid: bool },
     /// MAPTI: map an event to an LPI in a collection.
@@ -68,7 +68,12 @@ impl Command {
             0x03 => Self::Int { device, event },
             0x04 => Self::Clear { device, event },
             0x05 => Self::Sync { target },
-            0x08 => Self::Mapd { device, event_id_bits: field(dw1, 4, 0) as u8 + 1, valid },
+            0x08 => Self::Mapd {
+                device,
+                event_id_bits: field(dw1, 4, 0) as u8 + 1,
+                itt: field(dw2, 51, 8) << 8,
+                valid,
+            },
             0x09 => Self::Mapc { icid, target, valid },
             0x0a => Self::Mapti { device, event, vintid: field(dw1, 63, 32) as u32, icid },
             0x0b => Self::Mapi { device, event, icid },
@@ -107,11 +112,11 @@ mod tests {
         assert_eq!(decode([0x05, 0, 0x0003_0000, 0]), Command::Sync { target: 3 });
         assert_eq!(
             decode([0x0000_0005_0000_0008, 0x1f, 0x8000_0000_4010_0000, 0]),
-            Command::Mapd { device: 5, event_id_bits: 32, valid: true }
+            Command::Mapd { device: 5, event_id_bits: 32, itt: 0x4010_0000, valid: true }
         );
         assert_eq!(
-            decode([0x0000_0005_0000_0008, 0x04, 0x0000_0000_4010_0000, 0]),
-            Command::Mapd { device: 5, event_id_bits: 5, valid: false }
+            decode([0x0000_0005_0000_0008, 0x04, 0x7ff0_0000_4010_01ff, 0]),
+            Command::Mapd { device: 5, event_id_bits: 5, itt: 0x4010_0100, valid: false }
         );
         assert_eq!(
             decode([0x09, 0, 0x8000_0000_0001_0002, 0]),

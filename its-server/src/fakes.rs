@@ -49,6 +49,10 @@ impl GuestMemory for Ram {
         buffer.copy_from_slice(bytes);
         Ok(())
     }
+
+    fn contains(&self, ipa: u64, len: u64) -> bool {
+        ipa.checked_sub(RAM_BASE).and_then(|start| start.checked_add(len)).is_some_and(|end| end <= RAM_SIZE)
+    }
 }
 
 /// One call the ITS made on the vgic-server.
@@ -144,6 +148,11 @@ pub mod cmd {
 
     pub fn mapd(device: u32, event_id_bits: u8, valid: bool) -> [u64; 4] {
         [device_word(0x08, device), u64::from(event_id_bits - 1), ITT | u64::from(valid) << 63, 0]
+    }
+
+    /// MAPD V=1 with the ITT at `itt` (256-byte aligned).
+    pub fn mapd_at(device: u32, event_id_bits: u8, itt: u64) -> [u64; 4] {
+        [device_word(0x08, device), u64::from(event_id_bits - 1), itt | 1 << 63, 0]
     }
 
     pub fn mapc(icid: u16, vcpu: u64, valid: bool) -> [u64; 4] {

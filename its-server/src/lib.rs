@@ -54,7 +54,9 @@
 //! architecture requires: MAPD and MAPC fail for an ID the guest's table could not hold
 //! (table not valid, ID beyond a flat table, or no valid level-1 entry in a two-level
 //! table; level-1 entries are the one part of the format the architecture defines, and
-//! are read from guest memory). MAPD's ITT address is not used.
+//! are read from guest memory). MAPD V=1's ITT (`2^Size` entries of GITS_TYPER's entry
+//! size at ITT_addr) must lie inside the VM's RAM, as every table the guest points at
+//! must, but it is never accessed.
 //!
 //! # Why DISCARD and MAPD V=0 cannot race with delivery
 //!
@@ -160,6 +162,9 @@ pub trait GuestMemory {
     /// Fills `buffer` from guest-physical address `ipa`, or fails if any byte of the
     /// range is outside the VM's RAM.
     fn read(&self, ipa: u64, buffer: &mut [u8]) -> Result<(), OutsideRam>;
+    /// Whether guest-physical `ipa..ipa + len` lies wholly inside the VM's RAM, without
+    /// accessing it (MAPD checks the ITT it is given so).
+    fn contains(&self, ipa: u64, len: u64) -> bool;
 }
 
 /// A guest-memory access fell (at least partly) outside the VM's RAM.

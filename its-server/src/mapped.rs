@@ -37,6 +37,10 @@ impl MappedRam {
 }
 
 impl GuestMemory for MappedRam {
+    fn contains(&self, ipa: u64, len: u64) -> bool {
+        usize::try_from(len).is_ok_and(|len| self.locate(ipa, len).is_ok())
+    }
+
     fn read(&self, ipa: u64, buffer: &mut [u8]) -> Result<(), OutsideRam> {
         let source = self.locate(ipa, buffer.len())?;
         for (index, byte) in buffer.iter_mut().enumerate() {
@@ -65,5 +69,8 @@ mod tests {
         assert_eq!(ram.read(0x3fff_ffff, &mut buffer), Err(OutsideRam), "below the start");
         assert_eq!(ram.read(u64::MAX - 1, &mut buffer), Err(OutsideRam), "wrapping");
         assert_eq!(ram.locate(0x4000_0100, 0), Ok(bytes.as_mut_ptr().wrapping_add(256)), "empty at the end");
+        assert!(ram.contains(0x4000_0000, 256));
+        assert!(!ram.contains(0x4000_0001, 256), "one byte past the end");
+        assert!(!ram.contains(0x4000_0000, u64::MAX), "wrapping");
     }
 }

@@ -565,6 +565,10 @@ mod tests {
             buffer.fill(0xff);
             Ok(())
         }
+
+        fn contains(&self, _: u64, _: u64) -> bool {
+            true
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use ipc::GUEST_EVENT;
 use log::{debug, warn};
 
 use crate::command::{COMMAND_SIZE, Command};
-use crate::config::{Config, ConfigError, FIRST_LPI};
+use crate::config::{Config, ConfigError, FIRST_LPI, ITT_ENTRY_SIZE};
 use crate::registers::{Registers, Table, TableError};
 use crate::translation::{Event, Translation};
 use crate::{GuestMemory, Reload, Vgic};
@@ -35,6 +35,8 @@ pub enum CommandError {
     DeviceUnmapped(u32),
     /// MAPD asks for an ITT of more EventID bits than GITS_TYPER.ID_bits allows.
     IttTooLarge(u8),
+    /// MAPD V=1's ITT (at this address) does not lie wholly inside the VM's RAM.
+    IttOutsideRam(u64),
     /// EventID beyond the device's ITT or the `max_events_per_device` quota.
     EventOutOfRange(u32),
     /// The EventID is not mapped.
@@ -181,8 +183,8 @@ impl<const DEVICES: usize, const EVENTS: usize, const COLLECTIONS: usize> Its<DE
         memory: &impl GuestMemory,
     ) -> Result<Completion, CommandError> {
         match command {
-            Command::Mapd { device, event_id_bits, valid } => {
-                return self.mapd(device, valid.then_some(event_id_bits), memory);
+            Command::Mapd { device, event_id_bits, itt, valid } => {
+                return self.mapd(device, valid.then_some((event_id_bits, itt)), memory);
             }
             Command::Mapc { icid, target, valid } => {
                 self.check_collection_id(icid)?;
@@ -230,22 +232,28 @@ impl<const DEVICES: usize, const EVENTS: usize, const COLLECTIONS: usize> Its<DE
         Ok(Completion::Done)
     }
 
-    /// MAPD: `remap` is `Some(event ID bits)` for V=1, `None` for V=0.
+    /// MAPD: `remap` is `Some((event ID bits, ITT address))` for V=1, `None` for V=0
+    /// (whose ITT address means nothing).
     fn mapd(
         &mut self,
         device: u32,
-        remap: Option<u8>,
+        remap: Option<(u8, u64)>,
         memory: &impl GuestMemory,
     ) -> Result<Completion, CommandError> {
         self.check_device_id(device)?;
         self.registers
             .check_table_entry(Table::Devices, device, memory)
             .map_err(|error| CommandError::DeviceTable(device, error))?;
-        if let Some(bits) = remap
-            && u32::from(bits) > self.config.event_id_bits()
-        {
-            return Err(CommandError::IttTooLarge(bits));
+        if let Some((bits, itt)) = remap {
+            if u32::from(bits) > self.config.event_id_bits() {
+                return Err(CommandError::IttTooLarge(bits));
+            }
+            // At most 2^32 entries of 8 bytes: no overflow.
+            if !memory.contains(itt, ITT_ENTRY_SIZE << bits) {
+                return Err(CommandError::IttOutsideRam(itt));
+            }
         }
+        let remap = remap.map(|(bits, _)| bits);
         if self.translation.device_event_id_bits(device).is_some() {
             self.teardown = Some(Teardown { device, next_event: 0, remap });
             return Ok(Completion::TearingDown);

@@ -45,6 +45,10 @@ impl its_server::GuestMemory for Ram {
         buffer.copy_from_slice(source);
         Ok(())
     }
+
+    fn contains(&self, ipa: u64, len: u64) -> bool {
+        ipa.checked_sub(RAM_BASE).and_then(|start| start.checked_add(len)).is_some_and(|end| end <= RAM_SIZE)
+    }
 }
 
 impl GuestMemory for Ram {

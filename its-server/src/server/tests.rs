@@ -190,6 +190,10 @@ fn every_error_is_dropped_and_the_queue_goes_on() {
         (cmd::mapd(u32::MAX, 4, false), DeviceOutOfRange(u32::MAX)),
         (cmd::mapd(2, 5, true), IttTooLarge(5)),
         (cmd::mapd(2, 32, true), IttTooLarge(32)),
+        // ITTs (of 256-byte aligned addresses) from the end of RAM, below it, and at 0.
+        (cmd::mapd_at(2, 1, RAM_BASE + RAM_SIZE), IttOutsideRam(RAM_BASE + RAM_SIZE)),
+        (cmd::mapd_at(2, 4, RAM_BASE - 0x100), IttOutsideRam(RAM_BASE - 0x100)),
+        (cmd::mapd_at(2, 1, 0), IttOutsideRam(0)),
         (cmd::mapc(4, 0, true), CollectionOutOfRange(4)),
         (cmd::mapc(1, 2, true), TargetOutOfRange(2)),
         (cmd::mapc(1, 1 << 34, true), TargetOutOfRange(1 << 34)),

@@ -111,8 +111,8 @@ fn print(key: &str, figure: u64) {
 }
 
 /// Runs every benchmark on vCPU 0 (IRQs unmasked, the secondaries idle), the ITS's (see
-/// `its_checks::bench`) with `its`.
-pub(super) fn run(its: bool) {
+/// `its_checks::bench`) with `its`, those of the MSI test device too with `msi`.
+pub(super) fn run(its: bool, msi: bool) {
     let meter = Meter::choose();
     let start = meter.read();
     for _ in 0..READS {
@@ -162,7 +162,7 @@ pub(super) fn run(its: bool) {
     print("gic-eoi", meter.figure(total, EVENTS));
 
     if its {
-        super::its_checks::bench();
+        super::its_checks::bench(msi);
     }
     let with_idle_vcpus = busy_loop_nanoseconds();
     if let Err(detail) = cpus::stop_all() {

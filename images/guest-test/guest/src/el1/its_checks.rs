@@ -583,68 +583,166 @@ fn malformed_commands() -> Outcome {
     gic::expect_deliveries(LPI, before, [1, 0, 0, 0])
 }
 
-/// INTs timed for `its-int-to-handler`.
+/// INTs and MSIs timed for `its-int-to-handler` and `its-msi-to-handler`.
 const BENCH_INTS: u32 = 50;
-/// SYNC commands timed for `its-command-sync`.
-const BENCH_SYNCS: u64 = 100;
+/// Commands per timed batch (`its-command-*`).
+const BENCH_BATCH: usize = 100;
+/// The device whose commands are timed one kind per batch: events 0..[`BENCH_BATCH`],
+/// mapped to LPIs from [`BENCH_FIRST_LPI`].
+const BENCH_DEVICE: u32 = 4;
+/// LPIs of [`BENCH_DEVICE`]'s events: disabled in the configuration table (never written
+/// for them), so an INT leaves them pending and nothing is delivered.
+const BENCH_FIRST_LPI: u32 = FIRST_LPI + 1024;
+/// A command on one of [`BENCH_DEVICE`]'s events, by EventID.
+type EventCommand = fn(u32) -> Command;
+/// MSIs the MSI test device sends per SEND write in the MSI stress (its most).
+const MSI_BURST: u32 = 64;
 
 /// The ITS figures, after the checks, in virtual nanoseconds (system-wide instructions
-/// under `-icount shift=0`; the other vCPUs wait in WFI): `its-int-to-handler`, one INT
-/// from the CWRITER write to the target's acknowledge ([`DEVICE`]'s event 0, [`LPI`] on
-/// vCPU 0); `its-lpi-stress-per-lpi`, an INT for each of [`BULK_DEVICE`]'s 256 events (128
-/// on vCPU 1, 128 on vCPU 2) from the first CWRITER write until every one was
-/// acknowledged, per LPI; `its-command-sync`, a batch of SYNCs from the CWRITER write
-/// until CREADR passed them, per command.
-pub(super) fn bench() {
+/// under `-icount shift=0`; the other vCPUs wait in WFI):
+/// - `its-int-to-handler`: one INT from the CWRITER write to the target's acknowledge
+///   ([`DEVICE`]'s event 0, [`LPI`] on vCPU 0);
+/// - `its-msi-to-handler` (with the MSI test device, `msi_device`): one MSI from the
+///   device's SEND write to the target's acknowledge ([`MSI_DEVICE`]'s event 0, on vCPU 0);
+/// - `its-lpi-stress-per-lpi`: in the shape of KVM's vgic_lpi_stress, 2 vCPUs x 1 device x
+///   256 events: an INT for each of [`BULK_DEVICE`]'s 256 events (128 on vCPU 1, 128 on
+///   vCPU 2) from the first CWRITER write until every one was acknowledged, per LPI;
+/// - `its-msi-stress-per-lpi` (with the MSI test device): the same shape with MSIs, the
+///   MSI test device (one DeviceID) remapped to 256 events on the same LPIs and vCPUs,
+///   from the first register write until every one was acknowledged, per LPI;
+/// - `its-command-<kind>`: a batch of [`BENCH_BATCH`] commands of one kind from the
+///   CWRITER write until CREADR passed them, per command (SYNC; then MAPTI, INV, INT, MOVI
+///   and DISCARD on [`BENCH_DEVICE`]'s disabled LPIs).
+pub(super) fn bench(msi_device: bool) {
+    if let Err(detail) = bench_figures(msi_device) {
+        println!("bench: {}", detail.as_str());
+    }
+}
+
+/// The virtual nanoseconds in `ticks` of the virtual counter.
+fn virtual_nanoseconds(ticks: u64) -> u64 {
+    guest_test::nanoseconds(aarch64_cpu::registers::CNTFRQ_EL0.get(), ticks)
+}
+
+/// Prints `bench <key> <figure>`.
+fn print_figure(key: &str, figure: u64) {
+    println!("bench {key} {figure}");
+}
+
+/// The figures of [`bench`]; the first failure ends them.
+fn bench_figures(msi_device: bool) -> Outcome {
+    let per_int = to_handler(LPI, || enqueue(&[Command::int(DEVICE, 0)]))?;
+    if !matches!(drain(), Drained::Done) {
+        return fail!("the ITS queue did not drain");
+    }
+    print_figure("its-int-to-handler", per_int);
+    if msi_device {
+        msi_device_write(MSI_FIRST_EVENT, 0);
+        print_figure("its-msi-to-handler", to_handler(MSI_FIRST_LPI, || msi_device_write(MSI_SEND, 1))?);
+    }
+
+    let per_int = stress(|| {
+        // In batches that fit the stack and the queue; the ITS runs each while the next is
+        // written.
+        for first in (0..BULK_EVENTS).step_by(32) {
+            let ints: [Command; 32] = core::array::from_fn(|i| Command::int(BULK_DEVICE, first + i as u32));
+            submit(&ints)?;
+        }
+        Ok(())
+    })?;
+    print_figure("its-lpi-stress-per-lpi", per_int);
+    if msi_device {
+        print_figure("its-msi-stress-per-lpi", msi_stress()?);
+    }
+
+    let sync = [Command::sync(gic::processor_number(0)); BENCH_BATCH];
+    print_figure("its-command-sync", per_command(&sync)?);
+    submit(&[Command::mapd(BENCH_DEVICE, 8, itt(BENCH_DEVICE), true)])?;
+    let batch = |command: EventCommand| -> [Command; BENCH_BATCH] {
+        core::array::from_fn(|event| command(event as u32))
+    };
+    let kinds: [(&str, EventCommand); 5] = [
+        ("its-command-mapti", |event| Command::mapti(BENCH_DEVICE, event, BENCH_FIRST_LPI + event, 0)),
+        ("its-command-inv", |event| Command::inv(BENCH_DEVICE, event)),
+        ("its-command-int", |event| Command::int(BENCH_DEVICE, event)),
+        ("its-command-movi", |event| Command::movi(BENCH_DEVICE, event, 1)),
+        ("its-command-discard", |event| Command::discard(BENCH_DEVICE, event)),
+    ];
+    for (key, command) in kinds {
+        print_figure(key, per_command(&batch(command))?);
+    }
+    submit(&[Command::mapd(BENCH_DEVICE, 8, itt(BENCH_DEVICE), false)])?;
+    submit(&sync_all())
+}
+
+/// [`BENCH_INTS`] times: `send` makes `lpi` (targeting vCPU 0) pending; the mean virtual
+/// nanoseconds from just before `send` to vCPU 0's acknowledge.
+fn to_handler(lpi: u32, mut send: impl FnMut()) -> Result<u64, guest_test::Text> {
     let mut total = 0;
     for _ in 0..BENCH_INTS {
-        let before = gic::deliveries(LPI)[0];
+        let before = gic::deliveries(lpi)[0];
         let start = super::now_ticks();
-        enqueue(&[Command::int(DEVICE, 0)]);
-        if !wait_for(|| gic::deliveries(LPI)[0] > before) {
-            println!("bench: INT of LPI {LPI} did not arrive");
-            return;
+        send();
+        if !wait_for(|| gic::deliveries(lpi)[0] > before) {
+            return fail!("LPI {lpi} did not arrive");
         }
         total += gic::last_acknowledged(0) - start;
     }
-    if !matches!(drain(), Drained::Done) {
-        println!("bench: the ITS queue did not drain");
-        return;
-    }
-    let frequency = aarch64_cpu::registers::CNTFRQ_EL0.get();
-    println!(
-        "bench its-int-to-handler {}",
-        guest_test::nanoseconds(frequency, total) / u64::from(BENCH_INTS)
-    );
+    Ok(virtual_nanoseconds(total) / u64::from(BENCH_INTS))
+}
 
+/// The LPI stress: `send` makes each of the LPIs [`FIRST_LPI`]..+[`BULK_EVENTS`] pending
+/// once (the first half targeting vCPU 1, the second vCPU 2, as [`pending_tables_at_enable`]
+/// mapped them); the virtual nanoseconds from just before `send` until the last of them
+/// was acknowledged, per LPI.
+fn stress(send: impl FnOnce() -> Outcome) -> Result<u64, guest_test::Text> {
     let before: [PerCpu; BULK_EVENTS as usize] =
         core::array::from_fn(|i| gic::deliveries(FIRST_LPI + i as u32));
     let start = super::now_ticks();
-    // In batches that fit the stack and the queue; the ITS runs each while the next is written.
-    for first in (0..BULK_EVENTS).step_by(32) {
-        let ints: [Command; 32] = core::array::from_fn(|i| Command::int(BULK_DEVICE, first + i as u32));
-        if let Err(detail) = submit(&ints) {
-            println!("bench: INTs on device {BULK_DEVICE}: {}", detail.as_str());
-            return;
-        }
-    }
+    send()?;
     let all = || {
         (0..BULK_EVENTS)
             .all(|i| gic::deliveries_since(FIRST_LPI + i, before[i as usize]).iter().sum::<u32>() >= 1)
     };
     if !wait_for(all) {
-        println!("bench: not every INT of device {BULK_DEVICE} arrived");
-        return;
+        return fail!("not every LPI of the stress arrived");
     }
     let last = [1, 2].map(gic::last_acknowledged).into_iter().max().unwrap_or(start);
-    let per_lpi = guest_test::nanoseconds(frequency, last - start) / u64::from(BULK_EVENTS);
-    println!("bench its-lpi-stress-per-lpi {per_lpi}");
+    Ok(virtual_nanoseconds(last - start) / u64::from(BULK_EVENTS))
+}
 
-    let start = super::now_ticks();
-    if let Err(detail) = submit(&[Command::sync(gic::processor_number(0)); BENCH_SYNCS as usize]) {
-        println!("bench: SYNCs: {}", detail.as_str());
-        return;
+/// The LPI stress with MSIs: [`BULK_DEVICE`] unmapped, the MSI test device remapped (MAPD
+/// V=1 discards its events) with 256 events raising the stress's LPIs on the same vCPUs,
+/// then bursts of [`MSI_BURST`] MSIs from its register page.
+fn msi_stress() -> Result<u64, guest_test::Text> {
+    submit(&[
+        Command::mapd(BULK_DEVICE, 8, itt(BULK_DEVICE), false),
+        Command::mapd(MSI_DEVICE, 8, itt(MSI_DEVICE), true),
+    ])?;
+    for first in (0..BULK_EVENTS).step_by(32) {
+        let maps: [Command; 32] = core::array::from_fn(|i| {
+            let event = first + i as u32;
+            let cpu = if event < BULK_EVENTS / 2 { 1 } else { 2 };
+            Command::mapti(MSI_DEVICE, event, FIRST_LPI + event, cpu)
+        });
+        submit(&maps)?;
     }
-    let elapsed = super::now_ticks() - start;
-    println!("bench its-command-sync {}", guest_test::nanoseconds(frequency, elapsed) / BENCH_SYNCS);
+    submit(&sync_all())?;
+    stress(|| {
+        for first in (0..BULK_EVENTS).step_by(MSI_BURST as usize) {
+            let (delivered, dropped) = send_msis(first, MSI_BURST);
+            if (delivered, dropped) != (MSI_BURST, 0) {
+                return fail!("burst from EventID {first}: {delivered} delivered, {dropped} dropped");
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs `commands` (one batch, valid); the virtual nanoseconds from the CWRITER write until
+/// CREADR passed them, per command.
+fn per_command(commands: &[Command]) -> Result<u64, guest_test::Text> {
+    let start = super::now_ticks();
+    submit(commands)?;
+    Ok(virtual_nanoseconds(super::now_ticks() - start) / commands.len() as u64)
 }

@@ -161,7 +161,7 @@ pub(crate) extern "C" fn boot_main() -> ! {
         if options.its {
             its_checks::run(&mut report, options.msi);
         }
-        bench::run(options.its);
+        bench::run(options.its, options.msi);
     } else {
         report.check("cpu-off-all-vcpus", cpus::stop_all());
     }
