@@ -42,10 +42,14 @@
 //! other reply but `STOP` resumes it unchanged. `VCPU_SYNC` holds a vCPU (the scheduler
 //! skips it, see `sched.rs`) and stops it by the shell's stop SGI when it is live on
 //! another CPU; the caller waits in `BlockedSync` for [`Kernel::complete_syncs`] there.
+//! `VCPU_STOP` stops a vCPU wherever it is, by the same SGI when it runs on another CPU
+//! (`stop.rs`).
 //!
 //! Console lines about a guest are diagnostics, never errors, rate-limited per VM and
 //! kind (unclaimed accesses; exceptions the kernel injects or drops on its own): the `n`th of a
 //! kind is printed when `n` is a power of two.
+
+mod stop;
 
 use super::console::kernel_line;
 use super::endpoint::{PendingSend, SendKind, write_buffer_words};
@@ -218,6 +222,8 @@ pub(super) struct VcpuObject {
     message: [u64; MESSAGE_WORDS],
     /// The caller of a `VCPU_SYNC` waiting for the vCPU's CPU to fold its state.
     sync_waiter: Link,
+    /// The caller of a `VCPU_STOP` waiting for the vCPU's CPU to stop it (`stop.rs`).
+    stop_waiter: Link,
     /// The `LOAD_LRS` answer to its last vGIC event, for the shell's next resume (kept
     /// apart from `request`, which an injected exception may hold at the same time).
     load_lrs: protocol::LrWrite,
@@ -236,6 +242,7 @@ impl VcpuObject {
         wake_at: None,
         message: [0; MESSAGE_WORDS],
         sync_waiter: Link::NONE,
+        stop_waiter: Link::NONE,
         load_lrs: protocol::LrWrite { lrs: [0; protocol::LIST_REGISTERS], hcr: 0 },
         lrs_due: false,
     };
@@ -799,6 +806,7 @@ impl Kernel<'_> {
             }
             self.wake(cpu, waiter);
         }
+        self.complete_stops(cpu);
         self.flush_kicks(platform);
     }
 
