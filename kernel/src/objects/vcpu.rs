@@ -834,7 +834,10 @@ impl Kernel<'_> {
         // A vGIC event still waiting for the server carries a snapshot from before this
         // write: it must show the new list registers, or the server would take the
         // difference for the guest's progress (a listed interrupt "acknowledged").
+        // `forwarded` outlives the event it describes: an SGI write queued since is a
+        // `GuestSend` whose words must stay.
         if matches!(self.threads[thread].state, ThreadState::BlockedSend(_))
+            && self.threads[thread].pending.kind == SendKind::Guest
             && self.vcpus[vcpu].forwarded.kind == TrapKind::VgicEvent
         {
             self.vcpus[vcpu].message[..protocol::LIST_REGISTERS].copy_from_slice(&write.lrs);

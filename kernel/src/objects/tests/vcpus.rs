@@ -840,6 +840,27 @@ fn a_vgic_event_waiting_for_the_server_shows_list_registers_written_meanwhile() 
 }
 
 #[test]
+fn a_queued_sgi_write_after_a_vgic_event_keeps_its_words_through_write_lrs() {
+    let mut harness = with_vgic();
+    vgic_event(&mut harness, snapshot(0x50));
+    // The server answers with Reply and stays busy: the next SGI write waits for it.
+    harness.message(1, Syscall::Reply, 0, protocol::LOAD_LRS.0, &protocol::LrWrite::default().words());
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    harness.kernel.threads[VCPU0].context.x[4] = 0x0100_0001;
+    trap(&mut harness, sgi1r(false));
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedSend(1));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    harness.kernel.complete_syncs(0, &mut harness.platform);
+    assert_eq!(harness.schedule(1), Some(VMM));
+    let listed = protocol::LrWrite { lrs: [1 << 62 | 1, 0, 0, 0], hcr: 0 };
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &listed.words());
+    assert_eq!(harness.result(VMM), Ok(()));
+    harness.syscall(1, Syscall::Recv, 0);
+    let encoding: u64 = 3 << 14 | 12 << 7 | 11 << 3 | 5;
+    assert_eq!(harness.received(VMM).words, [encoding | 1 << 16, 0x0100_0001]);
+}
+
+#[test]
 fn without_a_vgic_endpoint_an_interrupt_only_ends_wfi() {
     let mut harness = guest();
     harness.kernel.vcpu_interrupt(0, VcpuId(0));
