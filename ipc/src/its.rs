@@ -15,6 +15,9 @@ use crate::{Label, Message};
 
 /// Badges on an its-server's endpoint.
 pub mod badge {
+    /// The VM's VMM, the only sender of [`super::RESET`] (not a device's: no
+    /// [`DEVICE`] bit).
+    pub const VMM: u64 = 2;
     /// The bit that marks a device's badge; the low 32 bits are its DeviceID.
     pub const DEVICE: u64 = 1 << 32;
 
@@ -28,6 +31,11 @@ pub mod badge {
         if badge & !(u32::MAX as u64) == DEVICE { Some(badge as u32) } else { None }
     }
 }
+
+/// Only from [`badge::VMM`]: the VM resets (PSCI SYSTEM_RESET, every vCPU stopped): the
+/// ITS goes back to its reset state, nothing mapped, without telling the vgic-server
+/// (which resets too). No words; the reply is [`DELIVERED`].
+pub const RESET: Label = Label(0x230);
 
 /// [`Msi`]. Words: EventID.
 pub const MSI: Label = Label(0x220);

@@ -29,6 +29,7 @@ mod message;
 mod syscall;
 pub mod vcpu;
 pub mod vgic;
+pub mod vm_image;
 
 pub use message::*;
 #[cfg(target_os = "none")]

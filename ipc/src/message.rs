@@ -242,6 +242,13 @@ pub mod invocation {
     pub const VCPU_WRITE_LRS: Label = Label(3);
     /// `Vcpu`: wake the vCPU if it sleeps in WFI; nothing otherwise. No words.
     pub const VCPU_KICK: Label = Label(4);
+    /// `Vcpu`: stop the vCPU wherever it is (PSCI SYSTEM_RESET): running on another CPU
+    /// it is stopped there by IPI while the caller waits; ready, in WFI, held, or waiting
+    /// for a server it becomes stopped at once. A trap it forwarded is forgotten: the
+    /// server's later reply goes nowhere (as to a reply target that is gone). It then
+    /// waits for `VCPU_START`. No words. A stop of a running vCPU that another caller's
+    /// stop already waits for is [`super::Error::IllegalOperation`].
+    pub const VCPU_STOP: Label = Label(5);
     /// `Console`: write the `IpcBuffer::debug` bytes (count in word 0) to the console
     /// exactly as given (a guest's UART output).
     pub const CONSOLE_WRITE: Label = Label(1);

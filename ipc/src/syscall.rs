@@ -250,6 +250,13 @@ impl Cap<Vcpu> {
     pub fn kick(self) -> Result<()> {
         message_syscall(Syscall::Call, self.index().0, &Message::new(invocation::VCPU_KICK)).map(|_| ())
     }
+
+    /// Invocation `VCPU_STOP`: stop this vCPU wherever it is (it returns once it is
+    /// stopped); `start` runs it again.
+    #[inline]
+    pub fn stop(self) -> Result<()> {
+        message_syscall(Syscall::Call, self.index().0, &Message::new(invocation::VCPU_STOP)).map(|_| ())
+    }
 }
 
 impl Cap<Console> {

@@ -30,6 +30,8 @@ pub mod badge {
     pub const ITS: u64 = 4;
     /// Device models: [`super::SpiRequest`] Calls.
     pub const DEVICE: u64 = 5;
+    /// The VM's VMM: [`super::SpiRequest`] Calls (its PL011) and [`super::RESET`].
+    pub const VMM: u64 = 6;
 }
 
 /// [`ItsRequest::CollectionTarget`]. Words: ICID, vCPU or [`NO_VCPU`].
@@ -56,6 +58,11 @@ pub const SYNC: Label = Label(0x209);
 pub const SET_SPI_LEVEL: Label = Label(0x210);
 /// [`SpiRequest::Pulse`]. Words: INTID.
 pub const PULSE_SPI: Label = Label(0x211);
+
+/// Only from [`badge::VMM`]: the VM resets (PSCI SYSTEM_RESET, every vCPU stopped):
+/// every interrupt state goes back to reset, passthrough SPIs stay attached, and every
+/// vCPU's list registers are cleared (`VCPU_WRITE_LRS`). No words; the reply is [`DONE`].
+pub const RESET: Label = Label(0x212);
 
 /// Reply label: the request's effect is complete. No words.
 pub const DONE: Label = Label(0);

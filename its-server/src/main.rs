@@ -9,11 +9,14 @@
 //! writes CWRITER and waits still sees the queue drained, while other messages on the
 //! endpoint get their turn between batches.
 //!
+//! The VMM calls it with `ipc::its::RESET` (badge `ipc::its::badge::VMM`) when the VM
+//! resets: the ITS goes back to its reset state in place ([`its_server::Its::reset`]).
+//!
 //! Device models call it with `ipc::its::Msi` (badge `ipc::its::badge::device(DeviceID)`):
 //! each MSI is translated with `Its::msi` and answered `DELIVERED` or `DROPPED`.
 //!
 //! Capabilities (names in `system.toml`): `requests` (recv on the endpoint the VM's GITS
-//! route names, badge [`GITS_ROUTE`]; device models' calls), `vgic` (call on the vgic-server's endpoint, badge
+//! route names, badge [`GITS_ROUTE`]; device models' and the VMM's calls), `vgic` (call on the vgic-server's endpoint, badge
 //! `ipc::vgic::badge::ITS`), `work` (signal on the notification bound to this thread), and
 //! the map `guest-ram` of the VM's RAM (`vm-ram`), where the command queue and the
 //! level-1 table entries are read. The ITS's capacities and GITS_TYPER come from that
@@ -107,6 +110,10 @@ mod el0 {
         if message.label() == NOTIFIED {
             run_batch(its, vgic, ram);
             return None;
+        }
+        if badge.0 == ipc::its::badge::VMM && message.label() == ipc::its::RESET {
+            its.reset();
+            return Some(Message::new(DELIVERED));
         }
         if let Some(device_id) = ipc::its::badge::device_id(badge.0) {
             let delivered =

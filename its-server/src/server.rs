@@ -107,6 +107,14 @@ impl<const DEVICES: usize, const EVENTS: usize, const COLLECTIONS: usize> Its<DE
         Ok(Self { config, registers: Registers::new(), translation: Translation::new(), teardown: None })
     }
 
+    /// Back to the state of [`Its::new`] with the same quotas, in place (the VM resets:
+    /// PSCI SYSTEM_RESET). Nothing is said to the vgic-server, which resets on its own.
+    pub fn reset(&mut self) {
+        self.registers = Registers::new();
+        self.translation.reset();
+        self.teardown = None;
+    }
+
     /// Runs at most `budget` steps of queued commands (one step: a command, or one
     /// event of a MAPD teardown), each complete (its [`Vgic`] calls returned) before
     /// CREADR moves past it.

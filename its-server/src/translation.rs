@@ -64,6 +64,13 @@ impl<const DEVICES: usize, const EVENTS: usize, const COLLECTIONS: usize>
         }
     }
 
+    /// Back to [`Translation::new`], in place (the state is larger than a stack).
+    pub(crate) fn reset(&mut self) {
+        self.devices.iter_mut().for_each(|device| *device = Device::UNMAPPED);
+        self.collections = [None; COLLECTIONS];
+        self.lpis_in_use.fill(0);
+    }
+
     /// The ITT size (in EventID bits) of a mapped device.
     pub(crate) fn device_event_id_bits(&self, device: u32) -> Option<u8> {
         self.devices.get(device as usize)?.event_id_bits

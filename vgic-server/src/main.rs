@@ -9,7 +9,8 @@
 //! | `VCPU_EVENTS` (`vgic-badge`) | `SYSREG` Send (ICC_SGI*R_EL1 write) | `generate_sgi` | none |
 //! | `VCPU_EVENTS` | vGIC event Call | `maintenance` | `LOAD_LRS` with the vCPU's list registers |
 //! | `ITS` (the its-server) | `ipc::vgic::ItsRequest` Call | its `ItsLink` method | `DONE` |
-//! | `DEVICE` (device models) | `ipc::vgic::SpiRequest` Call | `set_spi_level`/`pulse_spi` | `DONE` |
+//! | `DEVICE` (device models), `VMM` | `ipc::vgic::SpiRequest` Call | `set_spi_level`/`pulse_spi` | `DONE` |
+//! | `VMM` | `ipc::vgic::RESET` Call (the VM resets) | `Vgic::reset`, passthrough SPIs attached again, every vCPU synced and its list registers cleared | `DONE` |
 //! | the bound notification's word | `NOTIFIED`: passthrough SPIs fired | `set_spi_level`/`pulse_spi` | none |
 //!
 //! Anything else is answered `REJECTED` (to a vCPU: an injected data abort) with a log
@@ -51,10 +52,10 @@ mod el0 {
     };
     use core::mem::MaybeUninit;
     use ipc::vcpu::{
-        INJECT_DATA_ABORT, LOAD_LRS, LrWrite, MMIO, MmioAccess, RESUME, SYSREG, SysRegAccess, VGIC_EVENT,
-        VgicEvent,
+        INJECT_DATA_ABORT, LIST_REGISTERS, LOAD_LRS, LrWrite, MMIO, MmioAccess, RESUME, SYSREG, SysRegAccess,
+        VGIC_EVENT, VgicEvent,
     };
-    use ipc::vgic::{DONE, ItsRequest, REJECTED, SpiRequest, badge};
+    use ipc::vgic::{DONE, ItsRequest, REJECTED, RESET, SpiRequest, badge};
     use ipc::{Badge, Message, NOTIFIED, ShortMessage};
     use its_server::MappedRam;
     use vgic_server::{Config, FIRST_LPI, LrUpdate, SgiRegister, Snapshot, Trigger, Vcpus, Vgic, Width};
@@ -196,7 +197,8 @@ mod el0 {
                     its_server::remote::deliver(request, &mut self.vgic.its_link(&mut self.vcpus, &self.ram));
                     Message::new(DONE)
                 }),
-                badge::DEVICE => SpiRequest::decode(message).map(|request| {
+                badge::VMM if label == RESET => Some(self.reset()),
+                badge::DEVICE | badge::VMM => SpiRequest::decode(message).map(|request| {
                     match request {
                         SpiRequest::SetLevel { intid, level } => {
                             self.vgic.set_spi_level(&mut self.vcpus, intid, level)
@@ -212,6 +214,22 @@ mod el0 {
                 const _: () = assert!(REJECTED.0 == INJECT_DATA_ABORT.0, "a vCPU's refusal is an abort");
                 Message::new(REJECTED)
             }))
+        }
+
+        /// The VM resets (its VMM stopped every vCPU first): the vGIC's state, and every
+        /// vCPU's list registers, as at boot.
+        fn reset(&mut self) -> Message {
+            self.vgic.reset();
+            attach_passthrough_spis(self.vgic);
+            let empty = LrWrite { lrs: [0; LIST_REGISTERS], hcr: 0 };
+            for (vcpu, cap) in VCPUS.iter().enumerate() {
+                // A stopped vCPU's interface may still be loaded on its CPU: the sync folds
+                // it there, so that the write that follows (and ends the hold) can land.
+                if let Err(error) = cap.sync().and_then(|_| cap.write_lrs(&empty)) {
+                    log::warn!("clearing the list registers of vCPU {vcpu} failed: {error:?}");
+                }
+            }
+            Message::new(DONE)
         }
 
         /// The bound notification's word: the passthrough SPIs whose badge bits it has
@@ -272,6 +290,14 @@ mod el0 {
         }
     }
 
+    /// Attaches the VM's passthrough SPIs to `vgic` (at boot and after a reset).
+    fn attach_passthrough_spis(vgic: &mut Server) {
+        for spi in &PASSTHROUGH_SPIS {
+            let trigger = if spi.edge { Trigger::Edge } else { Trigger::Level };
+            vgic.attach_passthrough_spi(spi.intid, trigger).expect("the manifest passes through SPIs only");
+        }
+    }
+
     /// Builds the vGIC in the heap and serves the VM forever.
     pub fn main() -> ! {
         let config = Config { vcpus: VCPU_COUNT as u16, spis: SPIS, lpi_id_bits: Some(LPI_ID_BITS) };
@@ -280,10 +306,7 @@ mod el0 {
         // server (checked above) and nothing else refers to it.
         let place = unsafe { &mut *(HEAP_BASE as *mut MaybeUninit<Server>) };
         let vgic = Server::init_in_place(place, config).expect("the VM's GIC fits the server's capacities");
-        for spi in &PASSTHROUGH_SPIS {
-            let trigger = if spi.edge { Trigger::Edge } else { Trigger::Level };
-            vgic.attach_passthrough_spi(spi.intid, trigger).expect("the manifest passes through SPIs only");
-        }
+        attach_passthrough_spis(vgic);
         // SAFETY: the manifest maps the VM's RAM at GUEST_RAM (GUEST_RAM_SIZE bytes, rw)
         // for this component's whole life, and nothing here makes references into it.
         let ram = unsafe { MappedRam::new(GUEST_RAM as *mut u8, GUEST_RAM_IPA, GUEST_RAM_SIZE as u64) };

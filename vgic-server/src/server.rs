@@ -137,6 +137,19 @@ impl<const VCPUS: usize, const LPIS: usize, const COLLECTIONS: usize> Vgic<VCPUS
         Ok(unsafe { vgic.assume_init() })
     }
 
+    /// Back to the state of [`Vgic::new`] with the same configuration, in place (the VM
+    /// resets: PSCI SYSTEM_RESET). Passthrough SPIs must be attached again, and the
+    /// vCPUs' list registers are the caller's to clear.
+    pub fn reset(&mut self) {
+        let config = self.config;
+        // SAFETY: `MaybeUninit<Self>` has the layout of `Self`, and `Self` holds plain
+        // data only, so overwriting it without dropping loses nothing. The configuration
+        // was accepted when `self` was built, so `init_in_place` writes every field.
+        let place = unsafe { &mut *core::ptr::from_mut(self).cast::<MaybeUninit<Self>>() };
+        let rebuilt = Self::init_in_place(place, config);
+        debug_assert!(rebuilt.is_ok(), "the configuration was accepted before");
+    }
+
     /// Builds the vGIC of [`Vgic::new`] in `place` (static or heap memory: with 16-bit
     /// LPIs it is about 800 KiB, more than a component's stack), without a temporary.
     pub fn init_in_place(place: &mut MaybeUninit<Self>, config: Config) -> Result<&mut Self, ConfigError> {

@@ -19,8 +19,20 @@
 //! A test guest ends the run with a status: it makes the vendor-specific hypervisor call
 //! [`psci::REPORT_STATUS`] (function 0x8600_0001, status in `w1`, 0 = pass), then PSCI
 //! `SYSTEM_OFF`, which the VMM turns into the Control capability's shutdown with that
-//! status (0 when nothing was reported). `SYSTEM_RESET` ends the run the same way (see
-//! [`psci`]): the VM cannot be restarted yet.
+//! status (0 when nothing was reported).
+//!
+//! # Reset
+//!
+//! `SYSTEM_RESET` restarts the VM: the VMM stops every vCPU (`VCPU_STOP`, wherever each
+//! is; the caller's own call is dropped with it), resets the its-server and the
+//! vgic-server (which clears every vCPU's list registers), rewrites guest RAM from the
+//! VM's image (the initial RAM contents xtask maps read-only into the VMM,
+//! [`ipc::vm_image`]; [`reset::restore`]), starts over with a new PL011 and only the boot
+//! vCPU on, and starts that at the image's entry point with `x0` = the device tree. A
+//! status reported before the reset stays. The guest's RAM is written through the
+//! VMM's cacheable mapping while the restarted guest starts with its MMU off: fine under
+//! QEMU, which models no caches; hardware would need the RAM cleaned to the point of
+//! coherency first.
 //!
 //! # Host input
 //!
@@ -48,6 +60,7 @@
 
 pub mod pl011;
 pub mod psci;
+pub mod reset;
 
 use core::fmt;
 use ipc::vcpu::{self, Call, MmioAccess};
@@ -84,6 +97,11 @@ pub trait Platform: VcpuControl {
     fn host_receive(&mut self) -> Option<u16>;
     /// Acknowledges the host UART's IRQ so that the next one is delivered.
     fn host_rx_ack(&mut self);
+    /// Resets the VM's its-server and vgic-server (`ipc::its::RESET`, `ipc::vgic::RESET`).
+    fn reset_servers(&mut self);
+    /// Rewrites guest RAM from the VM's image ([`reset::restore`]); returns how the boot
+    /// vCPU starts, or `None` if the image is unusable.
+    fn restore_ram(&mut self) -> Option<ipc::vm_image::Boot>;
 }
 
 /// How the VMM answers a vCPU (the reply of [`ipc::vcpu`]).
@@ -202,13 +220,33 @@ impl Vmm {
                 log::warn!("powering off failed; vCPU {} stops", call.vcpu);
                 Reply::Stop
             }
-            Outcome::Reset { status } => {
-                log::info!("guest reset: restarting the VM is not supported yet, so the run ends");
-                platform.power_off(status);
-                log::warn!("powering off failed; vCPU {} stops", call.vcpu);
-                Reply::Stop
+            Outcome::Reset => self.reset(call.vcpu, platform),
+        }
+    }
+
+    /// SYSTEM_RESET from vCPU `caller`: every vCPU stops (the caller too, so the reply
+    /// goes nowhere), the servers reset, guest RAM is as at boot, the UART is new, and
+    /// the boot vCPU starts at the image's entry point.
+    fn reset(&mut self, caller: u16, platform: &mut impl Platform) -> Reply {
+        log::info!("vCPU {caller} reset the VM: it restarts");
+        for vcpu in 0..self.psci.vcpus() {
+            if let Err(error) = platform.stop(vcpu) {
+                log::warn!("stopping vCPU {vcpu} failed: {error:?}");
             }
         }
+        platform.reset_servers();
+        self.uart = Pl011::new();
+        self.uart_line = false;
+        self.psci.reset();
+        let Some(boot) = platform.restore_ram() else {
+            log::warn!("the VM's image is unusable: the run ends");
+            platform.power_off(1);
+            return Reply::Stop;
+        };
+        if let Err(error) = platform.start(0, boot.entry, boot.x0) {
+            log::warn!("starting the boot vCPU failed: {error:?}");
+        }
+        Reply::Stop
     }
 
     /// The host UART's IRQ notification arrived: takes its input (see the crate
@@ -297,11 +335,21 @@ mod tests {
         host_fifo: VecDeque<u16>,
         clears: usize,
         acks: usize,
+        /// vCPU starts and stops, server resets and RAM restores, in order.
+        events: Vec<String>,
+        /// What `restore_ram` returns.
+        image: Option<ipc::vm_image::Boot>,
     }
 
     impl VcpuControl for FakePlatform {
         fn start(&mut self, vcpu: usize, entry: u64, context_id: u64) -> Result<(), ipc::Error> {
+            self.events.push(format!("start {vcpu}"));
             self.started.push((vcpu, entry, context_id));
+            Ok(())
+        }
+
+        fn stop(&mut self, vcpu: usize) -> Result<(), ipc::Error> {
+            self.events.push(format!("stop {vcpu}"));
             Ok(())
         }
     }
@@ -324,6 +372,13 @@ mod tests {
         }
         fn host_rx_ack(&mut self) {
             self.acks += 1;
+        }
+        fn reset_servers(&mut self) {
+            self.events.push("reset servers".to_owned());
+        }
+        fn restore_ram(&mut self) -> Option<ipc::vm_image::Boot> {
+            self.events.push("restore ram".to_owned());
+            self.image
         }
     }
 
@@ -423,11 +478,41 @@ mod tests {
     }
 
     #[test]
-    fn system_reset_ends_the_run_like_system_off() {
-        let (mut vmm, mut platform) = (Vmm::new(2), FakePlatform::default());
+    fn system_reset_stops_every_vcpu_then_restarts_the_boot_vcpu_from_the_image() {
+        let (mut vmm, mut platform) = (Vmm::new(3), FakePlatform::default());
+        let boot = ipc::vm_image::Boot { entry: 0x4020_0000, x0: 0x4fff_0000 };
+        platform.image = Some(boot);
+        let cpu_on = u64::from(smccc::psci::PSCI_CPU_ON_64);
+        assert_eq!(
+            vmm.handle(&hvc(&[cpu_on, 1, 0x4008_0000], 0), FAULTS, &mut platform),
+            Reply::Resume([0; 4])
+        );
+        assert_eq!(uart_read(&mut vmm, &mut platform, pl011::reg::CR), 0x300);
+        vmm.handle(&mmio(pl011::reg::CR, 4, Some(0x301)), UART, &mut platform);
+        platform.events.clear();
         let reset = u64::from(smccc::psci::PSCI_SYSTEM_RESET);
         assert_eq!(vmm.handle(&hvc(&[reset], 1), FAULTS, &mut platform), Reply::Stop);
-        assert_eq!(platform.powered_off, Some(0));
+        assert_eq!(
+            platform.events,
+            ["stop 0", "stop 1", "stop 2", "reset servers", "restore ram", "start 0"]
+        );
+        assert_eq!(platform.started.last(), Some(&(0, boot.entry, boot.x0)));
+        assert_eq!(platform.powered_off, None);
+        assert_eq!(uart_read(&mut vmm, &mut platform, pl011::reg::CR), 0x300, "a new UART");
+        // Only the boot vCPU is on: vCPU 1 can be started again.
+        assert_eq!(
+            vmm.handle(&hvc(&[cpu_on, 1, 0x4008_0000], 0), FAULTS, &mut platform),
+            Reply::Resume([0; 4])
+        );
+    }
+
+    #[test]
+    fn a_reset_without_a_usable_image_ends_the_run() {
+        let (mut vmm, mut platform) = (Vmm::new(1), FakePlatform::default());
+        let reset = u64::from(smccc::psci::PSCI_SYSTEM_RESET);
+        assert_eq!(vmm.handle(&hvc(&[reset], 0), FAULTS, &mut platform), Reply::Stop);
+        assert_eq!(platform.powered_off, Some(1));
+        assert!(!platform.events.contains(&"start 0".to_owned()));
     }
 
     #[test]

@@ -8,9 +8,8 @@
 //!   `SMCCC_ARCH_FEATURES` (which knows only those two);
 //! - PSCI (0x8400_xxxx, 0xC400_xxxx): VERSION (1.1), FEATURES, CPU_ON, CPU_OFF,
 //!   CPU_SUSPEND, AFFINITY_INFO, MIGRATE_INFO_TYPE, SYSTEM_OFF and SYSTEM_RESET, which
-//!   ends the run as SYSTEM_OFF does (as QEMU's `-no-reboot`, which every run here uses,
-//!   does for a machine without the hypervisor): restarting the VM needs a kernel
-//!   invocation that stops running vCPUs, which does not exist yet;
+//!   the VMM serves by restarting the VM (`Vmm`'s reset: only the boot vCPU is on
+//!   afterwards, [`Psci::reset`]);
 //! - vendor-specific hypervisor calls (0x8600_xxxx): [`REPORT_STATUS`].
 //!
 //! Everything else answers NOT_SUPPORTED (-1). A 32-bit function (bit 30 clear) uses only
@@ -63,6 +62,8 @@ pub const fn mpidr(index: usize) -> u64 {
 pub trait VcpuControl {
     /// Starts stopped vCPU `vcpu` at guest-physical `entry` with `x0 = context_id`.
     fn start(&mut self, vcpu: usize, entry: u64, context_id: u64) -> Result<(), ipc::Error>;
+    /// Stops vCPU `vcpu` wherever it is (`VCPU_STOP`); a trap it forwarded is dropped.
+    fn stop(&mut self, vcpu: usize) -> Result<(), ipc::Error>;
 }
 
 /// How a call ends for the calling vCPU.
@@ -77,12 +78,8 @@ pub enum Outcome {
         /// 0, or the first non-zero status the guest reported with [`REPORT_STATUS`].
         status: u32,
     },
-    /// The guest reset the VM (SYSTEM_RESET), which cannot be restarted yet: end the run
-    /// with this status, as for [`Outcome::PowerOff`].
-    Reset {
-        /// As for [`Outcome::PowerOff`].
-        status: u32,
-    },
+    /// The guest reset the VM (SYSTEM_RESET): restart it.
+    Reset,
 }
 
 /// The PSCI implementation of one VM: which vCPUs are on, and the status it reported.
@@ -101,6 +98,18 @@ impl Psci {
         let mut on = [false; MAX_VCPUS];
         on[0] = true;
         Self { on, vcpus, status: 0 }
+    }
+
+    /// The VM restarted: only the boot vCPU is on. A failure status reported before stays
+    /// (a test guest cannot hide a failure by resetting).
+    pub fn reset(&mut self) {
+        self.on = [false; MAX_VCPUS];
+        self.on[0] = true;
+    }
+
+    /// The number of vCPUs.
+    pub fn vcpus(&self) -> usize {
+        self.vcpus
     }
 
     /// Whether vCPU `vcpu` is on, in the VMM's record.
@@ -138,7 +147,7 @@ impl Psci {
             PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64 => self.affinity_info(argument(1), argument(2)),
             PSCI_MIGRATE_INFO_TYPE => MIGRATION_NOT_REQUIRED,
             PSCI_SYSTEM_OFF => return Outcome::PowerOff { status: self.status },
-            PSCI_SYSTEM_RESET => return Outcome::Reset { status: self.status },
+            PSCI_SYSTEM_RESET => return Outcome::Reset,
             REPORT_STATUS => {
                 // The line a test system with several VMs watches for a VM that does not
                 // end the run (images/two-vms); a guest-caused line, so rate-limited.
@@ -245,6 +254,10 @@ mod tests {
             }
             self.started.push((vcpu, entry, context_id));
             Ok(())
+        }
+
+        fn stop(&mut self, _vcpu: usize) -> Result<(), ipc::Error> {
+            unreachable!("PSCI itself never stops a vCPU")
         }
     }
 
@@ -418,6 +431,21 @@ mod tests {
         assert_eq!(value(&mut psci, 0, &[report, 7], &mut vcpus), 0);
         assert_eq!(call(&mut psci, 0, &off, &mut vcpus), Outcome::PowerOff { status: 3 });
         let reset = [PSCI_SYSTEM_RESET.into()];
-        assert_eq!(call(&mut psci, 0, &reset, &mut vcpus), Outcome::Reset { status: 3 });
+        assert_eq!(call(&mut psci, 0, &reset, &mut vcpus), Outcome::Reset);
+    }
+
+    #[test]
+    fn reset_leaves_only_the_boot_vcpu_on_and_keeps_the_status() {
+        let (mut psci, mut vcpus) = (Psci::new(3), FakeVcpus::default());
+        value(&mut psci, 0, &[CPU_ON, mpidr(2), 0x4008_0000, 0], &mut vcpus);
+        value(&mut psci, 0, &[REPORT_STATUS.into(), 5], &mut vcpus);
+        assert_eq!(call(&mut psci, 2, &[PSCI_CPU_OFF.into()], &mut vcpus), Outcome::Stop);
+        value(&mut psci, 0, &[CPU_ON, mpidr(1), 0x4008_0000, 0], &mut vcpus);
+        psci.reset();
+        assert_eq!((psci.is_on(0), psci.is_on(1), psci.is_on(2)), (true, false, false));
+        assert_eq!(
+            call(&mut psci, 0, &[PSCI_SYSTEM_OFF.into()], &mut vcpus),
+            Outcome::PowerOff { status: 5 }
+        );
     }
 }

@@ -93,6 +93,10 @@ pub fn caps_source(system: &System, component: &Component) -> String {
                     hex(vm.ram().end)
                 )
             }
+            Mapped::VmImage(vm) => format!(
+                "the initial RAM contents of VM \"{}\" (ipc::vm_image; the size is the room for it)",
+                system.vms[vm].name
+            ),
         };
         line(String::new());
         line(format!("/// Virtual address of {what}, perms \"{}\".", map.perms.name()));

@@ -116,6 +116,30 @@ pub struct GuestRam {
     pub contents: Vec<(u64, Vec<u8>)>,
 }
 
+impl GuestRam {
+    /// Its image (`ipc::vm_image`): the boot vCPU's entry and `x0`, then every run of
+    /// [`GuestRam::contents`], which a VMM copies back when the guest resets.
+    pub fn image(&self) -> Vec<u8> {
+        use ipc::vm_image::{Boot, HEADER_WORDS, RUN_WORDS, Run, header};
+        let mut offset = (8 * (HEADER_WORDS + RUN_WORDS * self.contents.len())) as u64;
+        let runs: Vec<Run> = self
+            .contents
+            .iter()
+            .map(|(ipa, data)| {
+                let run = Run { ipa: *ipa, offset, length: data.len() as u64 };
+                offset += run.length;
+                run
+            })
+            .collect();
+        let boot = Boot { entry: self.entry, x0: self.dtb };
+        let mut image: Vec<u8> = header(boot, offset, &runs).flat_map(u64::to_le_bytes).collect();
+        for (_, data) in &self.contents {
+            image.extend_from_slice(data);
+        }
+        image
+    }
+}
+
 /// Bytes to place in guest RAM, as one image format says.
 struct LoadedImage<'a> {
     entry: u64,
@@ -291,6 +315,21 @@ impl Pages {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_image_holds_the_boot_values_and_every_run() {
+        let guest = GuestRam {
+            entry: 0x4008_0000,
+            dtb: 0x4fff_f000,
+            initrd: None,
+            contents: vec![(0x4008_0000, vec![1; 4096]), (0x4fff_f000, vec![2; 4096])],
+        };
+        let image = guest.image();
+        let parsed = ipc::vm_image::VmImage::parse(&image).expect("a valid image");
+        assert_eq!((parsed.boot.entry, parsed.boot.x0), (guest.entry, guest.dtb));
+        let runs: Vec<(u64, Vec<u8>)> = parsed.runs().map(|(run, data)| (run.ipa, data.to_vec())).collect();
+        assert_eq!(runs, guest.contents);
+    }
 
     #[test]
     fn formats_are_detected_by_magic() {

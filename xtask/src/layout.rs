@@ -112,12 +112,20 @@ pub fn build<N: AsRef<str>, E: AsRef<[u8]>, G: AsRef<str>>(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
+    let vm_images: Vec<Vec<u8>> = guest_rams.iter().map(GuestRam::image).collect();
     let blob_pa = bootinfo::blob_address(kernel_end_pa);
     // The blob's size depends on the number of records and the names only, so a blob
     // built for any placement tells where the placement after it starts.
-    let blob_size =
-        blob(system, &images, &guest_rams, &Placement::new(system, &images, blob_pa), nonce).len() as u64;
-    let placement = Placement::new(system, &images, (blob_pa + blob_size).next_multiple_of(PAGE_SIZE));
+    let blob_size = blob(
+        system,
+        &images,
+        &guest_rams,
+        &Placement::new(system, &images, &vm_images, blob_pa),
+        nonce,
+    )
+    .len() as u64;
+    let placement =
+        Placement::new(system, &images, &vm_images, (blob_pa + blob_size).next_multiple_of(PAGE_SIZE));
     let free = placement.free_base..ram.end;
     if free.start > ram.end || free.end - free.start < KERNEL_FREE_RESERVE {
         let needed = (placement.free_base + KERNEL_FREE_RESERVE - RAM_BASE).next_multiple_of(1 << 20);
@@ -150,7 +158,9 @@ pub fn build<N: AsRef<str>, E: AsRef<[u8]>, G: AsRef<str>>(
                 .into_iter()
                 .map(move |(ipa, data)| Segment { pa: ram_pa + (ipa - vm.ram_base), data })
         });
-    let segments = component_segments.chain(guest_segments).collect();
+    let image_segments =
+        vm_images.into_iter().zip(&placement.vm_images).map(|(data, &(pa, _))| Segment { pa, data });
+    let segments = component_segments.chain(guest_segments).chain(image_segments).collect();
     Ok(Layout { blob_pa, blob, segments, free_base: placement.free_base })
 }
 
@@ -253,12 +263,15 @@ struct Placement {
     zeroed: Range<u64>,
     /// Per VM, the physical base of its guest RAM.
     vm_ram: Vec<u64>,
+    /// Per VM, the physical base and the page-rounded size of its image (its VMM's
+    /// `VM_IMAGE`).
+    vm_images: Vec<(u64, u64)>,
     free_base: u64,
 }
 
 impl Placement {
     /// Places everything from the page-aligned address `start` upwards.
-    fn new(system: &System, images: &[Image], start: u64) -> Placement {
+    fn new(system: &System, images: &[Image], vm_images: &[Vec<u8>], start: u64) -> Placement {
         let mut cursor = start;
         let mut allocate = |size: u64, align: u64| {
             let pa = cursor.next_multiple_of(align);
@@ -282,8 +295,15 @@ impl Placement {
             .collect();
         let zeroed = zeroed_start..allocate(0, PAGE_SIZE);
         let vm_ram = system.vms.iter().map(|vm| allocate(vm.memory, VM_RAM_ALIGN)).collect();
+        let vm_images = vm_images
+            .iter()
+            .map(|image| {
+                let size = (image.len() as u64).next_multiple_of(PAGE_SIZE);
+                (allocate(size, PAGE_SIZE), size)
+            })
+            .collect();
         let free_base = allocate(0, PAGE_SIZE);
-        Placement { segments, stacks, ipc_buffers, heaps, regions, zeroed, vm_ram, free_base }
+        Placement { segments, stacks, ipc_buffers, heaps, regions, zeroed, vm_ram, vm_images, free_base }
     }
 }
 
@@ -332,14 +352,16 @@ fn blob(
             mappings.push(mapping(HEAP_BASE, placement.heaps[index], component.heap_size, READ | WRITE));
         }
         for map in &component.maps {
-            let (pa, device) = match map.mapped {
+            let (pa, size, device) = match map.mapped {
                 Mapped::Region(region) => {
                     let device = if system.regions[region].phys_addr.is_some() { DEVICE } else { 0 };
-                    (placement.regions[region], device)
+                    (placement.regions[region], map.size, device)
                 }
-                Mapped::VmRam(vm) => (placement.vm_ram[vm], 0),
+                Mapped::VmRam(vm) => (placement.vm_ram[vm], map.size, 0),
+                // The image, not all the room the map has for it.
+                Mapped::VmImage(vm) => (placement.vm_images[vm].0, placement.vm_images[vm].1, 0),
             };
-            mappings.push(mapping(map.vaddr, pa, map.size, map.perms.map_flags() | device));
+            mappings.push(mapping(map.vaddr, pa, size, map.perms.map_flags() | device));
         }
         let asid = u16::try_from(index + 1).expect("the manifest limits components to bootinfo::MAX_VSPACES");
         let vspace = builder.vspace(asid, &mappings);

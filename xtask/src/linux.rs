@@ -197,6 +197,13 @@ impl Session {
             if let Some(value) = self.output[from..complete].lines().find_map(&matches) {
                 return Ok(value);
             }
+            // With panic=-1 a panicking guest resets and boots again: say so at once
+            // rather than wait through a loop of boots.
+            if let Some(panic) =
+                self.output[from..complete].lines().find(|line| line.contains("Kernel panic"))
+            {
+                bail!("Linux panicked while xtask waited for {what}: {}", panic.trim());
+            }
             if !self.receive(deadline)? {
                 bail!("QEMU exited before {what}{}", self.panic_text());
             }
@@ -395,7 +402,7 @@ pub fn test(host: Host) -> Result<()> {
     let started = Instant::now();
     let machine = machine(host, SYSTEM, &GuestOverride::default(), &[])?;
     let mut passed = Vec::new();
-    let result = check_through_shell(machine, &mut passed);
+    let result = check_through_shell(host, machine, &mut passed);
     println!();
     for check in &passed {
         println!("xtask: linux ({}): ok: {check}", host.name());
@@ -408,7 +415,7 @@ pub fn test(host: Host) -> Result<()> {
 
 /// The checks of [`test`], in order; each one passed is added to `passed`, and the first
 /// failure ends them.
-fn check_through_shell(machine: Machine, passed: &mut Vec<String>) -> Result<()> {
+fn check_through_shell(host: Host, machine: Machine, passed: &mut Vec<String>) -> Result<()> {
     let nonce = qemu::new_nonce() % 1_000_000_000;
     let cpus = vcpus()?;
     let mut session = Session::start(machine.command)?;
@@ -460,6 +467,14 @@ fn check_through_shell(machine: Machine, passed: &mut Vec<String>) -> Result<()>
         passed.push(format!("{row} interrupts counted on every CPU{growth}: {last:?}"));
     }
 
+    if host == Host::Hypervisor {
+        reboot(&mut session, nonce, cpus)?;
+        passed.push(
+            "`reboot -f` restarted the VM: a new boot to the shell, every CPU online, the ITS probed"
+                .to_owned(),
+        );
+    }
+
     session.type_line("poweroff -f")?;
     session.wait_for(0, "the power-off", COMMAND_TIMEOUT, |line| kernel_timestamp(line, POWER_DOWN))?;
     session.wait_exit(COMMAND_TIMEOUT)?;
@@ -469,6 +484,26 @@ fn check_through_shell(machine: Machine, passed: &mut Vec<String>) -> Result<()>
     }
     passed.push("powered off".to_owned());
     Ok(())
+}
+
+/// Reboots Linux (PSCI SYSTEM_RESET, which restarts the VM; natively QEMU's
+/// `-no-reboot` would end the run instead) and checks that the new boot reaches the
+/// shell with every CPU online and the ITS probed once in its own log.
+fn reboot(session: &mut Session, nonce: u64, cpus: usize) -> Result<()> {
+    let from = session.type_line("reboot -f")?;
+    session.wait_for(from, "the restart", COMMAND_TIMEOUT, |line| {
+        line.contains("reboot: Restarting system").then_some(())
+    })?;
+    let restarted = session.output.len();
+    session.wait_for(restarted, "the shell marker after the reboot", BOOT_TIMEOUT, |line| {
+        kernel_timestamp(line, SHELL_MARKER)
+    })?;
+    let command = format!(
+        "echo \"rebooted $(({nonce}+5)) $(cat /sys/devices/system/cpu/online) $(dmesg | grep -c \
+         'ITS@0x0000000008080000: allocated [0-9]* Devices')\""
+    );
+    let expected = format!("rebooted {} {} 1", nonce + 5, online_list(cpus));
+    ask(session, &command, &expected, "the rebooted Linux has every CPU online and probed the ITS")
 }
 
 /// Types `command` and checks its answer: the first line whose first two words (a name

@@ -56,6 +56,9 @@ fn vcpu_and_console_constants_name_consecutive_slots() {
     assert_eq!((vmm::FAULTS.index(), vmm::BOOT_VCPU.index()), (CapIdx(0), CapIdx(1)));
     assert_eq!(vmm::GUEST_VCPUS.map(|cap| cap.index()), [CapIdx(2), CapIdx(3), CapIdx(4)]);
     assert_eq!((vmm::SPARE_VCPU.index(), vmm::CONSOLE.index()), (CapIdx(5), CapIdx(6)));
+    // The VMM (it receives the VM's faults) maps the VM's RAM and image without manifest entries.
+    assert_eq!((vmm::VM_RAM, vmm::VM_RAM_SIZE, vmm::VM_RAM_IPA), (0x100_0000_0000, 0x200_0000, 0x4000_0000));
+    assert_eq!((vmm::VM_IMAGE, vmm::VM_IMAGE_SIZE), (0x200_0000_0000, 0x200_0000));
     let guest_ram = (vgic::GUEST_RAM, vgic::GUEST_RAM_SIZE, vgic::GUEST_RAM_IPA, vgic::GUEST_RAM_VCPUS);
     assert_eq!(guest_ram, (0x1_0000_0000, 32 << 20, 0x4000_0000, 3));
     let its =
@@ -64,6 +67,12 @@ fn vcpu_and_console_constants_name_consecutive_slots() {
     // The types are what the kernel's invocations expect.
     let _: [ipc::Cap<ipc::Vcpu>; 3] = vmm::GUEST_VCPUS;
     let _: ipc::Cap<ipc::Console> = vmm::CONSOLE;
+    let _ = (
+        vmm::VM_RAM_VCPUS,
+        vmm::VM_RAM_ITS_DEVICES,
+        vmm::VM_RAM_ITS_EVENTS_PER_DEVICE,
+        vmm::VM_RAM_ITS_COLLECTIONS,
+    );
     assert_eq!(
         (vgic::HEAP_BASE, vgic::HEAP_SIZE, vmm::HEAP_BASE, vmm::HEAP_SIZE),
         (0x2000_0000, 0, 0x2000_0000, 0)

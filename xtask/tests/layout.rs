@@ -526,7 +526,7 @@ fn guests_must_fit_their_ram_and_the_system_its_vms() {
     assert_eq!(
         vm_build_error(&small, &vm_guests(guest_elf(), INITRD)),
         "tests/fixtures/vm/system.toml: system \"vm\": RAM [0x4000_0000, 0x4300_0000) is too small: the kernel, \
-             boot-info, images and allocations (VM RAM from 0x4040_0000) end at 0x4280_0000, and the kernel needs 16M \
-         free above that: set memory to at least 56M"
+             boot-info, images and allocations (VM RAM from 0x4040_0000) end at 0x4280_9000, and the kernel needs 16M \
+         free above that: set memory to at least 57M"
     );
 }

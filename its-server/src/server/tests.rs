@@ -483,3 +483,33 @@ fn random_commands_never_panic_and_always_advance_creadr() {
     }
     assert_eq!(seen.len(), 9, "the commands reached every kind of vgic-server message");
 }
+
+#[test]
+fn reset_forgets_every_mapping_register_and_teardown() {
+    let mut harness = mapped();
+    // A MAPD V=0 teardown of device 0 left half done.
+    let _ = harness.queue(&[cmd::mapd(0, 4, false)]);
+    let _ = harness.process(2);
+    harness.vgic.take();
+    harness.its.reset();
+    let fresh = crate::fakes::TestIts::new(CONFIG).unwrap();
+    for register in [offset::CTLR, offset::CBASER, offset::CWRITER, offset::CREADR, offset::BASER] {
+        assert_eq!(harness.read64(register), fresh.read(register, Width::Doubleword), "{register:#x}");
+    }
+    assert_eq!(harness.msi(0, 0), Err(MsiDropped::Disabled));
+    assert_eq!(harness.process(usize::MAX), Progress::Idle, "no teardown goes on");
+    assert!(harness.vgic.take().is_empty());
+    // Set up again, the ITS has no device, collection or LPI left from before.
+    let mut again = Harness::new();
+    again.its = harness.its.clone();
+    let fresh = Harness::new();
+    for register in [offset::CBASER, offset::BASER, offset::BASER + 8] {
+        let _ = again.write64(register, fresh.read64(register));
+    }
+    let _ = again.its.write(offset::CTLR, Width::Word, 1);
+    assert_eq!(again.msi(1, 0), Err(MsiDropped::Untranslated(CommandError::DeviceUnmapped(1))));
+    assert_eq!(
+        again.run(&[cmd::mapd(0, 4, true), cmd::mapti(0, 0, 8192, 1)]),
+        [LpiMap { vintid: 8192, icid: 1 }]
+    );
+}

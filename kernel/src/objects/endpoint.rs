@@ -43,6 +43,13 @@ impl EndpointObject {
         debug_assert!(removed, "a thread in BlockedRecv is in its endpoint's queue");
     }
 
+    /// Takes the blocked sender `thread` out of the queue (a vCPU stopped by `VCPU_STOP`).
+    pub(super) fn remove_sender(&mut self, links: &mut super::Links, thread: usize) {
+        debug_assert_eq!(self.waiters, Waiters::Senders);
+        let removed = self.queue.remove(links, thread);
+        debug_assert!(removed, "a thread in BlockedSend is in its endpoint's queue");
+    }
+
     /// Whether a sender waits.
     #[inline(always)]
     pub(super) fn has_senders(&self) -> bool {

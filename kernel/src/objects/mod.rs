@@ -46,7 +46,9 @@
 //!   waits for another under the big lock. `VCPU_WRITE_LRS` ([`ipc::vcpu::LrWrite`])
 //!   replaces its list registers and UIE/NPIE for its next run and ends the hold (on a
 //!   vCPU not held: only while it runs nowhere and is loaded on no other CPU).
-//!   `VCPU_KICK` (no words) ends its WFI; other lengths are
+//!   `VCPU_KICK` (no words) ends its WFI. `VCPU_STOP` (no words) stops it wherever it is
+//!   (by the stop SGI when it runs on another CPU, the caller waiting in `BlockedSync`),
+//!   dropping any trap it forwarded (see `vcpu/stop.rs`); other lengths are
 //!   [`ipc::Error::InvalidArgument`]. VCPU and console capabilities carry no rights. See
 //!   `vcpu.rs` for its traps and vGIC events.
 //!
@@ -68,9 +70,9 @@
 //! | `BlockedReply` | its `Call` was taken | the reply |
 //! | `BlockedWait(n)` | `Wait` on a zero word | a `Signal` or IRQ |
 //! | `BlockedWfi` | a vCPU's WFI | its timer deadline passes, a timer or maintenance interrupt for it, `VCPU_KICK` |
-//! | `BlockedSync` | `VCPU_SYNC` of a vCPU live on another CPU | that CPU folded the vCPU's state |
+//! | `BlockedSync` | `VCPU_SYNC` or `VCPU_STOP` of a vCPU live on another CPU | that CPU folded or stopped the vCPU |
 //! | `Held` | a vCPU held by `VCPU_SYNC` chosen from a run queue, or running when its CPU stopped it | `VCPU_WRITE_LRS` |
-//! | `Stopped` | boot (a vCPU not started), a `STOP` reply to its fault | `VCPU_START` |
+//! | `Stopped` | boot (a vCPU not started), a `STOP` reply to its fault, `VCPU_STOP` | `VCPU_START` |
 //! | `Inactive` | a fault | never |
 //!
 //! A woken thread is `Ready`, except a taken `Call`, which goes on to `BlockedReply`,

@@ -101,6 +101,22 @@ impl Cpu {
         thread
     }
 
+    /// Takes the ready `thread` of `priority` out of its run queue (a vCPU stopped by
+    /// `VCPU_STOP`), keeping the bitmaps and the bar in step.
+    pub(super) fn remove_ready(&mut self, links: &mut Links, priority: u8, thread: usize) {
+        let queue = &mut self.run_queues[usize::from(priority)];
+        let removed = queue.remove(links, thread);
+        debug_assert!(removed, "a Ready thread is in its priority's run queue");
+        if queue.is_empty() {
+            let word = usize::from(priority) / 64;
+            self.ready[word] &= !(1 << (priority % 64));
+            if self.ready[word] == 0 {
+                self.ready_words &= !(1 << word);
+            }
+            self.ready_bar = self.scan_ready_bar();
+        }
+    }
+
     /// The ready threads of `priority`, first to last.
     #[cfg(test)]
     pub(super) fn run_queue<'q>(&self, links: &'q Links, priority: u8) -> impl Iterator<Item = usize> + 'q {

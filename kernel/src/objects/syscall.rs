@@ -214,6 +214,13 @@ impl Kernel<'_> {
                     .ok_or(Error::InvalidArgument)?;
                 self.write_vcpu_lrs(cpu, cap.object as usize, &write, platform)?;
             }
+            (cap_kind::VCPU, invocation::VCPU_STOP) => {
+                if info.length() != 0 {
+                    return Err(Error::InvalidArgument);
+                }
+                // Answers the caller, or blocks it until the vCPU's CPU has stopped it.
+                return self.stop_vcpu(cpu, caller, cap.object as usize, platform);
+            }
             (cap_kind::VCPU, invocation::VCPU_KICK) => {
                 if info.length() != 0 {
                     return Err(Error::InvalidArgument);

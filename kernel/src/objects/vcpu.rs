@@ -42,10 +42,14 @@
 //! other reply but `STOP` resumes it unchanged. `VCPU_SYNC` holds a vCPU (the scheduler
 //! skips it, see `sched.rs`) and stops it by the shell's stop SGI when it is live on
 //! another CPU; the caller waits in `BlockedSync` for [`Kernel::complete_syncs`] there.
+//! `VCPU_STOP` stops a vCPU wherever it is, by the same SGI when it runs on another CPU
+//! (`stop.rs`).
 //!
 //! Console lines about a guest are diagnostics, never errors, rate-limited per VM and
 //! kind (unclaimed accesses; exceptions the kernel injects or drops on its own): the `n`th of a
 //! kind is printed when `n` is a power of two.
+
+mod stop;
 
 use super::console::kernel_line;
 use super::endpoint::{PendingSend, SendKind, write_buffer_words};
@@ -218,6 +222,8 @@ pub(super) struct VcpuObject {
     message: [u64; MESSAGE_WORDS],
     /// The caller of a `VCPU_SYNC` waiting for the vCPU's CPU to fold its state.
     sync_waiter: Link,
+    /// The caller of a `VCPU_STOP` waiting for the vCPU's CPU to stop it (`stop.rs`).
+    stop_waiter: Link,
     /// The `LOAD_LRS` answer to its last vGIC event, for the shell's next resume (kept
     /// apart from `request`, which an injected exception may hold at the same time).
     load_lrs: protocol::LrWrite,
@@ -236,6 +242,7 @@ impl VcpuObject {
         wake_at: None,
         message: [0; MESSAGE_WORDS],
         sync_waiter: Link::NONE,
+        stop_waiter: Link::NONE,
         load_lrs: protocol::LrWrite { lrs: [0; protocol::LIST_REGISTERS], hcr: 0 },
         lrs_due: false,
     };
@@ -803,6 +810,7 @@ impl Kernel<'_> {
             }
             self.wake(cpu, waiter);
         }
+        self.complete_stops(cpu);
         self.flush_kicks(platform);
     }
 
@@ -830,7 +838,10 @@ impl Kernel<'_> {
         // A vGIC event still waiting for the server carries a snapshot from before this
         // write: it must show the new list registers, or the server would take the
         // difference for the guest's progress (a listed interrupt "acknowledged").
+        // `forwarded` outlives the event it describes: an SGI write queued since is a
+        // `GuestSend` whose words must stay.
         if matches!(self.threads[thread].state, ThreadState::BlockedSend(_))
+            && self.threads[thread].pending.kind == SendKind::Guest
             && self.vcpus[vcpu].forwarded.kind == TrapKind::VgicEvent
         {
             self.vcpus[vcpu].message[..protocol::LIST_REGISTERS].copy_from_slice(&write.lrs);

@@ -247,3 +247,23 @@ fn built_in_place_with_sixteen_bit_lpis() {
     vgic.write_distributor(&mut vcpus, ipriority_spi_40, Width::Byte, 0xff);
     assert_eq!(vgic.read_distributor(&mut vcpus, ipriority_spi_40, Width::Byte), 0xf8);
 }
+
+#[test]
+fn reset_returns_every_register_to_its_reset_value() {
+    let mut m = machine();
+    let fresh = machine();
+    m.gicd_write(CTLR, 0b11);
+    m.gicd_write(ISENABLER + 4, 0x8000_0001);
+    m.gicd_write(ISPENDR + 4, 0x11);
+    m.gicr_write(2, SGI_BASE + ISENABLER, 0x0800_0003);
+    m.gicr_write(2, SGI_BASE + ISPENDR, 0x4);
+    m.vgic.reset();
+    let mut fresh = fresh;
+    for offset in [CTLR, ISENABLER + 4, ISPENDR + 4] {
+        assert_eq!(m.gicd_read(offset), fresh.gicd_read(offset), "GICD {offset:#x}");
+    }
+    for offset in [SGI_BASE + ISENABLER, SGI_BASE + ISPENDR] {
+        assert_eq!(m.gicr_read(2, offset), fresh.gicr_read(2, offset), "GICR {offset:#x}");
+    }
+    assert_eq!(m.gicd_read(ISENABLER + 4), 0);
+}

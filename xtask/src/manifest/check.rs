@@ -402,7 +402,10 @@ impl Checker<'_> {
             .map(|component| self.component(component, &names, &regions, cpus))
             .collect();
         self.bindings_are_unique(manifest, &components);
-        let vms = manifest.vm.iter().map(|vm| self.vm(vm, &names, &regions, &irqs, cpus, base)).collect();
+        let vms: Vec<Vm> =
+            manifest.vm.iter().map(|vm| self.vm(vm, &names, &regions, &irqs, cpus, base)).collect();
+        let mut components = components;
+        super::vmm_maps::add(&mut components, &vms);
         let endpoints =
             manifest.endpoint.iter().map(|object| Endpoint { name: object.name.get_ref().clone() });
         let notifications =

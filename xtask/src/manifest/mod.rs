@@ -12,6 +12,7 @@
 mod check;
 mod replace;
 mod schema;
+mod vmm_maps;
 
 pub use replace::GuestOverride;
 
@@ -282,6 +283,9 @@ pub enum Mapped {
     Region(usize),
     /// The whole guest RAM of a VM: index in [`System::vms`].
     VmRam(usize),
+    /// The initial contents of a VM's RAM (`ipc::vm_image`), for its VMM only (no
+    /// manifest form: see `vmm_maps.rs`): index in [`System::vms`].
+    VmImage(usize),
 }
 
 /// A memory region, or a VM's RAM, mapped into a component.

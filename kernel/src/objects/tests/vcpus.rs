@@ -840,6 +840,27 @@ fn a_vgic_event_waiting_for_the_server_shows_list_registers_written_meanwhile() 
 }
 
 #[test]
+fn a_queued_sgi_write_after_a_vgic_event_keeps_its_words_through_write_lrs() {
+    let mut harness = with_vgic();
+    vgic_event(&mut harness, snapshot(0x50));
+    // The server answers with Reply and stays busy: the next SGI write waits for it.
+    harness.message(1, Syscall::Reply, 0, protocol::LOAD_LRS.0, &protocol::LrWrite::default().words());
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    harness.kernel.threads[VCPU0].context.x[4] = 0x0100_0001;
+    trap(&mut harness, sgi1r(false));
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedSend(1));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    harness.kernel.complete_syncs(0, &mut harness.platform);
+    assert_eq!(harness.schedule(1), Some(VMM));
+    let listed = protocol::LrWrite { lrs: [1 << 62 | 1, 0, 0, 0], hcr: 0 };
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &listed.words());
+    assert_eq!(harness.result(VMM), Ok(()));
+    harness.syscall(1, Syscall::Recv, 0);
+    let encoding: u64 = 3 << 14 | 12 << 7 | 11 << 3 | 5;
+    assert_eq!(harness.received(VMM).words, [encoding | 1 << 16, 0x0100_0001]);
+}
+
+#[test]
 fn without_a_vgic_endpoint_an_interrupt_only_ends_wfi() {
     let mut harness = guest();
     harness.kernel.vcpu_interrupt(0, VcpuId(0));
@@ -923,4 +944,120 @@ fn a_sync_sees_a_load_lrs_answer_not_yet_loaded_and_write_lrs_supersedes_it() {
     harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_WRITE_LRS.0, &newer.words());
     assert_eq!(harness.platform.gic[&0].0.lrs, newer.lrs);
     assert_eq!(harness.schedule(0), Some(VCPU0));
+}
+
+fn stop(harness: &mut Harness, cpu: usize, slot: u32) {
+    harness.message(cpu, Syscall::Call, slot, ipc::invocation::VCPU_STOP.0, &[]);
+}
+
+#[test]
+fn stop_of_a_vcpu_running_on_another_cpu_waits_for_the_stop_sgi() {
+    let mut harness = guest();
+    // Slot 3: vCPU 0, running on CPU 0.
+    stop(&mut harness, 1, 3);
+    assert_eq!(harness.state(HELPER), ThreadState::BlockedSync);
+    assert_eq!(harness.platform.stops, [0]);
+    assert_eq!(harness.current(0), Some(VCPU0), "it runs until its CPU takes the SGI");
+    harness.kernel.complete_syncs(0, &mut harness.platform);
+    assert_eq!(harness.state(VCPU0), ThreadState::Stopped);
+    assert_eq!(harness.schedule(0), None);
+    assert_eq!(harness.platform.kicks, [1], "the caller's CPU runs it again");
+    assert_eq!(harness.schedule(1), Some(HELPER));
+    assert_eq!(harness.result(HELPER), Ok(()));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_START.0, &[0x4200_0000, 7]);
+    assert_eq!(harness.result(HELPER), Ok(()));
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    assert_eq!(injected(&mut harness, 0), Some(VcpuRequest::Reset));
+}
+
+#[test]
+fn a_vcpu_that_blocks_before_the_stop_sgi_stops_at_once_and_both_callers_return() {
+    let mut harness = guest();
+    stop(&mut harness, 1, 3);
+    assert_eq!(harness.state(HELPER), ThreadState::BlockedSync);
+    // The VMM (same CPU, same caps) gets a message and tries too.
+    harness.kernel.threads[VCPU0].context.elr = ENTRY + 4;
+    harness.kernel.handle_vcpu_trap(0, &class(ec::HVC64, 0), &mut harness.platform);
+    assert_eq!(harness.schedule(1), Some(VMM));
+    stop(&mut harness, 1, 3);
+    assert_eq!(harness.result(VMM), Ok(()), "blocked in its call, the vCPU stops at once");
+    assert_eq!(harness.state(VCPU0), ThreadState::Stopped);
+    harness.kernel.complete_syncs(0, &mut harness.platform);
+    assert_eq!(harness.state(HELPER), ThreadState::Ready, "the first stop is answered too");
+}
+
+#[test]
+fn a_vcpu_stopped_in_a_call_ignores_the_late_reply() {
+    let mut harness = guest();
+    harness.kernel.threads[VCPU0].context.elr = ENTRY + 4;
+    trap(&mut harness, class(ec::HVC64, 0));
+    assert_eq!(harness.schedule(1), Some(VMM));
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedReply);
+    stop(&mut harness, 1, 3);
+    assert_eq!(harness.result(VMM), Ok(()));
+    assert_eq!(harness.state(VCPU0), ThreadState::Stopped);
+    harness.message(1, Syscall::Reply, 0, protocol::RESUME.0, &[5]);
+    assert_eq!(harness.result(VMM), Err(Error::NoReplyTarget));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_START.0, &[0x4200_0000, 7]);
+    harness.kernel.threads[VCPU0].context.x[1] = 0x11;
+    // A ReplyRecv after the stop is a plain Recv: the restarted vCPU keeps its registers.
+    harness.message(1, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[5, 6]);
+    assert_eq!(harness.state(VMM), ThreadState::BlockedRecv(1));
+    assert_eq!(harness.schedule(0), Some(VCPU0));
+    let restarted = context(&harness, VCPU0);
+    assert_eq!((restarted.elr, restarted.x[0], restarted.x[1]), (0x4200_0000, 7, 0x11));
+}
+
+#[test]
+fn a_vcpu_stopped_while_queued_on_its_server_is_never_delivered() {
+    let mut harness = system(0, 1).boot();
+    harness.syscall(0, Syscall::Recv, 0);
+    assert_eq!((harness.current(0), harness.current(1)), (Some(VCPU0), Some(VMM)));
+    trap(&mut harness, class(ec::HVC64, 0));
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedSend(1));
+    stop(&mut harness, 1, 3);
+    assert_eq!(harness.result(VMM), Ok(()));
+    assert_eq!(harness.state(VCPU0), ThreadState::Stopped);
+    harness.syscall(1, Syscall::Recv, 0);
+    assert_eq!(harness.state(VMM), ThreadState::BlockedRecv(1), "nothing queued any more");
+}
+
+#[test]
+fn ready_and_sleeping_vcpus_stop_at_once() {
+    let mut harness = guest();
+    harness.message(1, Syscall::Call, 1, ipc::invocation::VCPU_START.0, &[0x4100_0000, 42]);
+    assert_eq!(harness.state(VCPU1), ThreadState::Ready);
+    stop(&mut harness, 1, 1);
+    assert_eq!(harness.result(HELPER), Ok(()));
+    assert_eq!(harness.state(VCPU1), ThreadState::Stopped);
+    assert_eq!(injected(&mut harness, 1), None, "its reset is dropped with it");
+    harness.platform.wake_state =
+        WakeState { now: 1_000, virtual_timer: TimerState { ctl: 1, cval: 4_000 }, ..WakeState::default() };
+    trap(&mut harness, class(ec::WFX, 0));
+    assert_eq!(harness.state(VCPU0), ThreadState::BlockedWfi);
+    stop(&mut harness, 1, 3);
+    assert_eq!(harness.state(VCPU0), ThreadState::Stopped);
+    harness.kernel.wake_sleepers(0, 5_000, &mut harness.platform);
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_KICK.0, &[]);
+    assert_eq!(harness.state(VCPU0), ThreadState::Stopped, "neither its deadline nor a kick wakes it");
+    assert_eq!(harness.schedule(0), None, "CPU 0's run queue is empty");
+    stop(&mut harness, 1, 3);
+    assert_eq!(harness.result(HELPER), Ok(()), "stopping a stopped vCPU changes nothing");
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_STOP.0, &[1]);
+    assert_eq!(harness.result(HELPER), Err(Error::InvalidArgument));
+}
+
+#[test]
+fn a_held_vcpu_stops_and_its_hold_ends() {
+    let mut harness = guest();
+    harness.platform.loaded.insert(0, (0, snapshot(0x40)));
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_SYNC.0, &[]);
+    harness.kernel.complete_syncs(0, &mut harness.platform);
+    assert_eq!(harness.state(VCPU0), ThreadState::Held);
+    harness.schedule(1);
+    stop(&mut harness, 1, 3);
+    assert_eq!(harness.result(HELPER), Ok(()));
+    assert_eq!(harness.state(VCPU0), ThreadState::Stopped);
+    harness.message(1, Syscall::Call, 3, ipc::invocation::VCPU_START.0, &[ENTRY, DTB]);
+    assert_eq!(harness.schedule(0), Some(VCPU0), "no hold left: it runs without VCPU_WRITE_LRS");
 }
