@@ -303,8 +303,16 @@ pub(super) fn run(report: &mut Report<guest_rt::Pl011>, msi_device: bool) {
         ),
     ];
     for (removal, pending, active, msi_arriving) in races {
-        report.check(pending, remove_while_pending(removal));
-        report.check(active, remove_while_active(removal));
+        if let (Removal::Unmap, true) = (removal, super::bare_metal()) {
+            for name in [pending, active] {
+                println!(
+                    "{name}: skipped (QEMU's ITS leaves an unmapped device's LPIs pending: its MAPD V=0 only rewrites the device table entry)"
+                );
+            }
+        } else {
+            report.check(pending, remove_while_pending(removal));
+            report.check(active, remove_while_active(removal));
+        }
         if msi_device {
             report.check(msi_arriving, remove_while_msis_arrive(removal));
         } else {
