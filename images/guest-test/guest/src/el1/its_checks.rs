@@ -809,8 +809,8 @@ fn map_msi_race_event() -> Outcome {
 }
 
 /// MSIs for [`MSI_DEVICE`]'s [`RACE_EVENT`] ([`MSI_FIRST_LPI`] on vCPU 0) arrive from the
-/// MSI test device, sent by [`MSI_SENDER`], while vCPU 0 (with IRQs masked, so what
-/// arrived stays pending in its list registers) issues DISCARD or MAPD V=0 and a SYNC:
+/// MSI test device, sent by [`MSI_SENDER`], while vCPU 0 (with IRQs masked, once one is
+/// pending at its CPU interface) issues DISCARD or MAPD V=0 and a SYNC:
 /// once unmasked, no delivery comes after the SYNC completed, the device sees later MSIs
 /// dropped, and every delivery was on vCPU 0.
 fn remove_while_msis_arrive(removal: Removal) -> Outcome {
@@ -826,10 +826,14 @@ fn remove_while_msis_arrive(removal: Removal) -> Outcome {
             return fail!("no MSI delivered before the removal");
         }
         gic::mask_irqs();
+        let held = wait_for(|| gic::highest_pending() == lpi);
         let removed = submit(&[removal.command(MSI_DEVICE), Command::sync(gic::processor_number(0))]);
         let at_completion = gic::deliveries_since(lpi, before);
         let sent = MSIS_SENT.load(Ordering::Acquire);
         gic::unmask_irqs();
+        if !held {
+            return fail!("no MSI pending at vCPU 0 (IRQs masked) when the removal was issued");
+        }
         removed?;
         if !wait_for(|| MSIS_SENT.load(Ordering::Acquire) >= sent + MSIS_AFTER_REMOVAL) {
             return fail!("the MSI device stopped sending");
