@@ -8,10 +8,11 @@
 //! allows either: the checks accept both, replacing a stalled command with a SYNC and
 //! retrying (GITS_CWRITER.Retry), and demand that the queue drains.
 
+use super::cpus::{post, wait_task};
 use super::gic;
 use super::wait_for;
 use aarch64_cpu::registers::Readable;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use guest_rt::mmio;
 use guest_test::gic::{CPUS, FIRST_LPI, PerCpu, expect_per_cpu, gicr};
 use guest_test::its::{COMMAND_SIZE, Command, baser, cbaser, lpi_config, reg, typer};
@@ -70,6 +71,26 @@ const MSI_EVENTS: u32 = 8;
 /// The LPI of [`MSI_DEVICE`]'s event 0.
 const MSI_FIRST_LPI: u32 = LPI + 16;
 
+/// The race checks' device: its event [`RACE_EVENT`] raises [`RACE_LPI`].
+const RACE_DEVICE: u32 = 0;
+/// The race checks' event (of [`RACE_DEVICE`], and of [`MSI_DEVICE`] in the MSI races).
+const RACE_EVENT: u32 = 0;
+/// EventID bits of [`RACE_DEVICE`]'s and [`MSI_DEVICE`]'s ITTs.
+const RACE_EVENT_BITS: u32 = 4;
+/// The LPI the race checks hold pending or active on [`HOLDER`].
+const RACE_LPI: u32 = LPI + 32;
+/// The LPI [`RACE_EVENT`] is mapped to again after its DISCARD.
+const REMAPPED_LPI: u32 = LPI + 33;
+/// Priority of the race LPIs: above the doorbell SGI's, so that a late doorbell cannot
+/// hide [`RACE_LPI`] from ICC_HPPIR1_EL1 on [`HOLDER`].
+const RACE_PRIORITY: u8 = 0x80;
+/// The vCPU that holds [`RACE_LPI`] (collection 1) while vCPU 0 issues commands.
+const HOLDER: usize = 1;
+/// The vCPU that sends MSIs in the MSI races.
+const MSI_SENDER: usize = 2;
+/// MSIs the MSI races see dropped after the removal completed, at least.
+const MSIS_AFTER_REMOVAL: u32 = 8;
+
 /// Memory of 64 KiB alignment (pending, device and collection tables).
 #[repr(C, align(65536))]
 struct Aligned64K<const N: usize>([u8; N]);
@@ -111,13 +132,18 @@ fn its_write64(offset: u64, value: u64) {
     unsafe { mmio::write64(ITS_BASE + offset, value) }
 }
 
-/// Sets LPI `intid`'s configuration byte.
+/// Sets LPI `intid`'s configuration byte (at the usual priority).
 fn configure_lpi(intid: u32, enabled: bool) {
+    configure_lpi_at(intid, LPI_PRIORITY, enabled);
+}
+
+/// Sets LPI `intid`'s configuration byte.
+fn configure_lpi_at(intid: u32, priority: u8, enabled: bool) {
     // SAFETY: the configuration table is this module's, `intid - FIRST_LPI` is within it
     // (LPIs used here are far below 1 << LPI_ID_BITS), and only vCPU 0 writes it.
     unsafe {
         let entry = (&raw mut PROPERTIES.0).cast::<u8>().add((intid - FIRST_LPI) as usize);
-        entry.write_volatile(lpi_config(LPI_PRIORITY, enabled));
+        entry.write_volatile(lpi_config(priority, enabled));
     }
 }
 
@@ -262,6 +288,41 @@ pub(super) fn run(report: &mut Report<guest_rt::Pl011>, msi_device: bool) {
     }
     report.check("its-queue-wrap-around", queue_wrap_around());
     report.check("its-malformed-commands", malformed_commands());
+    let races = [
+        (
+            Removal::Discard,
+            "its-race-discard-pending-elsewhere",
+            "its-race-discard-active-elsewhere",
+            "its-race-discard-msi-arriving",
+        ),
+        (
+            Removal::Unmap,
+            "its-race-unmap-pending-elsewhere",
+            "its-race-unmap-active-elsewhere",
+            "its-race-unmap-msi-arriving",
+        ),
+    ];
+    for (removal, pending, active, msi_arriving) in races {
+        if let (Removal::Unmap, true) = (removal, super::bare_metal()) {
+            for name in [pending, active] {
+                println!(
+                    "{name}: skipped (QEMU's ITS leaves an unmapped device's LPIs pending: its MAPD V=0 only rewrites the device table entry)"
+                );
+            }
+        } else {
+            report.check(pending, remove_while_pending(removal));
+            report.check(active, remove_while_active(removal));
+        }
+        if msi_device {
+            report.check(msi_arriving, remove_while_msis_arrive(removal));
+        } else {
+            println!(
+                "{msi_arriving}: skipped (no MSI test device: it is the hypervisor's msi-device component)"
+            );
+        }
+    }
+    report.check("its-race-movi-pending", move_while_pending(Move::Movi));
+    report.check("its-race-movall-pending", move_while_pending(Move::Movall));
 }
 
 /// Reads GITS_TYPER, IIDR and the BASERs, gives the device and collection tables one
@@ -581,6 +642,246 @@ fn malformed_commands() -> Outcome {
     let processor = gic::processor_number(0);
     submit(&[Command::mapc(0, processor, true), Command::int(DEVICE, 0), Command::sync(processor)])?;
     gic::expect_deliveries(LPI, before, [1, 0, 0, 0])
+}
+
+/// How a race check takes an event's translation away.
+#[derive(Clone, Copy)]
+enum Removal {
+    /// DISCARD of the event.
+    Discard,
+    /// MAPD V=0 of its device.
+    Unmap,
+}
+
+impl Removal {
+    /// The command removing `device`'s [`RACE_EVENT`] (mapped with [`RACE_EVENT_BITS`]).
+    fn command(self, device: u32) -> Command {
+        match self {
+            Self::Discard => Command::discard(device, RACE_EVENT),
+            Self::Unmap => Command::mapd(device, RACE_EVENT_BITS, itt(device), false),
+        }
+    }
+}
+
+/// How far [`HOLDER`] has got holding [`RACE_LPI`] (the values go up as it gets on).
+static HOLD: AtomicU32 = AtomicU32::new(HOLD_IDLE);
+/// [`HOLD`]: nothing held yet.
+const HOLD_IDLE: u32 = 0;
+/// [`HOLD`]: IRQs masked, waiting for the LPI to be pending at its CPU interface.
+const HOLD_MASKED: u32 = 1;
+/// [`HOLD`]: the LPI is the highest pending interrupt there (ICC_HPPIR1_EL1).
+const HOLD_PENDING: u32 = 2;
+/// [`HOLD`]: it did not become pending there.
+const HOLD_MISSED: u32 = 3;
+/// [`HOLD`]: the handler acknowledged it and keeps it active.
+const HOLD_ACTIVE: u32 = 4;
+/// [`HOLD`]: the handler ended it.
+const HOLD_ENDED: u32 = 5;
+/// Set by vCPU 0: [`HOLDER`] may unmask IRQs, or end the interrupt.
+static RELEASE: AtomicBool = AtomicBool::new(false);
+/// Set by vCPU 0 while [`MSI_SENDER`] should go on sending MSIs.
+static SENDING: AtomicBool = AtomicBool::new(false);
+/// MSIs [`MSI_SENDER`] has sent in the current MSI race.
+static MSIS_SENT: AtomicU32 = AtomicU32::new(0);
+
+/// [`HOLDER`]'s task: with IRQs masked, waits until [`RACE_LPI`] is pending at its CPU
+/// interface, then until [`RELEASE`], then unmasks (taking whatever is still pending).
+fn hold_pending() {
+    gic::mask_irqs();
+    HOLD.store(HOLD_MASKED, Ordering::Release);
+    let pending = wait_for(|| gic::highest_pending() == RACE_LPI);
+    HOLD.store(if pending { HOLD_PENDING } else { HOLD_MISSED }, Ordering::Release);
+    wait_for(|| RELEASE.load(Ordering::Acquire));
+    gic::unmask_irqs();
+}
+
+/// The hook of [`RACE_LPI`]'s handler on [`HOLDER`]: keeps it active until [`RELEASE`].
+fn hold_active() {
+    HOLD.store(HOLD_ACTIVE, Ordering::Release);
+    wait_for(|| RELEASE.load(Ordering::Acquire));
+    HOLD.store(HOLD_ENDED, Ordering::Release);
+}
+
+/// Waits until [`HOLDER`] has reached `state` (the states go up in order) and demands
+/// that it is there.
+fn expect_hold(state: u32, what: &str) -> Outcome {
+    wait_for(|| HOLD.load(Ordering::Acquire) >= state);
+    let reached = HOLD.load(Ordering::Acquire);
+    if reached == state { Ok(()) } else { fail!("vCPU {HOLDER}: never {what} (hold state {reached})") }
+}
+
+/// (Re)maps [`RACE_DEVICE`] and its [`RACE_EVENT`] to [`RACE_LPI`] on [`HOLDER`].
+fn map_race_lpi() -> Outcome {
+    configure_lpi_at(RACE_LPI, RACE_PRIORITY, true);
+    submit(&[
+        Command::mapd(RACE_DEVICE, RACE_EVENT_BITS, itt(RACE_DEVICE), true),
+        Command::mapti(RACE_DEVICE, RACE_EVENT, RACE_LPI, HOLDER as u16),
+        Command::sync(gic::processor_number(HOLDER)),
+    ])
+}
+
+/// INT of [`RACE_EVENT`] and a SYNC on [`HOLDER`].
+fn raise_race_lpi() -> Outcome {
+    submit(&[Command::int(RACE_DEVICE, RACE_EVENT), Command::sync(gic::processor_number(HOLDER))])
+}
+
+/// [`RACE_LPI`] is made pending on [`HOLDER`], which has IRQs masked and sees it at its
+/// CPU interface (in a list register, under the hypervisor); then vCPU 0 runs `race`
+/// (given the deliveries before), then [`HOLDER`] unmasks; then the deliveries since must
+/// be `expected`.
+fn race_while_pending(race: impl FnOnce(PerCpu) -> Outcome, expected: PerCpu) -> Outcome {
+    map_race_lpi()?;
+    let before = gic::deliveries(RACE_LPI);
+    HOLD.store(HOLD_IDLE, Ordering::Release);
+    RELEASE.store(false, Ordering::Release);
+    let ticket = post(HOLDER, hold_pending);
+    let raced = expect_hold(HOLD_MASKED, "masked IRQs")
+        .and_then(|()| raise_race_lpi())
+        .and_then(|()| expect_hold(HOLD_PENDING, "saw the LPI pending"))
+        .and_then(|()| race(before));
+    RELEASE.store(true, Ordering::Release);
+    wait_task(HOLDER, ticket)?;
+    raced?;
+    gic::expect_deliveries(RACE_LPI, before, expected)
+}
+
+/// DISCARD or MAPD V=0 (then SYNC) while [`RACE_LPI`] is pending at [`HOLDER`]'s CPU
+/// interface with IRQs masked there: once they are unmasked it is not delivered (the
+/// command completed before). After a DISCARD, [`RACE_EVENT`] mapped again (MAPTI) to a
+/// new LPI delivers that one, once, and INT never brings back the old one.
+fn remove_while_pending(removal: Removal) -> Outcome {
+    let remove = |_| submit(&[removal.command(RACE_DEVICE), Command::sync(gic::processor_number(HOLDER))]);
+    race_while_pending(remove, [0; CPUS])?;
+    if let Removal::Unmap = removal {
+        return Ok(());
+    }
+    configure_lpi(REMAPPED_LPI, true);
+    let (old, new) = (gic::deliveries(RACE_LPI), gic::deliveries(REMAPPED_LPI));
+    let processor = gic::processor_number(0);
+    submit(&[
+        Command::mapti(RACE_DEVICE, RACE_EVENT, REMAPPED_LPI, 0),
+        Command::int(RACE_DEVICE, RACE_EVENT),
+        Command::sync(processor),
+    ])?;
+    gic::expect_deliveries(REMAPPED_LPI, new, [1, 0, 0, 0])?;
+    gic::expect_deliveries(RACE_LPI, old, [0; CPUS])
+}
+
+/// [`RACE_LPI`] active on [`HOLDER`] (its handler holds it before the EOI) and pending
+/// again by a second INT; DISCARD or MAPD V=0 (then SYNC); then the handler ends it: it
+/// was delivered exactly once, and the pending second INT never arrives.
+fn remove_while_active(removal: Removal) -> Outcome {
+    map_race_lpi()?;
+    let before = gic::deliveries(RACE_LPI);
+    HOLD.store(HOLD_IDLE, Ordering::Release);
+    RELEASE.store(false, Ordering::Release);
+    gic::set_hook(RACE_LPI, hold_active);
+    let raced = raise_race_lpi()
+        .and_then(|()| expect_hold(HOLD_ACTIVE, "took the LPI"))
+        .and_then(|()| raise_race_lpi())
+        .and_then(|()| submit(&[removal.command(RACE_DEVICE), Command::sync(gic::processor_number(HOLDER))]));
+    RELEASE.store(true, Ordering::Release);
+    let ended = wait_for(|| HOLD.load(Ordering::Acquire) != HOLD_ACTIVE);
+    gic::clear_hook();
+    raced?;
+    if !ended {
+        return fail!("vCPU {HOLDER}: the handler did not end the LPI");
+    }
+    gic::expect_deliveries(RACE_LPI, before, [0, 1, 0, 0])
+}
+
+/// [`MSI_SENDER`]'s task: MSIs for [`MSI_DEVICE`]'s [`RACE_EVENT`], one per SEND, while
+/// [`SENDING`].
+fn send_msis_while_sending() {
+    while SENDING.load(Ordering::Acquire) {
+        send_msis(RACE_EVENT, 1);
+        MSIS_SENT.store(MSIS_SENT.load(Ordering::Relaxed) + 1, Ordering::Release);
+    }
+}
+
+/// [`MSI_DEVICE`] mapped (again), its [`RACE_EVENT`] raising [`MSI_FIRST_LPI`] on vCPU 0.
+fn map_msi_race_event() -> Outcome {
+    submit(&[
+        Command::mapd(MSI_DEVICE, RACE_EVENT_BITS, itt(MSI_DEVICE), true),
+        Command::mapti(MSI_DEVICE, RACE_EVENT, MSI_FIRST_LPI, 0),
+        Command::sync(gic::processor_number(0)),
+    ])
+}
+
+/// MSIs for [`MSI_DEVICE`]'s [`RACE_EVENT`] ([`MSI_FIRST_LPI`] on vCPU 0) arrive from the
+/// MSI test device, sent by [`MSI_SENDER`], while vCPU 0 (with IRQs masked, once one is
+/// pending at its CPU interface) issues DISCARD or MAPD V=0 and a SYNC:
+/// once unmasked, no delivery comes after the SYNC completed, the device sees later MSIs
+/// dropped, and every delivery was on vCPU 0.
+fn remove_while_msis_arrive(removal: Removal) -> Outcome {
+    map_msi_race_event()?;
+    let lpi = MSI_FIRST_LPI;
+    let before = gic::deliveries(lpi);
+    let dropped = msi_device_read(MSI_DROPPED);
+    MSIS_SENT.store(0, Ordering::Release);
+    SENDING.store(true, Ordering::Release);
+    let ticket = post(MSI_SENDER, send_msis_while_sending);
+    let raced = (|| {
+        if !wait_for(|| gic::deliveries_since(lpi, before)[0] >= 1) {
+            return fail!("no MSI delivered before the removal");
+        }
+        gic::mask_irqs();
+        let held = wait_for(|| gic::highest_pending() == lpi);
+        let removed = submit(&[removal.command(MSI_DEVICE), Command::sync(gic::processor_number(0))]);
+        let at_completion = gic::deliveries_since(lpi, before);
+        let sent = MSIS_SENT.load(Ordering::Acquire);
+        gic::unmask_irqs();
+        if !held {
+            return fail!("no MSI pending at vCPU 0 (IRQs masked) when the removal was issued");
+        }
+        removed?;
+        if !wait_for(|| MSIS_SENT.load(Ordering::Acquire) >= sent + MSIS_AFTER_REMOVAL) {
+            return fail!("the MSI device stopped sending");
+        }
+        gic::settle();
+        expect_per_cpu("deliveries (after the SYNC: none)", at_completion, gic::deliveries_since(lpi, before))
+    })();
+    SENDING.store(false, Ordering::Release);
+    wait_task(MSI_SENDER, ticket)?;
+    raced?;
+    let delivered = gic::deliveries_since(lpi, before);
+    if delivered[1..].iter().any(|&count| count != 0) {
+        return expect_per_cpu("deliveries (vCPU 0 only)", [delivered[0], 0, 0, 0], delivered);
+    }
+    let dropped = msi_device_read(MSI_DROPPED) - dropped;
+    if dropped < MSIS_AFTER_REMOVAL {
+        return fail!("{dropped} MSIs dropped after the removal");
+    }
+    map_msi_race_event()
+}
+
+/// How a race check moves [`RACE_LPI`] off [`HOLDER`].
+#[derive(Clone, Copy)]
+enum Move {
+    /// MOVI of [`RACE_EVENT`] to collection 2.
+    Movi,
+    /// MOVALL from [`HOLDER`]'s redistributor to vCPU 2's.
+    Movall,
+}
+
+/// MOVI or MOVALL (then SYNC) to vCPU 2 while [`RACE_LPI`] is pending at [`HOLDER`]'s CPU
+/// interface with IRQs masked there: it is delivered on vCPU 2 while [`HOLDER`] still
+/// masks IRQs, and exactly once: never on [`HOLDER`] once it unmasks.
+fn move_while_pending(how: Move) -> Outcome {
+    const NEW_TARGET: usize = 2;
+    let to = gic::processor_number(NEW_TARGET);
+    let command = match how {
+        Move::Movi => Command::movi(RACE_DEVICE, RACE_EVENT, NEW_TARGET as u16),
+        Move::Movall => Command::movall(gic::processor_number(HOLDER), to),
+    };
+    let race = |before| {
+        submit(&[command, Command::sync(to)])?;
+        if !wait_for(|| gic::deliveries_since(RACE_LPI, before)[NEW_TARGET] >= 1) {
+            return fail!("not delivered on vCPU {NEW_TARGET} while vCPU {HOLDER} masked IRQs");
+        }
+        Ok(())
+    };
+    race_while_pending(race, [0, 0, 1, 0])
 }
 
 /// INTs and MSIs timed for `its-int-to-handler` and `its-msi-to-handler`.
