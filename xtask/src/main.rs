@@ -276,6 +276,7 @@ fn boot_native(
         console,
         extra_args,
         expect_output: &[],
+        fail_output: &[],
     })?;
     if outcome.timed_out {
         bail!("system {system} (native): timed out");
@@ -543,6 +544,7 @@ fn bench_floor(icount: Vec<String>) -> Result<String> {
         console: qemu::Console::Captured,
         extra_args: icount,
         expect_output: &[],
+        fail_output: &[],
     })?;
     if outcome.timed_out {
         bail!("bench-floor: timed out");

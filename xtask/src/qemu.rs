@@ -72,6 +72,9 @@ pub struct RunConfig<'a> {
     pub extra_args: Vec<String>,
     /// Text that must appear before the result line (the manifest's `expect-output`).
     pub expect_output: &'a [String],
+    /// Text that ends the run as failed as soon as it appears (the manifest's
+    /// `fail-output`).
+    pub fail_output: &'a [String],
 }
 
 /// How a run ended.
@@ -85,11 +88,18 @@ pub struct Outcome {
     pub output: String,
     /// The expected text ([`RunConfig::expect_output`]) missing before the result line.
     pub missing_output: Vec<String>,
+    /// The [`RunConfig::fail_output`] text that ended the run, if any.
+    pub failed_on: Option<String>,
 }
 
 impl Outcome {
     /// A one-line explanation of a run that did not pass.
     pub fn failure(&self) -> Option<String> {
+        if let Some(text) = &self.failed_on {
+            return Some(format!(
+                "the console showed {text:?}, so the run was ended (the log above says why)"
+            ));
+        }
         let verdict = match (self.status, self.timed_out) {
             (Some(0), _) => None,
             (Some(status), _) => Some(format!("the system reported failure status {status}")),
@@ -198,12 +208,23 @@ pub fn run(config: &RunConfig) -> Result<Outcome> {
     let started = Instant::now();
     let mut output = Vec::new();
     let mut timed_out = false;
+    let mut failed_on = None;
     let mut terminal = std::io::stdout();
     loop {
+        let mut received = 0;
         while let Ok(bytes) = receiver.try_recv() {
             terminal.write_all(&bytes)?;
             terminal.flush()?;
             output.extend_from_slice(&bytes);
+            received += bytes.len();
+        }
+        if received > 0 {
+            failed_on = shown(&output, received, config.fail_output);
+        }
+        if failed_on.is_some() {
+            child.kill().context("killing QEMU")?;
+            child.wait()?;
+            break;
         }
         if child.try_wait()?.is_some() {
             break;
@@ -226,8 +247,17 @@ pub fn run(config: &RunConfig) -> Result<Outcome> {
         status: result_status(&output, config.nonce),
         timed_out,
         missing_output: missing_output(&output, config.nonce, config.expect_output),
+        failed_on,
         output,
     })
+}
+
+/// The first of `texts` in the last `received` bytes of `output` (and in the text just
+/// before them that one of `texts` could straddle).
+fn shown(output: &[u8], received: usize, texts: &[String]) -> Option<String> {
+    let longest = texts.iter().map(String::len).max()?;
+    let recent = &output[output.len().saturating_sub(received + longest)..];
+    texts.iter().find(|text| recent.windows(text.len()).any(|window| window == text.as_bytes())).cloned()
 }
 
 /// Finds the result line tagged with `nonce`; lines with another nonce are not the kernel's.
@@ -273,6 +303,7 @@ mod tests {
             timed_out,
             output: String::new(),
             missing_output: Vec::new(),
+            failed_on: None,
         };
         assert_eq!(outcome(Some(0), false).failure(), None);
         assert!(outcome(Some(2), false).failure().unwrap().contains("status 2"));
@@ -284,6 +315,18 @@ mod tests {
         );
         let missing = Outcome { missing_output: vec!["done".into()], ..outcome(Some(0), false) };
         assert!(missing.failure().unwrap().contains("never showed \"done\""));
+        let panicked = Outcome { failed_on: Some("Kernel panic".into()), ..outcome(Some(0), false) };
+        assert!(panicked.failure().unwrap().contains("showed \"Kernel panic\""), "even before a result line");
+    }
+
+    #[test]
+    fn fail_output_is_found_in_the_new_bytes_and_across_their_start() {
+        let texts = ["Kernel panic - not syncing".to_string()];
+        let output = b"[ 1.0] ok\n[ 2.0] Kernel panic - not syncing: VFS\n";
+        assert_eq!(shown(output, 20, &texts).as_deref(), Some("Kernel panic - not syncing"), "straddling");
+        assert_eq!(shown(output, output.len(), &texts).as_deref(), Some("Kernel panic - not syncing"));
+        assert_eq!(shown(b"[ 1.0] all well\n", 5, &texts), None);
+        assert_eq!(shown(output, 3, &[]), None, "nothing to look for");
     }
 
     #[test]

@@ -110,6 +110,8 @@ pub struct Built {
     pub timeout_seconds: u64,
     /// The manifest's `expect-output`.
     pub expect_output: Vec<String>,
+    /// The manifest's `fail-output`.
+    pub fail_output: Vec<String>,
     /// Held while the image is built and run: a second `cargo xtask` for the same system
     /// waits instead of overwriting this image (whose nonce would then not match).
     _exclusive: std::fs::File,
@@ -133,6 +135,7 @@ impl Built {
             console,
             extra_args,
             expect_output: &self.expect_output,
+            fail_output: &self.fail_output,
         }
     }
 }
@@ -237,6 +240,7 @@ pub fn build(name: &str, checks: Checks, guest: &GuestOverride) -> Result<Built>
         memory_mib: system.memory >> 20,
         timeout_seconds: system.timeout_seconds,
         expect_output: system.expect_output,
+        fail_output: system.fail_output,
         _exclusive: exclusive,
     })
 }

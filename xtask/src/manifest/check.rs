@@ -355,9 +355,11 @@ impl Checker<'_> {
             Some(value) => self.int("system", "timeout-seconds", value, 1..=3600).unwrap_or(0) as u64,
             None => DEFAULT_TIMEOUT_SECONDS,
         };
-        for line in &table.expect_output {
-            if line.get_ref().trim().is_empty() || line.get_ref().contains('\n') {
-                self.field("system", "expect-output", line, "each entry is one non-blank line of text");
+        for (field, lines) in [("expect-output", &table.expect_output), ("fail-output", &table.fail_output)] {
+            for line in lines {
+                if line.get_ref().trim().is_empty() || line.get_ref().contains('\n') {
+                    self.field("system", field, line, "each entry is one non-blank line of text");
+                }
             }
         }
 
@@ -419,6 +421,7 @@ impl Checker<'_> {
             timeout_seconds,
             pmu_for_components: table.pmu_for_components.unwrap_or(false),
             expect_output: table.expect_output.iter().map(|line| line.get_ref().clone()).collect(),
+            fail_output: table.fail_output.iter().map(|line| line.get_ref().clone()).collect(),
             endpoints: endpoints.collect(),
             notifications: notifications.collect(),
             regions,

@@ -73,6 +73,9 @@ pub struct System {
     /// result line, for the run to pass (checks of a system's other guests; as guests can
     /// print anything, these only add conditions to the result line's status).
     pub expect_output: Vec<String>,
+    /// Text that, once a console line shows it, ends a run as failed at once (`fail-output`,
+    /// e.g. a guest kernel's panic line).
+    pub fail_output: Vec<String>,
     /// Endpoints, in manifest order (their index is their boot-info index).
     pub endpoints: Vec<Endpoint>,
     /// Notifications, in manifest order.

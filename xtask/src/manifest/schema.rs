@@ -42,6 +42,8 @@ pub(super) struct SystemTable {
     pub pmu_for_components: Option<bool>,
     #[serde(default)]
     pub expect_output: Vec<Text>,
+    #[serde(default)]
+    pub fail_output: Vec<Text>,
 }
 
 /// `[[endpoint]]` and `[[notification]]`: objects with nothing but a name.
