@@ -23,6 +23,9 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(any(test, feature = "alloc"))]
+extern crate alloc;
+
 pub mod its;
 mod message;
 #[cfg(target_os = "none")]

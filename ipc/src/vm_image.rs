@@ -35,12 +35,22 @@ pub struct Run {
     pub length: u64,
 }
 
-/// The words before the runs' bytes for an image of `length` bytes with `runs` (whose
-/// offsets count from the start of the image, so they start past these words).
-pub fn header(boot: Boot, length: u64, runs: &[Run]) -> impl Iterator<Item = u64> + '_ {
-    [MAGIC, length, boot.entry, boot.x0, runs.len() as u64]
-        .into_iter()
-        .chain(runs.iter().flat_map(|run| [run.ipa, run.offset, run.length]))
+/// The image that starts the boot vCPU as `boot` says with guest RAM holding `contents`
+/// (guest-physical address and bytes of each run): what xtask writes and the VMM reads.
+#[cfg(any(test, feature = "alloc"))]
+pub fn pack(boot: Boot, contents: &[(u64, &[u8])]) -> alloc::vec::Vec<u8> {
+    let mut offset = (8 * (HEADER_WORDS + RUN_WORDS * contents.len())) as u64;
+    let runs = contents.iter().map(|(ipa, data)| {
+        let run = [*ipa, offset, data.len() as u64];
+        offset += data.len() as u64;
+        run
+    });
+    let run_words: alloc::vec::Vec<u64> = runs.flatten().collect();
+    let header = [MAGIC, offset, boot.entry, boot.x0, contents.len() as u64];
+    let mut image: alloc::vec::Vec<u8> =
+        header.iter().chain(&run_words).flat_map(|word| word.to_le_bytes()).collect();
+    contents.iter().for_each(|(_, data)| image.extend_from_slice(data));
+    image
 }
 
 /// The length of the image whose first two words are `first_words`, if the magic is
@@ -109,25 +119,10 @@ impl<'a> VmImage<'a> {
 mod tests {
     use super::*;
 
-    fn image(boot: Boot, runs: &[(u64, &[u8])]) -> Vec<u8> {
-        let mut offset = ((HEADER_WORDS + RUN_WORDS * runs.len()) * 8) as u64;
-        let headers: Vec<Run> = runs
-            .iter()
-            .map(|(ipa, bytes)| {
-                let run = Run { ipa: *ipa, offset, length: bytes.len() as u64 };
-                offset += run.length;
-                run
-            })
-            .collect();
-        let mut bytes: Vec<u8> = header(boot, offset, &headers).flat_map(u64::to_le_bytes).collect();
-        runs.iter().for_each(|(_, data)| bytes.extend_from_slice(data));
-        bytes
-    }
-
     #[test]
     fn an_image_parses_back_into_its_boot_values_and_runs() {
         let boot = Boot { entry: 0x4008_0000, x0: 0x4ff0_0000 };
-        let bytes = image(boot, &[(0x4008_0000, b"code"), (0x4ff0_0000, b"tree!")]);
+        let bytes = pack(boot, &[(0x4008_0000, b"code"), (0x4ff0_0000, b"tree!")]);
         let parsed = VmImage::parse(&bytes).expect("a valid image");
         assert_eq!(parsed.boot, boot);
         let runs: Vec<(u64, &[u8])> = parsed.runs().map(|(run, data)| (run.ipa, data)).collect();
@@ -137,7 +132,7 @@ mod tests {
     #[test]
     fn a_wrong_magic_or_a_run_past_the_end_is_refused() {
         let boot = Boot { entry: 1, x0: 2 };
-        let mut bytes = image(boot, &[(0x4000_0000, b"data")]);
+        let mut bytes = pack(boot, &[(0x4000_0000, b"data")]);
         assert!(VmImage::parse(&bytes[..bytes.len() - 1]).is_none(), "the image is cut short");
         let long_length = bytes.len() as u64 + 1;
         bytes[8..16].copy_from_slice(&long_length.to_le_bytes());

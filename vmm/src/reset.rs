@@ -29,29 +29,14 @@ pub fn restore(image: &[u8], ram: &mut [u8], ram_ipa: u64) -> Option<Boot> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipc::vm_image::{HEADER_WORDS, RUN_WORDS, Run, header};
+    use ipc::vm_image::pack;
 
     const RAM_IPA: u64 = 0x4000_0000;
-
-    fn image(boot: Boot, runs: &[(u64, &[u8])]) -> Vec<u8> {
-        let mut offset = ((HEADER_WORDS + RUN_WORDS * runs.len()) * 8) as u64;
-        let headers: Vec<Run> = runs
-            .iter()
-            .map(|(ipa, bytes)| {
-                let run = Run { ipa: *ipa, offset, length: bytes.len() as u64 };
-                offset += run.length;
-                run
-            })
-            .collect();
-        let mut bytes: Vec<u8> = header(boot, offset, &headers).flat_map(u64::to_le_bytes).collect();
-        runs.iter().for_each(|(_, data)| bytes.extend_from_slice(data));
-        bytes
-    }
 
     #[test]
     fn the_runs_come_back_and_everything_else_is_zeroed() {
         let boot = Boot { entry: RAM_IPA + 4, x0: RAM_IPA + 12 };
-        let image = image(boot, &[(RAM_IPA + 4, b"code"), (RAM_IPA + 12, b"dtb")]);
+        let image = pack(boot, &[(RAM_IPA + 4, b"code"), (RAM_IPA + 12, b"dtb")]);
         let mut ram = vec![0xaa; 20];
         assert_eq!(restore(&image, &mut ram, RAM_IPA), Some(boot));
         assert_eq!(ram, b"\0\0\0\0code\0\0\0\0dtb\0\0\0\0\0");
@@ -62,7 +47,7 @@ mod tests {
         let boot = Boot { entry: RAM_IPA, x0: RAM_IPA };
         for ipa in [RAM_IPA + 18, RAM_IPA - 1, 0] {
             let mut ram = vec![0xaa; 20];
-            assert_eq!(restore(&image(boot, &[(ipa, b"code")]), &mut ram, RAM_IPA), None, "{ipa:#x}");
+            assert_eq!(restore(&pack(boot, &[(ipa, b"code")]), &mut ram, RAM_IPA), None, "{ipa:#x}");
             assert_eq!(ram, [0xaa; 20]);
         }
         let mut ram = vec![0xaa; 20];

@@ -120,23 +120,9 @@ impl GuestRam {
     /// Its image (`ipc::vm_image`): the boot vCPU's entry and `x0`, then every run of
     /// [`GuestRam::contents`], which a VMM copies back when the guest resets.
     pub fn image(&self) -> Vec<u8> {
-        use ipc::vm_image::{Boot, HEADER_WORDS, RUN_WORDS, Run, header};
-        let mut offset = (8 * (HEADER_WORDS + RUN_WORDS * self.contents.len())) as u64;
-        let runs: Vec<Run> = self
-            .contents
-            .iter()
-            .map(|(ipa, data)| {
-                let run = Run { ipa: *ipa, offset, length: data.len() as u64 };
-                offset += run.length;
-                run
-            })
-            .collect();
-        let boot = Boot { entry: self.entry, x0: self.dtb };
-        let mut image: Vec<u8> = header(boot, offset, &runs).flat_map(u64::to_le_bytes).collect();
-        for (_, data) in &self.contents {
-            image.extend_from_slice(data);
-        }
-        image
+        let contents: Vec<(u64, &[u8])> =
+            self.contents.iter().map(|(ipa, data)| (*ipa, data.as_slice())).collect();
+        ipc::vm_image::pack(ipc::vm_image::Boot { entry: self.entry, x0: self.dtb }, &contents)
     }
 }
 
