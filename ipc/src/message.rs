@@ -7,6 +7,9 @@ pub const REGISTER_WORDS: usize = 4;
 /// Largest message, in 64-bit words; words past [`REGISTER_WORDS`] live in the IPC buffer.
 /// Kept small because a [`Message`] holds them inline and is moved by value.
 pub const MAX_WORDS: usize = 16;
+// `MessageInfo::from_raw` tests the header's low half against it in one comparison, which
+// needs the length field (7 bits) to hold every length up to it.
+const _: () = assert!(MAX_WORDS < 0x80);
 /// Largest string one [`Syscall::DebugWrite`] prints, in bytes.
 pub const MAX_DEBUG_BYTES: usize = 256;
 
@@ -116,8 +119,10 @@ impl MessageInfo {
     /// Reinterprets a raw register value, rejecting lengths over [`MAX_WORDS`].
     #[inline]
     pub const fn from_raw(raw: u64) -> Option<Self> {
-        let length = (raw & 0x7f) as usize;
-        if length > MAX_WORDS || raw & 0xffff_ff80 != 0 {
+        // Bits 7..=31 must be clear and the length at most `MAX_WORDS` (below 128): both
+        // hold exactly when the low half is at most `MAX_WORDS`, one comparison on the
+        // kernel's fast path.
+        if raw as u32 > MAX_WORDS as u32 {
             return None;
         }
         Some(Self(raw))
@@ -138,7 +143,9 @@ impl MessageInfo {
     /// The number of message words.
     #[inline]
     pub const fn length(self) -> usize {
-        (self.0 & 0x7f) as usize
+        // Through the low half, which `from_raw` bounds: the compiler then knows a length
+        // from a header checked against a smaller bound is within it too.
+        (self.0 as u32 & 0x7f) as usize
     }
 }
 
@@ -318,7 +325,8 @@ impl Message {
 pub struct ShortMessage {
     /// Label and length.
     pub info: MessageInfo,
-    /// Words 0 to 3; the kernel delivers zero past the length.
+    /// Words 0 to 3; past the length, what the sender's registers held ([`ShortMessage::new`]
+    /// puts zeros there).
     pub words: [u64; REGISTER_WORDS],
 }
 

@@ -74,8 +74,8 @@ mod el2 {
     use kernel::guest::{Trap, WakeState, timer_lines, timer_ppi_mask, timer_ppis_to_deactivate};
     use kernel::pagetable::{LeafAttributes, MapError, PageTable};
     use kernel::{
-        BootError, IpcArguments, Kernel, LoadedElsewhere, Platform, ThreadId, ThreadKind, UserContext,
-        VcpuId, VcpuRequest,
+        BootError, FastIpc, IpcArguments, Kernel, LoadedElsewhere, Platform, ThreadId, ThreadKind,
+        UserContext, VcpuId, VcpuReply, VcpuRequest,
     };
     use spin::MutexGuard;
 
@@ -954,10 +954,32 @@ mod el2 {
         let system = system(&mut guard);
         // Only a component's `svc` reaches EL2 (a guest's goes to its own EL1), and a vCPU
         // thread holds no capabilities anyway, so the caller is a component.
-        let Some(thread) = system.kernel.fast_ipc(per_cpu.cpu(), syscall, args, &system.machine) else {
-            // SAFETY: `context` is the saved context of this CPU's current thread (the
-            // vector's SP_EL2), inside the kernel this CPU holds locked.
-            args.store(unsafe { &mut *context });
+        let outcome = system.kernel.fast_ipc(per_cpu.cpu(), syscall, args, &system.machine);
+        if let FastIpc::Handed(thread) = outcome {
+            let vspace = system.kernel.component_vspace(thread);
+            per_cpu.mode().enter(false);
+            let (context, ttbr0) = (system.kernel.context_ptr(thread), system.machine.vspace_ttbr0[vspace]);
+            drop(guard);
+            per_cpu.switch_address_space(ttbr0);
+            return context;
+        }
+        // SAFETY: `context` is the saved context of this CPU's current thread (the vector's
+        // SP_EL2), inside the kernel this CPU holds locked.
+        args.store(unsafe { &mut *context });
+        match outcome {
+            FastIpc::ReplyToVcpu(reply) => fast_reply_to_vcpu(guard, per_cpu, reply),
+            _ => core::ptr::null_mut(),
+        }
+    }
+
+    /// The end of a fast `ReplyRecv` that answers a vCPU ([`FastIpc::ReplyToVcpu`]), out of
+    /// line and reached by a tail call (it takes the lock's guard along), so that the
+    /// components' fast path makes no call: returns the vCPU's context, or null if the
+    /// slow path must take the system call after all.
+    #[inline(never)]
+    fn fast_reply_to_vcpu(mut guard: KernelGuard, per_cpu: &PerCpu, reply: VcpuReply) -> *mut UserContext {
+        let system = system(&mut guard);
+        let Some(thread) = system.kernel.fast_reply_to_vcpu(per_cpu.cpu(), reply, &system.machine) else {
             return core::ptr::null_mut();
         };
         let (context, ttbr0) = system.resume(per_cpu, thread);

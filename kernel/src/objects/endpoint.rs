@@ -3,7 +3,8 @@
 use super::console::kernel_line;
 use super::notification::NotificationObject;
 use super::queue::{Link, Queue};
-use super::{Kernel, ThreadState, return_empty};
+use super::syscall::{FastIpc, VcpuReply};
+use super::{Kernel, ThreadId, ThreadState, return_empty, thread_id};
 use crate::Platform;
 use crate::address::Pa;
 use ipc::{Error, IpcBuffer, Label, MessageInfo, REGISTER_WORDS, fault};
@@ -137,7 +138,7 @@ fn copy_buffer_words(platform: &impl Platform, from: Pa, to: Pa, length: usize) 
 
 impl Kernel<'_> {
     /// Writes `message` from `sender` into `receiver`: `x0` = 0, `x1` = info, words 0-3 in
-    /// `x2..=x5` (zero past the length), words 4 and up in its IPC buffer, `x6` = badge.
+    /// `x2..=x5`, words 4 and up in its IPC buffer, `x6` = badge.
     pub(super) fn transfer(
         &mut self,
         platform: &impl Platform,
@@ -180,7 +181,12 @@ impl Kernel<'_> {
     }
 
     /// Sets the registers of a received message: `x0` = 0, `x1` = `info`, `words` in
-    /// `x2..=x5` (zero past the length), `x6` = `badge`.
+    /// `x2..=x5`, `x6` = `badge`.
+    ///
+    /// All four words go across whatever the length: past it they hold what the sender had
+    /// in those registers (as in seL4, nothing of another thread's or the kernel's), and
+    /// the IPC libraries send zeros there. Masking them would cost the fast path eight
+    /// instructions each way.
     #[inline(always)]
     fn write_message(
         &mut self,
@@ -189,13 +195,10 @@ impl Kernel<'_> {
         words: [u64; REGISTER_WORDS],
         badge: u64,
     ) {
-        let length = info.length();
         let context = &mut self.threads[receiver].context;
         context.x[0] = 0;
         context.x[1] = info.raw();
-        for (index, word) in words.into_iter().enumerate() {
-            context.x[2 + index] = if index < length { word } else { 0 };
-        }
+        context.x[2..2 + REGISTER_WORDS].copy_from_slice(&words);
         context.x[6] = badge;
     }
 
@@ -403,7 +406,8 @@ impl Kernel<'_> {
     /// (header `info`, `words` from its registers, the rest in its IPC buffer), to its
     /// reply target and runs it while the replier waits on `endpoint`, if that is what
     /// the slow path and the scheduler would do (the caller checked that no reschedule is
-    /// pending). Returns the thread that runs if it did.
+    /// pending). A reply to a vCPU only passes the common checks here and is left to
+    /// [`Kernel::fast_reply_to_vcpu`] ([`FastIpc::ReplyToVcpu`]).
     #[inline(always)]
     pub(super) fn fast_reply_recv(
         &mut self,
@@ -413,7 +417,7 @@ impl Kernel<'_> {
         info: MessageInfo,
         words: [u64; REGISTER_WORDS],
         platform: &impl Platform,
-    ) -> Option<usize> {
+    ) -> Option<FastIpc> {
         let caller = self.threads[replier].reply_target.get()?;
         let target = &self.threads[caller];
         let bound = self.threads[replier].bound_notification as usize;
@@ -421,17 +425,61 @@ impl Kernel<'_> {
             || self.notifications.get(bound).is_some_and(NotificationObject::is_signalled)
             || usize::from(target.cpu) != cpu
             || !self.cpus[cpu].outranks_ready(target.priority)
-            || (target.vcpu.is_some() && info.label() == ipc::vcpu::STOP)
-            || target.held
-            || target.vgic_event_due
         {
             return None;
         }
+        if target.vcpu.is_some() {
+            return Some(FastIpc::ReplyToVcpu(VcpuReply {
+                caller: caller as u16,
+                endpoint: endpoint as u32,
+            }));
+        }
+        let length = info.length();
+        if length > REGISTER_WORDS {
+            copy_buffer_words(
+                platform,
+                self.threads[replier].ipc_buffer,
+                self.threads[caller].ipc_buffer,
+                length,
+            );
+        }
+        self.write_message(caller, info, words, 0);
+        self.finish_fast_reply(cpu, replier, caller, endpoint);
+        Some(FastIpc::Handed(thread_id(caller)))
+    }
+
+    /// Finishes a fast-path `ReplyRecv` of the current thread of `cpu` that answers a
+    /// vCPU ([`FastIpc::ReplyToVcpu`]; its arguments now in its saved context): the vCPU
+    /// gets the answer and runs, unless the reply stops it, or it is held or owes its
+    /// vgic-server an event first. Returns the vCPU's thread if it did, else nothing
+    /// changed and the slow path takes the system call.
+    pub fn fast_reply_to_vcpu(
+        &mut self,
+        cpu: usize,
+        reply: VcpuReply,
+        platform: &impl Platform,
+    ) -> Option<ThreadId> {
+        let replier = self.cpus[cpu].current()?;
+        let (caller, endpoint) = (usize::from(reply.caller), reply.endpoint as usize);
+        let context = &self.threads[replier].context;
+        let info = MessageInfo::from_raw(context.x[1])?;
+        let words = [context.x[2], context.x[3], context.x[4], context.x[5]];
+        let target = &self.threads[caller];
+        if info.label() == ipc::vcpu::STOP || target.held || target.vgic_event_due {
+            return None;
+        }
+        self.answer_vcpu(platform, replier, caller, info, words);
+        self.finish_fast_reply(cpu, replier, caller, endpoint);
+        Some(thread_id(caller))
+    }
+
+    /// The end of a fast-path `ReplyRecv` whose reply `caller` has: `replier` owes nobody
+    /// and waits on `endpoint`, and `caller` runs.
+    #[inline(always)]
+    fn finish_fast_reply(&mut self, cpu: usize, replier: usize, caller: usize, endpoint: usize) {
         self.threads[replier].reply_target = Link::NONE;
-        self.deliver_reply(platform, replier, caller, info, words);
         self.block_on(cpu, replier, endpoint, Waiters::Receivers);
         self.switch_to(cpu, caller);
-        Some(caller)
     }
 
     /// `thread`, the current thread of `cpu`, faulted: it stops for good, the console says

@@ -154,7 +154,7 @@ use ipc::{MessageInfo, Syscall};
 use notification::NotificationObject;
 use queue::{Link, Links};
 use sched::Cpu;
-pub use syscall::IpcArguments;
+pub use syscall::{FastIpc, IpcArguments, VcpuReply};
 pub use vcpu::{VcpuId, VcpuRequest};
 use vcpu::{VcpuObject, VmObject};
 
@@ -224,6 +224,10 @@ pub enum ThreadKind {
 }
 
 /// A thread control block.
+///
+/// Aligned to a power of two so that a thread's address is its index shifted, one
+/// instruction on the fast paths instead of a multiply and an add.
+#[repr(align(512))]
 struct Thread<'a> {
     /// Registers saved on kernel entry and restored on exit.
     context: UserContext,
@@ -285,8 +289,10 @@ impl Thread<'_> {
 /// All kernel objects. Lives in one static behind the big kernel lock; it must not move
 /// once [`Kernel::context_ptr`] has been handed out.
 ///
-/// In declaration order (`repr(C)`), small and hot fields first and the large thread
-/// table last, so that the fast paths reach every other field with an immediate offset.
+/// In declaration order (`repr(C)`): the small fields the fast paths use, then the thread
+/// table, which starts close enough that every field of a thread is an immediate offset
+/// from the thread's index shifted (see `Thread`), then the rest, whose arrays start at
+/// whole pages or are reached through one more addition.
 #[repr(C)]
 pub struct Kernel<'a> {
     /// Per-run value for the result line.
@@ -301,12 +307,12 @@ pub struct Kernel<'a> {
     /// Queue links of the threads (run, endpoint and notification queues).
     links: Links,
     endpoints: [EndpointObject; MAX_ENDPOINTS],
+    /// Components' threads from slot 0, then vCPUs from `first_vcpu_thread`.
+    threads: [Thread<'a>; THREAD_SLOTS],
     notifications: [NotificationObject; MAX_NOTIFICATIONS],
     cpus: [Cpu; MAX_CPUS],
     vms: [VmObject<'a>; MAX_VMS],
     vcpus: [VcpuObject; MAX_VCPUS],
-    /// Components' threads from slot 0, then vCPUs from `first_vcpu_thread`.
-    threads: [Thread<'a>; THREAD_SLOTS],
 }
 
 const _: () = assert!(MAX_CPUS <= u32::BITS as usize);
@@ -474,17 +480,21 @@ impl<'a> Kernel<'a> {
     /// What `thread` runs: a component in its vspace, or a vCPU.
     #[inline(always)]
     pub fn thread_kind(&self, thread: ThreadId) -> ThreadKind {
-        let thread = &self.threads[usize::from(thread.0)];
-        match thread.vcpu {
+        match self.threads[usize::from(thread.0)].vcpu {
             Some(vcpu) => ThreadKind::Vcpu(VcpuId(vcpu.into())),
-            None => {
-                // SAFETY: `Kernel::new` checked every component's vspace against the number
-                // of vspaces, at most `MAX_VSPACES`, and a thread's vspace never changes.
-                // Telling the compiler spares the shell a bounds check on its vspace table.
-                unsafe { core::hint::assert_unchecked((thread.vspace as usize) < MAX_VSPACES) };
-                ThreadKind::Component { vspace: thread.vspace }
-            }
+            None => ThreadKind::Component { vspace: self.component_vspace(thread) as u32 },
         }
+    }
+
+    /// The address space of `thread`, a component (what [`FastIpc::Handed`] names).
+    #[inline(always)]
+    pub fn component_vspace(&self, thread: ThreadId) -> usize {
+        let vspace = self.threads[usize::from(thread.0)].vspace as usize;
+        // SAFETY: `Kernel::new` checked every component's vspace against the number of
+        // vspaces, at most `MAX_VSPACES`, and a thread's vspace never changes. Telling the
+        // compiler spares the shell a bounds check on its vspace table.
+        unsafe { core::hint::assert_unchecked(vspace < MAX_VSPACES) };
+        vspace
     }
 
     /// The current thread of `cpu` executed `svc #0`; its context holds the arguments and
@@ -508,13 +518,18 @@ impl<'a> Kernel<'a> {
             syscall @ (Syscall::Call | Syscall::ReplyRecv) => syscall,
             _ => return None,
         };
-        self.fast_ipc(cpu, syscall, args, platform)
+        match self.fast_ipc(cpu, syscall, args, platform) {
+            FastIpc::Declined => None,
+            FastIpc::Handed(thread) => Some(thread),
+            FastIpc::ReplyToVcpu(reply) => self.fast_reply_to_vcpu(cpu, reply, platform),
+        }
     }
 
     /// [`Kernel::fast_syscall`] for `syscall` ([`Syscall::Call`] or
     /// [`Syscall::ReplyRecv`]) with argument registers `args` that are not in the saved
     /// context: the shell calls it straight from the exception vector, which saves as
-    /// little as it can, and on `None` stores `args` into the context for the slow path.
+    /// little as it can, and unless it handed over stores `args` into the context, for the
+    /// slow path or [`Kernel::fast_reply_to_vcpu`].
     #[inline(always)]
     pub fn fast_ipc(
         &mut self,
@@ -522,8 +537,8 @@ impl<'a> Kernel<'a> {
         syscall: Syscall,
         args: IpcArguments,
         platform: &impl Platform,
-    ) -> Option<ThreadId> {
-        self.fast_path(cpu, syscall, args, platform).map(thread_id)
+    ) -> FastIpc {
+        self.fast_path(cpu, syscall, args, platform).unwrap_or(FastIpc::Declined)
     }
 
     /// The system call of `cpu`'s current thread by the slow path, the reference

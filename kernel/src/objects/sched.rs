@@ -7,6 +7,10 @@ use super::{Kernel, ThreadId, ThreadState, thread_id};
 const PRIORITIES: usize = 256;
 
 /// Scheduler state of one CPU.
+///
+/// Aligned to a power of two so that a CPU's state is at its index shifted (see
+/// `Thread`).
+#[repr(align(1024))]
 pub(super) struct Cpu {
     /// The thread running (or last chosen to run) on this CPU; not in a run queue.
     current: Link,

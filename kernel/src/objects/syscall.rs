@@ -3,7 +3,7 @@
 use super::cap::object_with_right;
 use super::console::component_lines;
 use super::endpoint::{PendingSend, SendKind};
-use super::{Kernel, return_empty};
+use super::{Kernel, ThreadId, return_empty, thread_id};
 use crate::Platform;
 use bootinfo::cap_kind;
 use ipc::vcpu::LrWrite;
@@ -46,6 +46,31 @@ impl IpcArguments {
     }
 }
 
+/// What the IPC fast path did ([`Kernel::fast_ipc`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FastIpc {
+    /// Nothing changed: the slow path takes the system call.
+    Declined,
+    /// The message or reply went straight to a component (never a vCPU), which is now
+    /// the CPU's current thread.
+    Handed(ThreadId),
+    /// A `ReplyRecv` that answers a vCPU passed the checks of every fast `ReplyRecv`, and
+    /// nothing changed yet: the shell stores the arguments into the caller's context and
+    /// finishes with [`Kernel::fast_reply_to_vcpu`], out of line, so that the components'
+    /// path makes no call and needs no stack frame.
+    ReplyToVcpu(VcpuReply),
+}
+
+/// A `ReplyRecv` to a vCPU that the fast path took on ([`FastIpc::ReplyToVcpu`]); one
+/// register, so that the shell's out-of-line call passes it in one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VcpuReply {
+    /// The vCPU's thread.
+    pub(super) caller: u16,
+    /// The endpoint the replier then waits on.
+    pub(super) endpoint: u32,
+}
+
 /// Decodes a message header register.
 fn message_info(raw: u64) -> Result<MessageInfo, Error> {
     MessageInfo::from_raw(raw).ok_or(Error::InvalidArgument)
@@ -54,8 +79,8 @@ fn message_info(raw: u64) -> Result<MessageInfo, Error> {
 impl Kernel<'_> {
     /// The fast path of a `Call` (`syscall` [`Syscall::Call`]) or `ReplyRecv` of the
     /// current thread of `cpu` with argument registers `args`, when the module docs'
-    /// conditions hold; returns the thread that now runs on `cpu`. Anything unusual,
-    /// errors included, is left to the slow path, with nothing changed.
+    /// conditions hold; returns what it did (`None`: declined). Anything unusual, errors
+    /// included, is left to the slow path, with nothing changed.
     #[inline(always)]
     pub(super) fn fast_path(
         &mut self,
@@ -63,7 +88,7 @@ impl Kernel<'_> {
         syscall: Syscall,
         args: IpcArguments,
         platform: &impl Platform,
-    ) -> Option<usize> {
+    ) -> Option<FastIpc> {
         let state = &self.cpus[cpu];
         if state.reschedule_pending() {
             return None;
@@ -79,7 +104,8 @@ impl Kernel<'_> {
         let info = MessageInfo::from_raw(args.info)?;
         if syscall == Syscall::Call {
             let message = PendingSend { kind: SendKind::Call, info, badge: cap.badge };
-            self.fast_call_registers(cpu, caller, endpoint, message, args.words, platform)
+            let receiver = self.fast_call_registers(cpu, caller, endpoint, message, args.words, platform)?;
+            Some(FastIpc::Handed(thread_id(receiver)))
         } else {
             self.fast_reply_recv(cpu, caller, endpoint, info, args.words, platform)
         }

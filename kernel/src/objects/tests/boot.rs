@@ -81,9 +81,9 @@ fn a_cpu_without_threads_idles() {
 #[test]
 fn the_kernel_is_small_enough_for_a_static() {
     // The shell keeps it in a static and builds it once at boot; this bound keeps an eye
-    // on its size (threads' contexts dominate it: components' and vCPUs').
+    // on its size (threads dominate it, 512 bytes each for the fast paths' addressing).
     assert!(
-        core::mem::size_of::<Kernel<'static>>() < 64 * 1024,
+        core::mem::size_of::<Kernel<'static>>() < 96 * 1024,
         "{}",
         core::mem::size_of::<Kernel<'static>>()
     );

@@ -8,7 +8,7 @@
 
 use super::super::endpoint::PendingSend;
 use super::*;
-use crate::{IpcArguments, UserContext};
+use crate::{FastIpc, IpcArguments, UserContext};
 use ipc::endpoint_rights as ep;
 use std::collections::HashSet;
 
@@ -161,7 +161,15 @@ impl Twins {
         if let Some(syscall @ (Syscall::Call | Syscall::ReplyRecv)) = syscall {
             let args = IpcArguments::of(context);
             context.x[..6].fill(UNSAVED);
-            if kernel.fast_ipc(cpu, syscall, args, platform).is_some() {
+            let handed = match kernel.fast_ipc(cpu, syscall, args, platform) {
+                FastIpc::Declined => false,
+                FastIpc::Handed(_) => true,
+                FastIpc::ReplyToVcpu(reply) => {
+                    args.store(&mut kernel.threads[caller].context);
+                    kernel.fast_reply_to_vcpu(cpu, reply, platform).is_some()
+                }
+            };
+            if handed {
                 self.unsaved.insert(caller);
                 return true;
             }

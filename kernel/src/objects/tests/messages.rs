@@ -56,13 +56,13 @@ fn the_longest_message_arrives_whole() {
 }
 
 #[test]
-fn registers_past_the_message_length_arrive_as_zero() {
+fn registers_past_the_message_length_carry_the_senders_registers() {
     let mut harness = client_server(1);
     harness.syscall(0, Syscall::Recv, 0);
     let info = MessageInfo::new(Label(1), 2).unwrap().raw();
     harness.load(0, Syscall::Call as u64, 0, info, [1, 2, 0xdead, 0xbeef]);
     harness.enter(0);
-    assert_eq!(harness.kernel.threads[SERVER].context.x[2..6], [1, 2, 0, 0]);
+    assert_eq!(harness.kernel.threads[SERVER].context.x[2..6], [1, 2, 0xdead, 0xbeef]);
 }
 
 #[test]
