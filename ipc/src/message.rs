@@ -143,9 +143,17 @@ impl MessageInfo {
     /// The number of message words.
     #[inline]
     pub const fn length(self) -> usize {
-        // Through the low half, which `from_raw` bounds: the compiler then knows a length
-        // from a header checked against a smaller bound is within it too.
-        (self.0 as u32 & 0x7f) as usize
+        (self.0 & 0x7f) as usize
+    }
+
+    /// Whether every word travels in registers (the length is at most
+    /// [`REGISTER_WORDS`]).
+    #[inline]
+    pub const fn in_registers(self) -> bool {
+        // The low half is the length (`new` and `from_raw` keep bits 7..=31 clear); the
+        // kernel's fast path makes the same test on the raw register, and the compiler
+        // only sees that they agree when both are written this way.
+        self.0 as u32 <= REGISTER_WORDS as u32
     }
 }
 

@@ -6,7 +6,7 @@ use crate::{
 };
 use core::arch::asm;
 
-/// Registers as they go into and come out of `svc #0`.
+/// Registers as they go into and come out of `svc #0` (`badge` only comes out).
 struct Frame {
     cap: u64,
     info: u64,
@@ -17,7 +17,7 @@ struct Frame {
 #[inline]
 fn svc(syscall: Syscall, frame: Frame) -> Frame {
     let mut out = frame;
-    // SAFETY: `svc #0` enters the kernel, which reads x0-x7 and writes x0-x6 (and, for
+    // SAFETY: `svc #0` enters the kernel, which reads x0-x5 and x7 and writes x0-x6 (and, for
     // `Call` and `ReplyRecv`, x8-x17) per the ABI in the crate documentation; every one of
     // them is declared as an operand here.
     unsafe {
@@ -29,7 +29,7 @@ fn svc(syscall: Syscall, frame: Frame) -> Frame {
             inout("x3") out.words[1],
             inout("x4") out.words[2],
             inout("x5") out.words[3],
-            inout("x6") out.badge,
+            lateout("x6") out.badge,
             in("x7") syscall as u64,
             out("x8") _,
             out("x9") _,

@@ -59,9 +59,10 @@ pub(crate) use el2::{
 /// The kernel program proper (bare-metal target only).
 #[cfg(target_os = "none")]
 mod el2 {
-    use crate::arch::boot::{PER_CPU, PerCpu, secondary_entry};
+    use crate::arch::boot::{PER_CPU, PerCpu, secondary_entry, switch_address_space};
     use crate::arch::console::{self, kprintln};
     use crate::arch::guest::{self, El1Context, VmRegisters};
+    use crate::arch::lock::SpinLockGuard;
     use crate::arch::memory::{self, BootFrames, KernelImage, RAM_START};
     use crate::arch::vectors::{KERNEL_EXCEPTION_KINDS, exit_to_user};
     use crate::arch::{SpinLock, gic, pmu, psci, timer};
@@ -77,7 +78,6 @@ mod el2 {
         BootError, FastIpc, IpcArguments, Kernel, LoadedElsewhere, Platform, ThreadId, ThreadKind,
         UserContext, VcpuId, VcpuReply, VcpuRequest,
     };
-    use spin::MutexGuard;
 
     /// The big kernel lock: every kernel object, and the machine state the kernel's
     /// operations need. Lock order: this lock first, then `arch::console::CONSOLE`. No
@@ -104,8 +104,6 @@ mod el2 {
         cpu_count: usize,
         /// MPIDR affinity of each CPU (index 0 boots).
         affinity: [u64; MAX_CPUS],
-        /// TTBR0_EL2 value (table root | ASID << 48) of each vspace.
-        vspace_ttbr0: [u64; MAX_VSPACES],
         /// Stage 2 and counter offset of each VM.
         vms: [VmRegisters; MAX_VMS],
         /// The state of each vCPU that its CPU does not hold.
@@ -521,7 +519,8 @@ mod el2 {
         let (tables_start, tables_end) = frames.used();
         kprintln!("{} KiB of translation tables at {tables_start:#x}", (tables_end - tables_start) / 1024);
 
-        let kernel = Kernel::new(boot).map_err(BootFailure::Kernel)?;
+        let mut kernel = Kernel::new(boot).map_err(BootFailure::Kernel)?;
+        kernel.set_address_spaces(&vspace_ttbr0);
         gic::init_distributor();
         for (index, irq) in boot.irqs()?.iter().enumerate() {
             let cpu = usize::from(irq.cpu);
@@ -535,7 +534,6 @@ mod el2 {
         let machine = Machine {
             cpu_count,
             affinity,
-            vspace_ttbr0,
             vms,
             vcpus: vcpu_slots(&boot)?,
             loaded: [None; MAX_CPUS],
@@ -603,7 +601,7 @@ mod el2 {
         unsafe { exit_to_user(context) }
     }
 
-    type KernelGuard = MutexGuard<'static, Option<System>>;
+    type KernelGuard = SpinLockGuard<'static, Option<System>>;
 
     /// One kernel entry: under the big lock, runs `handle`, picks the thread to run on
     /// this CPU (idling while there is none) and prepares it, then releases the lock and
@@ -615,7 +613,7 @@ mod el2 {
         let cpu = per_cpu.cpu();
         let system = system(&mut guard);
         handle(system, cpu);
-        let (context, ttbr0) = match system.kernel.next_thread(cpu, &mut system.machine) {
+        let (context, address_space) = match system.kernel.next_thread(cpu, &mut system.machine) {
             Some(thread) => {
                 let next = system.resume(per_cpu, thread);
                 drop(guard);
@@ -623,21 +621,23 @@ mod el2 {
             }
             None => idle(per_cpu, guard),
         };
-        per_cpu.switch_address_space(ttbr0);
+        if let Some(ttbr0) = address_space {
+            switch_address_space(ttbr0);
+        }
         context
     }
 
     impl System {
         /// Prepares `thread`, which is to run next on this CPU: HCR_EL2 for its kind, and
-        /// for a vCPU its EL1 state and pending requests; returns its context and the
-        /// TTBR0_EL2 value to run it with (a component's address space; for a vCPU, which
-        /// does not use TTBR0_EL2, whatever is loaded).
+        /// for a vCPU its EL1 state and pending requests; returns its context and, for a
+        /// component, the TTBR0_EL2 value of its address space (a vCPU does not use
+        /// TTBR0_EL2).
         #[inline(always)]
-        fn resume(&mut self, per_cpu: &PerCpu, thread: ThreadId) -> (*mut UserContext, u64) {
+        fn resume(&mut self, per_cpu: &PerCpu, thread: ThreadId) -> (*mut UserContext, Option<u64>) {
             match self.kernel.thread_kind(thread) {
-                ThreadKind::Component { vspace } => {
+                ThreadKind::Component { .. } => {
                     per_cpu.mode().enter(false);
-                    (self.kernel.context_ptr(thread), self.machine.vspace_ttbr0[vspace as usize])
+                    (self.kernel.context_ptr(thread), Some(self.kernel.address_space(thread)))
                 }
                 ThreadKind::Vcpu(vcpu) => {
                     // The common case, the vCPU this CPU holds loaded with no EL1 work
@@ -652,7 +652,7 @@ mod el2 {
                     } else {
                         self.resume_vcpu(per_cpu, thread, vcpu)
                     };
-                    (context, per_cpu.loaded_ttbr0())
+                    (context, None)
                 }
             }
         }
@@ -800,7 +800,7 @@ mod el2 {
     /// armed), and the thread found gets a full slice.
     #[cold]
     #[inline(never)]
-    fn idle(per_cpu: &PerCpu, mut guard: KernelGuard) -> (*mut UserContext, u64) {
+    fn idle(per_cpu: &PerCpu, mut guard: KernelGuard) -> (*mut UserContext, Option<u64>) {
         let cpu = per_cpu.cpu();
         loop {
             // Inside the loop: a tick acknowledged below re-arms the timer.
@@ -894,12 +894,12 @@ mod el2 {
 
     /// The IPC fast path of a component's `Call` (`REPLY_RECV` false) or `ReplyRecv`,
     /// straight from the exception vector: `cap`, `info` and the words are the thread's
-    /// argument registers `x0..=x5`, which the vector did not save into its `context` (it
+    /// argument registers `x0..=x5`, which the vector did not save into its context (it
     /// saved only what the fast path's hand-off needs; see `arch::vectors`). A direct
     /// hand-off leaves nothing for the scheduler to decide, so the exit only prepares the
     /// thread handed over to, whose context it returns. When the fast path declines,
-    /// nothing has changed: the arguments go into `context`, it returns null, and the
-    /// vector finishes the save and takes the generic path ([`lower_sync`]).
+    /// nothing has changed: the arguments go into the thread's context, it returns null,
+    /// and the vector finishes the save and takes the generic path ([`lower_sync`]).
     pub extern "C" fn fast_ipc_entry<const REPLY_RECV: bool>(
         cap: u64,
         info: u64,
@@ -907,14 +907,13 @@ mod el2 {
         word1: u64,
         word2: u64,
         word3: u64,
-        context: *mut UserContext,
         per_cpu: &PerCpu,
     ) -> *mut UserContext {
         let args = IpcArguments { cap, info, words: [word0, word1, word2, word3] };
         if !args.fits_registers() {
-            return fast_ipc_long::<REPLY_RECV>(cap, info, word0, word1, word2, word3, context, per_cpu);
+            return fast_ipc_long::<REPLY_RECV>(cap, info, word0, word1, word2, word3, per_cpu);
         }
-        fast_ipc(per_cpu, ipc_syscall(REPLY_RECV), args, context)
+        fast_ipc(per_cpu, ipc_syscall(REPLY_RECV), args)
     }
 
     /// [`fast_ipc_entry`] for a header that does not promise a message in registers
@@ -929,11 +928,10 @@ mod el2 {
         word1: u64,
         word2: u64,
         word3: u64,
-        context: *mut UserContext,
         per_cpu: &PerCpu,
     ) -> *mut UserContext {
         let args = IpcArguments { cap, info, words: [word0, word1, word2, word3] };
-        fast_ipc(per_cpu, ipc_syscall(REPLY_RECV), args, context)
+        fast_ipc(per_cpu, ipc_syscall(REPLY_RECV), args)
     }
 
     /// `ReplyRecv` if `reply_recv`, else `Call`.
@@ -941,31 +939,27 @@ mod el2 {
         if reply_recv { Syscall::ReplyRecv } else { Syscall::Call }
     }
 
-    /// The fast path proper: `syscall` with `args`, from the thread whose saved registers
-    /// `context` holds.
+    /// The fast path proper: `syscall` with `args`, from this CPU's current thread.
     #[inline(always)]
-    fn fast_ipc(
-        per_cpu: &PerCpu,
-        syscall: Syscall,
-        args: IpcArguments,
-        context: *mut UserContext,
-    ) -> *mut UserContext {
+    fn fast_ipc(per_cpu: &PerCpu, syscall: Syscall, args: IpcArguments) -> *mut UserContext {
         let mut guard = KERNEL.lock();
         let system = system(&mut guard);
         // Only a component's `svc` reaches EL2 (a guest's goes to its own EL1), and a vCPU
         // thread holds no capabilities anyway, so the caller is a component.
         let outcome = system.kernel.fast_ipc(per_cpu.cpu(), syscall, args, &system.machine);
         if let FastIpc::Handed(thread) = outcome {
-            let vspace = system.kernel.component_vspace(thread);
-            per_cpu.mode().enter(false);
-            let (context, ttbr0) = (system.kernel.context_ptr(thread), system.machine.vspace_ttbr0[vspace]);
+            // A component's `svc` brought the CPU here, so it is in component mode already,
+            // which the component handed over to needs.
+            let (context, ttbr0) = (system.kernel.context_ptr(thread), system.kernel.address_space(thread));
             drop(guard);
-            per_cpu.switch_address_space(ttbr0);
+            switch_address_space(ttbr0);
             return context;
         }
-        // SAFETY: `context` is the saved context of this CPU's current thread (the vector's
-        // SP_EL2), inside the kernel this CPU holds locked.
-        args.store(unsafe { &mut *context });
+        // Into the caller's saved context, where the slow path or `fast_reply_to_vcpu` reads
+        // them (the caller is this CPU's current thread: it made the `svc`).
+        if let Some(context) = system.kernel.current_context(per_cpu.cpu()) {
+            args.store(context);
+        }
         match outcome {
             FastIpc::ReplyToVcpu(reply) => fast_reply_to_vcpu(guard, per_cpu, reply),
             _ => core::ptr::null_mut(),
@@ -982,9 +976,11 @@ mod el2 {
         let Some(thread) = system.kernel.fast_reply_to_vcpu(per_cpu.cpu(), reply, &system.machine) else {
             return core::ptr::null_mut();
         };
-        let (context, ttbr0) = system.resume(per_cpu, thread);
+        let (context, address_space) = system.resume(per_cpu, thread);
         drop(guard);
-        per_cpu.switch_address_space(ttbr0);
+        if let Some(ttbr0) = address_space {
+            switch_address_space(ttbr0);
+        }
         context
     }
 

@@ -78,8 +78,6 @@ pub struct PerCpu {
     kernel_stack_top: AtomicU64,
     /// Index of this CPU (0 boots).
     cpu: AtomicUsize,
-    /// TTBR0_EL2 currently loaded: the running thread's table and ASID.
-    ttbr0: AtomicU64,
     /// Whether HCR_EL2 is set for a guest or for components.
     mode: Mode,
 }
@@ -102,34 +100,23 @@ impl PerCpu {
     pub fn mode(&self) -> &Mode {
         &self.mode
     }
+}
 
-    /// The TTBR0_EL2 value loaded now.
-    #[inline]
-    pub fn loaded_ttbr0(&self) -> u64 {
-        self.ttbr0.load(Ordering::Relaxed)
-    }
-
-    /// Loads `ttbr0` (table root | ASID << 48). Unconditionally: writing the value already
-    /// loaded is harmless (ASID-tagged tables need no TLB maintenance) and costs less than
-    /// comparing first. No barrier: the kernel never uses TTBR0 addresses, and the
-    /// exception return that enters the thread synchronizes the change.
-    #[inline(always)]
-    pub fn switch_address_space(&self, ttbr0: u64) {
-        self.ttbr0.store(ttbr0, Ordering::Relaxed);
-        // SAFETY: TTBR0_EL2 only translates EL0 addresses once the CPU runs from the linear
-        // map; every vspace table is complete before any thread runs.
-        unsafe { core::arch::asm!("msr ttbr0_el2, {}", in(reg) ttbr0, options(nostack, preserves_flags)) };
-    }
+/// Loads `ttbr0` (table root | ASID << 48), a component's address space. Unconditionally:
+/// writing the value already loaded is harmless (ASID-tagged tables need no TLB
+/// maintenance) and costs less than comparing first. No barrier: the kernel never uses
+/// TTBR0 addresses, and the exception return that enters the thread synchronizes the
+/// change.
+#[inline(always)]
+pub fn switch_address_space(ttbr0: u64) {
+    // SAFETY: TTBR0_EL2 only translates EL0 addresses once the CPU runs from the linear map;
+    // every vspace table is complete before any thread runs.
+    unsafe { core::arch::asm!("msr ttbr0_el2, {}", in(reg) ttbr0, options(nostack, preserves_flags)) };
 }
 
 /// Per-CPU data of every CPU; each CPU only touches its own entry.
 pub static PER_CPU: [PerCpu; bootinfo::MAX_CPUS] = [const {
-    PerCpu {
-        kernel_stack_top: AtomicU64::new(0),
-        cpu: AtomicUsize::new(0),
-        ttbr0: AtomicU64::new(0),
-        mode: Mode::component(),
-    }
+    PerCpu { kernel_stack_top: AtomicU64::new(0), cpu: AtomicUsize::new(0), mode: Mode::component() }
 }; bootinfo::MAX_CPUS];
 
 /// Offset of [`PerCpu`]'s stack top, for the exception vectors.

@@ -9,7 +9,7 @@
 //! The synchronous slot from AArch64 first saves only what the IPC fast path needs
 //! (`x6`, `x7`, `x18..=x30`, SP_EL0, ELR, SPSR, TPIDR_EL0). An `svc` with `Call` or
 //! `ReplyRecv` in `x7` then goes straight to `fast_ipc_entry` for it with its
-//! arguments still in `x0..=x5`, `x6` = the context and `x7` = the `PerCpu`. Every other
+//! arguments still in `x0..=x5` and `x6` = the `PerCpu`. Every other
 //! exception, and a fast path that declines (having stored `x0..=x5` itself), finishes
 //! the save (`x8..=x17`, TPIDRRO_EL0) and takes the generic handler. So after a fast
 //! hand-off the caller's saved `x0..=x5` and `x8..=x17` are stale: its `x0..=x6` get the
@@ -128,16 +128,15 @@ exception_vectors:
     .org exception_vectors + 0x400
     SAVE_FOR_FAST_PATH
     // A Call or ReplyRecv (x7 = 0 or 1) by svc goes to its fast path with x0..x5 as they
-    // are, x6 = the UserContext, x7 = PerCpu; x20 keeps the UserContext.
+    // are and x6 = PerCpu; x20 keeps the UserContext.
     mrs     x19, esr_el2
     ubfx    x19, x19, #26, #6
     cmp     x19, #{ec_svc64}
     ccmp    x7, #{reply_recv}, #0b0010, eq
     b.hi    save_arguments_lower_sync
-    mov     x6, sp
     mov     x20, sp
-    mrs     x7, tpidr_el2
-    ldr     x19, [x7, #{stack_top}]
+    mrs     x6, tpidr_el2
+    ldr     x19, [x6, #{stack_top}]
     mov     sp, x19
     b.eq    fast_reply_recv_entry
     bl      {fast_call}

@@ -17,6 +17,9 @@ enum Waiters {
 }
 
 /// An endpoint: blocked senders or blocked receivers, first come first served.
+///
+/// Four bytes (three of them used) so that an endpoint's address is its index shifted.
+#[repr(align(4))]
 pub(super) struct EndpointObject {
     queue: Queue,
     waiters: Waiters,
@@ -152,9 +155,7 @@ impl Kernel<'_> {
         let words = match message.kind {
             SendKind::Fault { esr, far } => [esr, far, from.context.elr, sender as u64],
             SendKind::Send | SendKind::Call => {
-                if length > REGISTER_WORDS {
-                    copy_buffer_words(platform, from.ipc_buffer, to, length);
-                }
+                self.copy_words_past_registers(platform, sender, receiver, message.info);
                 self.transfer_registers(sender, receiver, message.info, message.badge);
                 return;
             }
@@ -168,6 +169,22 @@ impl Kernel<'_> {
             }
         };
         self.write_message(receiver, message.info, words, message.badge);
+    }
+
+    /// Copies the words of a message with header `info` past the registers from
+    /// `sender`'s IPC buffer to `receiver`'s (nothing when it fits in registers).
+    #[inline(always)]
+    fn copy_words_past_registers(
+        &self,
+        platform: &impl Platform,
+        sender: usize,
+        receiver: usize,
+        info: MessageInfo,
+    ) {
+        if !info.in_registers() {
+            let (from, to) = (self.threads[sender].ipc_buffer, self.threads[receiver].ipc_buffer);
+            copy_buffer_words(platform, from, to, info.length());
+        }
     }
 
     /// [`Kernel::transfer`] of a `Send`, `Call` or reply's register part: `receiver` gets
@@ -305,16 +322,8 @@ impl Kernel<'_> {
         info: MessageInfo,
         words: [u64; REGISTER_WORDS],
     ) -> bool {
-        let length = info.length();
         if self.threads[target].vcpu.is_none() {
-            if length > REGISTER_WORDS {
-                copy_buffer_words(
-                    platform,
-                    self.threads[replier].ipc_buffer,
-                    self.threads[target].ipc_buffer,
-                    length,
-                );
-            }
+            self.copy_words_past_registers(platform, replier, target, info);
             self.write_message(target, info, words, 0);
             return true;
         }
@@ -388,15 +397,7 @@ impl Kernel<'_> {
     ) -> Option<usize> {
         let receiver = self.take_fast_receiver(cpu, endpoint)?;
         let PendingSend { info, badge, .. } = message;
-        let length = info.length();
-        if length > REGISTER_WORDS {
-            copy_buffer_words(
-                platform,
-                self.threads[caller].ipc_buffer,
-                self.threads[receiver].ipc_buffer,
-                length,
-            );
-        }
+        self.copy_words_past_registers(platform, caller, receiver, info);
         self.write_message(receiver, info, words, badge);
         self.hand_over_call(cpu, caller, receiver);
         Some(receiver)
@@ -434,15 +435,7 @@ impl Kernel<'_> {
                 endpoint: endpoint as u32,
             }));
         }
-        let length = info.length();
-        if length > REGISTER_WORDS {
-            copy_buffer_words(
-                platform,
-                self.threads[replier].ipc_buffer,
-                self.threads[caller].ipc_buffer,
-                length,
-            );
-        }
+        self.copy_words_past_registers(platform, replier, caller, info);
         self.write_message(caller, info, words, 0);
         self.finish_fast_reply(cpu, replier, caller, endpoint);
         Some(FastIpc::Handed(thread_id(caller)))

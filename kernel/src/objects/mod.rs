@@ -239,6 +239,8 @@ struct Thread<'a> {
     ipc_buffer: Pa,
     /// Index of its address space.
     vspace: u32,
+    /// The shell's value for loading its address space ([`Kernel::set_address_spaces`]).
+    address_space: u64,
     /// Scheduling priority: higher runs first.
     priority: u8,
     /// The CPU it is pinned to.
@@ -272,6 +274,7 @@ impl Thread<'_> {
         caps: &[],
         ipc_buffer: Pa(0),
         vspace: 0,
+        address_space: 0,
         priority: 0,
         cpu: 0,
         state: ThreadState::Inactive,
@@ -423,6 +426,7 @@ impl<'a> Kernel<'a> {
                 caps,
                 ipc_buffer: Pa(tcb.ipc_buffer),
                 vspace: tcb.vspace,
+                address_space: 0,
                 priority: tcb.priority,
                 cpu: tcb.cpu,
                 fault_endpoint: tcb.fault_endpoint,
@@ -477,24 +481,36 @@ impl<'a> Kernel<'a> {
         &raw mut self.threads[usize::from(thread.0)].context
     }
 
+    /// The saved registers of `cpu`'s current thread, if it has one.
+    pub fn current_context(&mut self, cpu: usize) -> Option<&mut UserContext> {
+        let thread = self.cpus[cpu].current()?;
+        Some(&mut self.threads[thread].context)
+    }
+
     /// What `thread` runs: a component in its vspace, or a vCPU.
     #[inline(always)]
     pub fn thread_kind(&self, thread: ThreadId) -> ThreadKind {
-        match self.threads[usize::from(thread.0)].vcpu {
+        let thread = &self.threads[usize::from(thread.0)];
+        match thread.vcpu {
             Some(vcpu) => ThreadKind::Vcpu(VcpuId(vcpu.into())),
-            None => ThreadKind::Component { vspace: self.component_vspace(thread) as u32 },
+            None => ThreadKind::Component { vspace: thread.vspace },
         }
     }
 
-    /// The address space of `thread`, a component (what [`FastIpc::Handed`] names).
+    /// Gives each component thread the value that loads its address space, `roots[i]` for
+    /// vspace `i` (for the shell, its TTBR0_EL2 value), which [`Kernel::address_space`]
+    /// returns. Kept in the thread, so that switching to it takes one load.
+    pub fn set_address_spaces(&mut self, roots: &[u64; MAX_VSPACES]) {
+        for thread in self.threads.iter_mut().filter(|thread| thread.vcpu.is_none()) {
+            thread.address_space = roots[thread.vspace as usize];
+        }
+    }
+
+    /// The value that loads the address space of component `thread`
+    /// ([`Kernel::set_address_spaces`]).
     #[inline(always)]
-    pub fn component_vspace(&self, thread: ThreadId) -> usize {
-        let vspace = self.threads[usize::from(thread.0)].vspace as usize;
-        // SAFETY: `Kernel::new` checked every component's vspace against the number of
-        // vspaces, at most `MAX_VSPACES`, and a thread's vspace never changes. Telling the
-        // compiler spares the shell a bounds check on its vspace table.
-        unsafe { core::hint::assert_unchecked(vspace < MAX_VSPACES) };
-        vspace
+    pub fn address_space(&self, thread: ThreadId) -> u64 {
+        self.threads[usize::from(thread.0)].address_space
     }
 
     /// The current thread of `cpu` executed `svc #0`; its context holds the arguments and

@@ -35,7 +35,7 @@ impl IpcArguments {
     /// Whether the header is well formed with a length that fits in registers.
     #[inline(always)]
     pub fn fits_registers(self) -> bool {
-        MessageInfo::from_raw(self.info).is_some_and(|info| info.length() <= REGISTER_WORDS)
+        MessageInfo::from_raw(self.info).is_some_and(MessageInfo::in_registers)
     }
     /// Puts the arguments back into `context` (where the fast path did not save them).
     #[inline(always)]
