@@ -1,8 +1,9 @@
 //! guest-rt: what the bare-metal AArch64 programs link (the EL1 guests of the `guest-test`
 //! and `bench` systems, and `bench-floor`, which QEMU starts at EL2): the `_start` entry
 //! point with its stack and zeroed BSS, the link script (`guest.ld`, applied by `link.rs`,
-//! the programs' build script), PL011 output through single aligned `ldr`/`str`
-//! instructions, and HVC/SMC calls.
+//! the programs' build script), EL1 exception vectors that call one Rust function
+//! ([`vectors`]), PL011 output through single aligned `ldr`/`str` instructions, and
+//! HVC/SMC calls.
 //!
 //! ```ignore
 //! #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -27,6 +28,7 @@
 #[cfg(target_arch = "aarch64")]
 pub mod mmio;
 pub mod pl011;
+pub mod vectors;
 
 #[cfg(target_arch = "aarch64")]
 pub use pl011::Pl011;

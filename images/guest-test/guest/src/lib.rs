@@ -174,30 +174,6 @@ pub fn expect_undefined(recorded: Option<Recorded>, pc: u64) -> Outcome {
     expect_eq("ELR", pc, exception.elr)
 }
 
-/// Names of the sixteen exception vectors, by their index in VBAR_EL1's table.
-pub const VECTOR_NAMES: [&str; 16] = [
-    "sync (EL1t)",
-    "IRQ (EL1t)",
-    "FIQ (EL1t)",
-    "SError (EL1t)",
-    "sync",
-    "IRQ",
-    "FIQ",
-    "SError",
-    "sync (from EL0, AArch64)",
-    "IRQ (from EL0, AArch64)",
-    "FIQ (from EL0, AArch64)",
-    "SError (from EL0, AArch64)",
-    "sync (from EL0, AArch32)",
-    "IRQ (from EL0, AArch32)",
-    "FIQ (from EL0, AArch32)",
-    "SError (from EL0, AArch32)",
-];
-
-/// Index in [`VECTOR_NAMES`] of a synchronous exception taken at EL1 on SP_EL1, the only
-/// kind the checks provoke.
-pub const VECTOR_SYNC_CURRENT: u64 = 4;
-
 /// Counter ticks in `micros` microseconds at `frequency` Hz (CNTFRQ_EL0), at least 1.
 pub const fn ticks(frequency: u64, micros: u64) -> u64 {
     let ticks = frequency / 1_000_000 * micros + frequency % 1_000_000 * micros / 1_000_000;
@@ -286,11 +262,5 @@ mod tests {
         assert_eq!(nanoseconds(62_500_000, 1), 16);
         assert_eq!(nanoseconds(62_500_000, 62_500_000), 1_000_000_000);
         assert_eq!(nanoseconds(1_000_000_000, u64::MAX), u64::MAX, "no overflow");
-    }
-
-    #[test]
-    fn vector_names_follow_the_table_layout() {
-        assert_eq!(VECTOR_NAMES[VECTOR_SYNC_CURRENT as usize], "sync");
-        assert_eq!(VECTOR_NAMES[5], "IRQ");
     }
 }

@@ -67,61 +67,13 @@ mod el1 {
         }};
     }
 
-    // The vector table: the IRQ entry for EL1 on SP_EL1 saves the caller-saved registers
-    // and calls `handle_irq`; every other entry calls `unexpected` with its index.
+    // Every exception goes to `exception`: an IRQ to `handle_irq`, anything else ends the
+    // run.
+    guest_rt::exception_vectors!(exception);
+
+    // Where a secondary vCPU starts (CPU_ON's entry point), with x0 = its stack top.
     global_asm!(
         r#"
-        .macro UNEXPECTED index
-            .balign 0x80
-            mov x0, #\index
-            b {unexpected}
-        .endm
-
-        .section .text.vectors, "ax"
-        .balign 2048
-        .global hello_vectors
-        hello_vectors:
-            UNEXPECTED 0
-            UNEXPECTED 1
-            UNEXPECTED 2
-            UNEXPECTED 3
-            UNEXPECTED 4
-            .balign 0x80
-            sub sp, sp, #160
-            stp x0, x1, [sp, #0]
-            stp x2, x3, [sp, #16]
-            stp x4, x5, [sp, #32]
-            stp x6, x7, [sp, #48]
-            stp x8, x9, [sp, #64]
-            stp x10, x11, [sp, #80]
-            stp x12, x13, [sp, #96]
-            stp x14, x15, [sp, #112]
-            stp x16, x17, [sp, #128]
-            stp x18, x30, [sp, #144]
-            bl {handle_irq}
-            ldp x2, x3, [sp, #16]
-            ldp x4, x5, [sp, #32]
-            ldp x6, x7, [sp, #48]
-            ldp x8, x9, [sp, #64]
-            ldp x10, x11, [sp, #80]
-            ldp x12, x13, [sp, #96]
-            ldp x14, x15, [sp, #112]
-            ldp x16, x17, [sp, #128]
-            ldp x18, x30, [sp, #144]
-            ldp x0, x1, [sp, #0]
-            add sp, sp, #160
-            eret
-            UNEXPECTED 6
-            UNEXPECTED 7
-            UNEXPECTED 8
-            UNEXPECTED 9
-            UNEXPECTED 10
-            UNEXPECTED 11
-            UNEXPECTED 12
-            UNEXPECTED 13
-            UNEXPECTED 14
-            UNEXPECTED 15
-
         .section .text.secondary_entry, "ax"
         .global hello_secondary_entry
         hello_secondary_entry:
@@ -129,14 +81,10 @@ mod el1 {
             mov sp, x0
             bl {secondary_main}
         "#,
-        unexpected = sym unexpected,
-        handle_irq = sym handle_irq,
         secondary_main = sym secondary_main,
     );
 
     unsafe extern "C" {
-        /// The vector table (2 KiB aligned).
-        static hello_vectors: u8;
         /// Where a secondary starts (CPU_ON's entry point), with x0 = its stack top.
         fn hello_secondary_entry();
     }
@@ -198,8 +146,17 @@ mod el1 {
         guest_rt::wait_forever()
     }
 
+    /// Every exception: an IRQ is handled, anything else is unexpected.
+    extern "C" fn exception(vector: u64) {
+        if vector == guest_rt::vectors::IRQ_CURRENT {
+            handle_irq();
+            return;
+        }
+        unexpected(vector)
+    }
+
     /// Any exception but an IRQ: nothing here expects one.
-    extern "C" fn unexpected(vector: u64) -> ! {
+    fn unexpected(vector: u64) -> ! {
         let (esr, elr): (u64, u64);
         // SAFETY: reading the syndrome and return address has no effect on memory.
         unsafe { asm!("mrs {esr}, esr_el1", "mrs {elr}, elr_el1", esr = out(reg) esr, elr = out(reg) elr) };
@@ -208,7 +165,7 @@ mod el1 {
     }
 
     /// The IRQ handler: acknowledge, count, end.
-    extern "C" fn handle_irq() {
+    fn handle_irq() {
         let intid: u64;
         // SAFETY: acknowledging changes only this vCPU's GIC state, which this guest owns.
         unsafe { asm!("mrs {intid}, icc_iar1_el1", intid = out(reg) intid, options(nomem, nostack)) };
@@ -264,9 +221,7 @@ mod el1 {
     /// group 1 and enabled), its CPU interface (group 1 on, every priority let through),
     /// IRQs unmasked.
     fn init_vcpu() {
-        // SAFETY: the table is code in this image, laid out as VBAR_EL1 requires (2 KiB
-        // aligned, sixteen 128-byte entries).
-        unsafe { asm!("msr vbar_el1, {table}", "isb", table = in(reg) &raw const hello_vectors) };
+        guest_rt::vectors::install();
         let rd = own_redistributor();
         let sgi = rd + gicr::SGI_FRAME;
         // SAFETY: `rd` is this vCPU's redistributor; the offsets are its 32-bit registers.

@@ -46,7 +46,7 @@ const BUDGET_MS: u64 = 10_000;
 #[cfg(target_os = "none")]
 mod el1 {
     use super::{BUDGET_MS, REPORT_AFTER_ROUNDS, ROUNDS};
-    use core::arch::{asm, global_asm};
+    use core::arch::asm;
     use core::fmt::Write;
     use core::sync::atomic::{AtomicU64, Ordering};
     use guest_rt::{Pl011, hvc, mmio};
@@ -64,56 +64,29 @@ mod el1 {
         }};
     }
 
-    /// Exceptions taken, by ESR_EL1.EC (written by the vectors).
-    #[unsafe(no_mangle)]
+    /// Exceptions taken, by ESR_EL1.EC (written by `exception`).
     static ATTACKER_EXCEPTIONS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
 
-    // Every vector counts the exception by class and, for a synchronous one, skips the
-    // instruction that caused it (ELR_EL1 + 4): an injected abort or undefined
-    // instruction, or the guest's own alignment fault. IRQ, FIQ and SError stay masked
-    // (DAIF), so only synchronous exceptions arrive; any other is counted and returned
-    // from.
-    global_asm!(
-        r#"
-        .macro VECTOR skip
-            .balign 0x80
-            sub sp, sp, #32
-            stp x0, x1, [sp]
-            str x2, [sp, #16]
-            mrs x0, esr_el1
-            lsr x0, x0, #26
-            adrp x1, ATTACKER_EXCEPTIONS
-            add x1, x1, :lo12:ATTACKER_EXCEPTIONS
-            ldr x2, [x1, x0, lsl #3]
-            add x2, x2, #1
-            str x2, [x1, x0, lsl #3]
-            .if \skip
-            mrs x0, elr_el1
-            add x0, x0, #4
-            msr elr_el1, x0
-            .endif
-            ldr x2, [sp, #16]
-            ldp x0, x1, [sp]
-            add sp, sp, #32
-            eret
-        .endm
+    // Every exception goes to `exception`.
+    guest_rt::exception_vectors!(exception);
 
-        .section .text.vectors, "ax"
-        .balign 2048
-        .global attacker_vectors
-        attacker_vectors:
-            .rept 4
-            VECTOR 1
-            VECTOR 0
-            VECTOR 0
-            VECTOR 0
-            .endr
-        "#
-    );
-
-    unsafe extern "C" {
-        /// The vector table (2 KiB aligned).
-        static attacker_vectors: u8;
+    /// Every exception: counted by class; a synchronous one (an injected abort or undefined
+    /// instruction, or the guest's own alignment fault) also skips the instruction that
+    /// caused it. IRQ, FIQ and SError stay masked (DAIF), so only synchronous exceptions
+    /// arrive; any other is counted and returned from.
+    extern "C" fn exception(vector: u64) {
+        let esr: u64;
+        // SAFETY: reading the syndrome has no effect on memory.
+        unsafe { asm!("mrs {esr}, esr_el1", esr = out(reg) esr, options(nomem, nostack)) };
+        ATTACKER_EXCEPTIONS[(esr >> 26) as usize & 0x3f].fetch_add(1, Ordering::Relaxed);
+        if vector.is_multiple_of(4) {
+            // SAFETY: moves the return address past the 4-byte instruction that trapped;
+            // no memory is touched.
+            unsafe {
+                asm!("mrs {elr}, elr_el1", "add {elr}, {elr}, #4", "msr elr_el1, {elr}", elr = out(reg) _,
+                    options(nomem, nostack))
+            };
+        }
     }
 
     /// Bytes of the command queue buffer: 16 pages, the most a round uses.
@@ -384,13 +357,10 @@ mod el1 {
 
     /// Floods, checks, reports, and stops its vCPU.
     pub(crate) extern "C" fn main() -> ! {
-        // SAFETY: masks this vCPU's interrupts (the flood makes some pending) and installs
-        // the vector table, which is code in this image laid out as VBAR_EL1 requires
-        // (2 KiB aligned, sixteen 128-byte entries).
-        unsafe {
-            asm!("msr daifset, #0xf", "msr vbar_el1, {t}", "isb", t = in(reg) &raw const attacker_vectors,
-                options(nostack));
-        }
+        // SAFETY: masks this vCPU's interrupts (the flood makes some pending); no memory is
+        // touched.
+        unsafe { asm!("msr daifset, #0xf", options(nomem, nostack)) };
+        guest_rt::vectors::install();
         println!("attacker: flooding with seed {SEED:#x}: at most {ROUNDS} rounds in {BUDGET_MS} ms");
         let mut flood = Flood { rng: Rng::new(SEED), tally: Tally::default(), start: now_ms(), rounds: 0 };
         flood.run_until(REPORT_AFTER_ROUNDS);

@@ -5,7 +5,6 @@
 //! wake-up so its handler counts what arrived; a request is announced by the doorbell SGI.
 //! Without them it polls.
 
-use super::exceptions::install_vectors;
 use super::{gic, wait_for};
 use aarch64_cpu::registers::{MPIDR_EL1, Readable};
 use core::arch::global_asm;
@@ -44,7 +43,7 @@ global_asm!(
         bl {install_vectors}
         bl {secondary_main}
     "#,
-    install_vectors = sym install_vectors,
+    install_vectors = sym guest_rt::vectors::install,
     secondary_main = sym secondary_main,
 );
 

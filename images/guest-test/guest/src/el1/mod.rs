@@ -137,7 +137,7 @@ fn delay(micros: u64) {
 
 /// The boot vCPU: runs every check, reports and powers off.
 pub(crate) extern "C" fn boot_main() -> ! {
-    exceptions::install_vectors();
+    guest_rt::vectors::install();
     let tree = device_tree();
     let options = detect_options(tree);
     let platform = if bare_metal() { "bare metal" } else { "hypervisor" };
