@@ -955,26 +955,47 @@ mod el2 {
             switch_address_space(ttbr0);
             return context;
         }
-        // Into the caller's saved context, where the slow path or `fast_reply_to_vcpu` reads
-        // them (the caller is this CPU's current thread: it made the `svc`).
+        if let FastIpc::ReplyToVcpu(reply) = outcome {
+            let [word0, word1, word2, word3] = args.words;
+            return fast_reply_to_vcpu(reply, args.info, word0, word1, word2, word3, per_cpu, guard);
+        }
+        decline(system, per_cpu, args)
+    }
+
+    /// The fast path declined: the arguments go into the caller's saved context, where the
+    /// slow path reads them (the caller is this CPU's current thread: it made the `svc`),
+    /// and null says so to the vector.
+    #[inline(always)]
+    fn decline(system: &mut System, per_cpu: &PerCpu, args: IpcArguments) -> *mut UserContext {
         if let Some(context) = system.kernel.current_context(per_cpu.cpu()) {
             args.store(context);
         }
-        match outcome {
-            FastIpc::ReplyToVcpu(reply) => fast_reply_to_vcpu(guard, per_cpu, reply),
-            _ => core::ptr::null_mut(),
-        }
+        core::ptr::null_mut()
     }
 
-    /// The end of a fast `ReplyRecv` that answers a vCPU ([`FastIpc::ReplyToVcpu`]), out of
-    /// line and reached by a tail call (it takes the lock's guard along), so that the
-    /// components' fast path makes no call: returns the vCPU's context, or null if the
-    /// slow path must take the system call after all.
+    /// The end of a fast `ReplyRecv` that answers a vCPU ([`FastIpc::ReplyToVcpu`]) with
+    /// header `info` and the words, out of line and reached by a tail call (the lock's
+    /// guard and every argument in registers, in the order [`fast_ipc_entry`] has them,
+    /// so that only `x0` and `x7` change), so that the components' fast path makes no
+    /// call: returns the vCPU's context, or null if the slow path must take the system
+    /// call after all.
     #[inline(never)]
-    fn fast_reply_to_vcpu(mut guard: KernelGuard, per_cpu: &PerCpu, reply: VcpuReply) -> *mut UserContext {
+    #[allow(clippy::too_many_arguments, reason = "the fast path's registers, passed on as they are")]
+    fn fast_reply_to_vcpu(
+        reply: VcpuReply,
+        info: u64,
+        word0: u64,
+        word1: u64,
+        word2: u64,
+        word3: u64,
+        per_cpu: &PerCpu,
+        mut guard: KernelGuard,
+    ) -> *mut UserContext {
         let system = system(&mut guard);
-        let Some(thread) = system.kernel.fast_reply_to_vcpu(per_cpu.cpu(), reply, &system.machine) else {
-            return core::ptr::null_mut();
+        let args = reply.arguments(info, [word0, word1, word2, word3]);
+        let Some(thread) = system.kernel.fast_reply_to_vcpu(per_cpu.cpu(), reply, args, &system.machine)
+        else {
+            return decline(system, per_cpu, args);
         };
         let (context, address_space) = system.resume(per_cpu, thread);
         drop(guard);

@@ -3,7 +3,7 @@
 use super::console::kernel_line;
 use super::notification::NotificationObject;
 use super::queue::{Link, Queue};
-use super::syscall::{FastIpc, VcpuReply};
+use super::syscall::{FastIpc, IpcArguments, VcpuReply};
 use super::{Kernel, ThreadId, ThreadState, return_empty, thread_id};
 use crate::Platform;
 use crate::address::Pa;
@@ -410,10 +410,12 @@ impl Kernel<'_> {
     /// pending). A reply to a vCPU only passes the common checks here and is left to
     /// [`Kernel::fast_reply_to_vcpu`] ([`FastIpc::ReplyToVcpu`]).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments, reason = "the fast path's registers, passed on as they are")]
     pub(super) fn fast_reply_recv(
         &mut self,
         cpu: usize,
         replier: usize,
+        cap: usize,
         endpoint: usize,
         info: MessageInfo,
         words: [u64; REGISTER_WORDS],
@@ -430,10 +432,10 @@ impl Kernel<'_> {
             return None;
         }
         if target.vcpu.is_some() {
-            return Some(FastIpc::ReplyToVcpu(VcpuReply {
-                caller: caller as u16,
-                endpoint: endpoint as u32,
-            }));
+            // (A capability table past 65536 slots takes the slow path.)
+            let cap = u16::try_from(cap).ok()?;
+            let reply = VcpuReply { caller: caller as u16, cap, endpoint: endpoint as u32 };
+            return Some(FastIpc::ReplyToVcpu(reply));
         }
         self.copy_words_past_registers(platform, replier, caller, info);
         self.write_message(caller, info, words, 0);
@@ -442,27 +444,28 @@ impl Kernel<'_> {
     }
 
     /// Finishes a fast-path `ReplyRecv` of the current thread of `cpu` that answers a
-    /// vCPU ([`FastIpc::ReplyToVcpu`]; its arguments now in its saved context): the vCPU
-    /// gets the answer and runs, unless the reply stops it, or it is held or owes its
-    /// vgic-server an event first. Returns the vCPU's thread if it did, else nothing
-    /// changed and the slow path takes the system call.
+    /// vCPU ([`FastIpc::ReplyToVcpu`]) with `args`: the vCPU gets the answer and runs,
+    /// unless the reply stops it, or it is held or owes its vgic-server an event first.
+    /// Returns the vCPU's thread if it did, else nothing changed and the slow path takes
+    /// the system call (the shell stores `args` for it).
+    #[inline(always)]
     pub fn fast_reply_to_vcpu(
         &mut self,
         cpu: usize,
         reply: VcpuReply,
+        args: IpcArguments,
         platform: &impl Platform,
     ) -> Option<ThreadId> {
         let replier = self.cpus[cpu].current()?;
         let (caller, endpoint) = (usize::from(reply.caller), reply.endpoint as usize);
-        let context = &self.threads[replier].context;
-        let info = MessageInfo::from_raw(context.x[1])?;
-        let words = [context.x[2], context.x[3], context.x[4], context.x[5]];
+        let info = MessageInfo::from_raw(args.info)?;
         let target = &self.threads[caller];
         if info.label() == ipc::vcpu::STOP || target.held || target.vgic_event_due {
             return None;
         }
-        self.answer_vcpu(platform, replier, caller, info, words);
         self.finish_fast_reply(cpu, replier, caller, endpoint);
+        // Last, when little else is live: the answer may call out of line.
+        self.answer_vcpu(platform, replier, caller, info, args.words);
         Some(thread_id(caller))
     }
 

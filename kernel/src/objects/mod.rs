@@ -537,7 +537,7 @@ impl<'a> Kernel<'a> {
         match self.fast_ipc(cpu, syscall, args, platform) {
             FastIpc::Declined => None,
             FastIpc::Handed(thread) => Some(thread),
-            FastIpc::ReplyToVcpu(reply) => self.fast_reply_to_vcpu(cpu, reply, platform),
+            FastIpc::ReplyToVcpu(reply) => self.fast_reply_to_vcpu(cpu, reply, args, platform),
         }
     }
 

@@ -55,20 +55,30 @@ pub enum FastIpc {
     /// the CPU's current thread.
     Handed(ThreadId),
     /// A `ReplyRecv` that answers a vCPU passed the checks of every fast `ReplyRecv`, and
-    /// nothing changed yet: the shell stores the arguments into the caller's context and
-    /// finishes with [`Kernel::fast_reply_to_vcpu`], out of line, so that the components'
-    /// path makes no call and needs no stack frame.
+    /// nothing changed yet: the shell finishes it with [`Kernel::fast_reply_to_vcpu`], out
+    /// of line, so that the components' path makes no call and needs no stack frame.
     ReplyToVcpu(VcpuReply),
 }
 
-/// A `ReplyRecv` to a vCPU that the fast path took on ([`FastIpc::ReplyToVcpu`]); one
-/// register, so that the shell's out-of-line call passes it in one.
+/// A `ReplyRecv` to a vCPU that the fast path took on ([`FastIpc::ReplyToVcpu`]): one
+/// register, so that the shell's out-of-line call passes it, the lock's guard, the
+/// `PerCpu` and the header and words all in registers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VcpuReply {
     /// The vCPU's thread.
     pub(super) caller: u16,
+    /// The capability the replier used (its `x0`, for the slow path if it comes to that).
+    pub(super) cap: u16,
     /// The endpoint the replier then waits on.
     pub(super) endpoint: u32,
+}
+
+impl VcpuReply {
+    /// The replier's arguments: its capability index from this, the rest as given.
+    #[inline(always)]
+    pub fn arguments(self, info: u64, words: [u64; REGISTER_WORDS]) -> IpcArguments {
+        IpcArguments { cap: u64::from(self.cap), info, words }
+    }
 }
 
 /// Decodes a message header register.
@@ -95,7 +105,8 @@ impl Kernel<'_> {
         }
         let caller = state.current()?;
         let right = if syscall == Syscall::Call { endpoint_rights::CALL } else { endpoint_rights::RECV };
-        let cap = *self.threads[caller].caps.get(usize::try_from(args.cap).ok()?)?;
+        let index = usize::try_from(args.cap).ok()?;
+        let cap = *self.threads[caller].caps.get(index)?;
         let endpoint = object_with_right(cap, cap_kind::ENDPOINT, right).ok()?;
         // SAFETY: `Kernel::new` checked the object of every endpoint capability against
         // the number of endpoints (`validate_caps`), at most `MAX_ENDPOINTS`, and capability
@@ -107,7 +118,7 @@ impl Kernel<'_> {
             let receiver = self.fast_call_registers(cpu, caller, endpoint, message, args.words, platform)?;
             Some(FastIpc::Handed(thread_id(receiver)))
         } else {
-            self.fast_reply_recv(cpu, caller, endpoint, info, args.words, platform)
+            self.fast_reply_recv(cpu, caller, index, endpoint, info, args.words, platform)
         }
     }
 

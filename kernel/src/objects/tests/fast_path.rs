@@ -165,8 +165,7 @@ impl Twins {
                 FastIpc::Declined => false,
                 FastIpc::Handed(_) => true,
                 FastIpc::ReplyToVcpu(reply) => {
-                    args.store(&mut kernel.threads[caller].context);
-                    kernel.fast_reply_to_vcpu(cpu, reply, platform).is_some()
+                    kernel.fast_reply_to_vcpu(cpu, reply, args, platform).is_some()
                 }
             };
             if handed {
