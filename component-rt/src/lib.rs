@@ -6,7 +6,6 @@
 //! ```ignore
 //! #![no_std]
 //! #![no_main]
-//! include!(env!("HYP_CAPS"));
 //! component_rt::entry!(main);
 //! fn main() -> ! {
 //!     log::info!("hello");
@@ -27,12 +26,19 @@ mod mem;
 
 pub use line::LineBuffer;
 
-/// Defines the component's `_start`, which installs the logger and calls `$main`
-/// (a `fn() -> !`).
+/// Sets up a component crate, invoked at its root: on the bare-metal target, the
+/// constants xtask generated from the manifest (its capabilities and maps, the file
+/// `HYP_CAPS` names) and `_start`, which installs the logger and calls `$main` (a
+/// `fn() -> !`); on the host, where a component with a library is built for its tests,
+/// an empty `main`.
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
+        #[cfg(target_os = "none")]
+        include!(env!("HYP_CAPS"));
+
         /// Entry point: the kernel starts the component's thread here.
+        #[cfg(target_os = "none")]
         #[unsafe(no_mangle)]
         #[unsafe(link_section = ".text._start")]
         pub extern "C" fn _start() -> ! {
@@ -40,6 +46,10 @@ macro_rules! entry {
             let main: fn() -> ! = $main;
             main()
         }
+
+        /// Host builds (for the library's tests) have nothing to run.
+        #[cfg(not(target_os = "none"))]
+        fn main() {}
     };
 }
 

@@ -25,14 +25,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-#[cfg(target_os = "none")]
-include!(env!("HYP_CAPS"));
-#[cfg(target_os = "none")]
 component_rt::entry!(el0::main);
-
-/// Host builds (for the library's tests) have nothing to run.
-#[cfg(not(target_os = "none"))]
-fn main() {}
 
 /// Badge of the VM's GITS route on `requests`.
 pub const GITS_ROUTE: u64 = 1;

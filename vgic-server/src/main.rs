@@ -34,14 +34,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-#[cfg(target_os = "none")]
-include!(env!("HYP_CAPS"));
-#[cfg(target_os = "none")]
 component_rt::entry!(el0::main);
-
-/// Host builds (for the library's tests) have nothing to run.
-#[cfg(not(target_os = "none"))]
-fn main() {}
 
 /// The component proper (bare-metal target only).
 #[cfg(target_os = "none")]

@@ -1,7 +1,7 @@
 //! Rust source generated for each component from the manifest: the constants naming its
-//! capability slots and mapped regions. A component includes it at its crate root with
-//! `include!(env!("HYP_CAPS"));` (xtask sets `HYP_CAPS` to the generated file's path when
-//! it builds the component), so that code such as `PONG.call(...)` names slots that the
+//! capability slots and mapped regions. A component includes it at its crate root through
+//! `component_rt::entry!`, which expands to `include!(env!("HYP_CAPS"))` (xtask sets
+//! `HYP_CAPS` to the generated file's path when it builds the component), so that code such as `PONG.call(...)` names slots that the
 //! manifest, not the programmer, numbered. Components built from one crate share a build
 //! when their sources are equal ([`component_variants`]).
 
@@ -41,7 +41,7 @@ pub fn caps_source(system: &System, component: &Component) -> String {
         system.path.display(),
         component.crate_name
     ));
-    line("// Included at the component's crate root with `include!(env!(\"HYP_CAPS\"));`.".to_owned());
+    line("// Included at the component's crate root by `component_rt::entry!`.".to_owned());
     for (slot, cap) in system.slots(component) {
         let (object_type, what) = match cap.object {
             CapObject::Endpoint { rights, .. } => {

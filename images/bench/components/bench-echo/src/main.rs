@@ -8,7 +8,6 @@
 #![no_std]
 #![no_main]
 
-include!(env!("HYP_CAPS"));
 component_rt::entry!(main);
 
 fn main() -> ! {

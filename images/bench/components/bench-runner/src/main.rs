@@ -10,7 +10,6 @@
 #![no_std]
 #![no_main]
 
-include!(env!("HYP_CAPS"));
 component_rt::entry!(main);
 
 /// Iterations per figure; the figure is the mean.

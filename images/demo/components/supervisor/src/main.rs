@@ -2,7 +2,6 @@
 #![no_std]
 #![no_main]
 
-include!(env!("HYP_CAPS"));
 component_rt::entry!(main);
 
 /// Clients in the manifest, each calling DONE with its own badge (1, 2, ...).

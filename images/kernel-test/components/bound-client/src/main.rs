@@ -3,7 +3,6 @@
 #![no_std]
 #![no_main]
 
-include!(env!("HYP_CAPS"));
 component_rt::entry!(main);
 
 use ipc::{Label, Message};

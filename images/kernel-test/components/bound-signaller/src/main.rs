@@ -5,7 +5,6 @@
 #![no_std]
 #![no_main]
 
-include!(env!("HYP_CAPS"));
 component_rt::entry!(main);
 
 /// Rounds (bound-server expects as many).

@@ -6,7 +6,6 @@
 #![no_std]
 #![no_main]
 
-include!(env!("HYP_CAPS"));
 component_rt::entry!(main);
 
 /// Rounds across the CPUs.

@@ -4,7 +4,6 @@
 #![no_std]
 #![no_main]
 
-include!(env!("HYP_CAPS"));
 component_rt::entry!(main);
 
 /// PL031 registers (byte offsets).
