@@ -612,9 +612,16 @@ mod el2 {
     #[inline(always)]
     fn kernel_entry(per_cpu: &PerCpu, handle: impl FnOnce(&mut System, usize)) -> *mut UserContext {
         let mut guard = KERNEL.lock();
+        handle(system(&mut guard), per_cpu.cpu());
+        leave_kernel(per_cpu, guard)
+    }
+
+    /// The end of [`kernel_entry`], after its operation: picks and prepares the next
+    /// thread, releases `guard` and loads the thread's address space; returns its context.
+    #[inline(always)]
+    fn leave_kernel(per_cpu: &PerCpu, mut guard: KernelGuard) -> *mut UserContext {
         let cpu = per_cpu.cpu();
         let system = system(&mut guard);
-        handle(system, cpu);
         let (context, ttbr0) = match system.kernel.next_thread(cpu, &mut system.machine) {
             Some(thread) => {
                 let next = system.resume(per_cpu, thread);
@@ -973,6 +980,13 @@ mod el2 {
         if per_cpu.mode().is_guest() {
             return guest_trap(per_cpu, esr);
         }
+        component_sync(per_cpu, esr)
+    }
+
+    /// [`lower_sync`] for a component (apart, so that a guest's trap reaches
+    /// [`guest_trap`] without this path's stack frame).
+    #[inline(never)]
+    fn component_sync(per_cpu: &PerCpu, esr: u64) -> *mut UserContext {
         kernel_entry(per_cpu, |system, cpu| {
             if (esr >> 26) & 0x3f == EC_SVC64 {
                 system.kernel.slow_syscall(cpu, &mut system.machine);
@@ -992,19 +1006,51 @@ mod el2 {
     }
 
     /// A synchronous exception (or SError) of the running vCPU (kept out of line, so the
-    /// components' paths stay short).
+    /// components' paths stay short). An MMIO access that a waiting server on this CPU
+    /// takes at once (`Kernel::fast_vcpu_trap`) hands the CPU straight to that component;
+    /// anything else is a whole kernel entry.
     #[inline(never)]
     fn guest_trap(per_cpu: &PerCpu, esr: u64) -> *mut UserContext {
         guest::disable_virtual_interface();
-        let trap = if EC_WITH_HPFAR.contains(&((esr >> 26) & 0x3f)) {
-            Trap { esr, far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() }
+        let (far, hpfar) = if EC_WITH_HPFAR.contains(&((esr >> 26) & 0x3f)) {
+            (FAR_EL2.get(), HPFAR_EL2.get())
         } else {
-            Trap { esr, far: 0, hpfar: 0 }
+            (0, 0)
         };
-        kernel_entry(per_cpu, |system, cpu| {
-            system.machine.release_timer_ppis(cpu);
-            system.kernel.handle_vcpu_trap(cpu, &trap, &mut system.machine)
-        })
+        let mut guard = KERNEL.lock();
+        let cpu = per_cpu.cpu();
+        let system = system(&mut guard);
+        if system.machine.timer_ppis_held[cpu] == 0
+            && let Some(server) = system.kernel.fast_vcpu_trap(cpu, &Trap { esr, far, hpfar })
+        {
+            let ThreadKind::Component { vspace } = system.kernel.thread_kind(server) else {
+                unreachable!("the MMIO fast path hands over to components only")
+            };
+            per_cpu.mode().enter(false);
+            let context = system.kernel.context_ptr(server);
+            let ttbr0 = system.machine.vspace_ttbr0[vspace as usize];
+            drop(guard);
+            per_cpu.switch_address_space(ttbr0);
+            return context;
+        }
+        guest_trap_slowly(per_cpu, guard, esr, far, hpfar)
+    }
+
+    /// [`guest_trap`] for anything but an MMIO access a waiting server takes at once: the
+    /// whole kernel entry, under the lock `guard` already holds.
+    #[inline(never)]
+    fn guest_trap_slowly(
+        per_cpu: &PerCpu,
+        mut guard: KernelGuard,
+        esr: u64,
+        far: u64,
+        hpfar: u64,
+    ) -> *mut UserContext {
+        let cpu = per_cpu.cpu();
+        let system = system(&mut guard);
+        system.machine.release_timer_ppis(cpu);
+        system.kernel.handle_vcpu_trap(cpu, &Trap { esr, far, hpfar }, &mut system.machine);
+        leave_kernel(per_cpu, guard)
     }
 
     /// IRQ (or FIQ) while a component or a guest ran.

@@ -61,6 +61,8 @@ pub fn resume(words: &[u64]) -> Message {
 
 /// The answer to a bench-device access received in registers only (the timed MMIO path,
 /// which never builds a [`Message`]); `None` for anything else, which [`decide`] handles.
+/// Inline: it is most of the server's work per timed access.
+#[inline]
 pub fn answer_device(message: &ShortMessage, badge: u64) -> Option<ShortMessage> {
     if badge != DEVICE_BADGE {
         return None;
