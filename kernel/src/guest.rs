@@ -78,7 +78,8 @@ pub const fn exception_class(esr: u64) -> u64 {
 /// Length in bytes of the instruction that trapped (ESR.IL: 4, or 2 for a 16-bit T32
 /// instruction of a guest's AArch32 EL0).
 pub const fn instruction_length(esr: u64) -> u64 {
-    if esr & ESR_IL != 0 { 4 } else { 2 }
+    // IL is bit 25: 2 + 2 * IL, without a branch.
+    2 + ((esr & ESR_IL) >> 24)
 }
 
 /// A load or store to an unmapped guest-physical address with a full syndrome: what an
@@ -219,6 +220,7 @@ pub const fn sysreg_access(esr: u64) -> SysRegTrap {
     }
 }
 
+#[inline(always)]
 const fn decode_data_abort(trap: &Trap, iss: u64) -> Exit {
     if let Some(access) = mmio_access(trap) {
         return Exit::Mmio(access);
@@ -299,7 +301,8 @@ impl LoadExtension {
     /// if `sixty_four`, else a 32-bit one.
     #[inline(always)]
     pub const fn new(size: u8, sign_extend: bool, sixty_four: bool) -> Self {
-        let shift = 64u32.wrapping_sub(size as u32 * 8) % 64;
+        // 64 - bits, modulo 64 as the shift instructions take it (0 for 8 bytes).
+        let shift = 0u32.wrapping_sub(size as u32 * 8) % 64;
         Self {
             shift: shift as u8,
             signed: sign_extend,
@@ -310,9 +313,13 @@ impl LoadExtension {
     /// The register value a load leaves when memory returned `value`.
     #[inline(always)]
     pub const fn apply(self, value: u64) -> u64 {
-        let shift = self.shift as u32 % 64;
-        let shifted = value << shift;
-        let extended = if self.signed { ((shifted as i64) >> shift) as u64 } else { shifted >> shift };
+        let shift = self.shift as u32;
+        let shifted = value.wrapping_shl(shift);
+        let extended = if self.signed {
+            (shifted as i64).wrapping_shr(shift) as u64
+        } else {
+            shifted.wrapping_shr(shift)
+        };
         extended & self.mask
     }
 }

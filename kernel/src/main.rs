@@ -1021,14 +1021,18 @@ mod el2 {
         let cpu = per_cpu.cpu();
         let system = system(&mut guard);
         if system.machine.timer_ppis_held[cpu] == 0
-            && let Some(server) = system.kernel.fast_vcpu_trap(cpu, &Trap { esr, far, hpfar })
+            && let Some(next) = system.kernel.fast_vcpu_trap(cpu, &Trap { esr, far, hpfar })
         {
-            let ThreadKind::Component { vspace } = system.kernel.thread_kind(server) else {
-                unreachable!("the MMIO fast path hands over to components only")
+            let (context, ttbr0) = match system.kernel.thread_kind(next) {
+                // The server of a forwarded access (`System::resume` for a component, which
+                // knows that a guest ran here).
+                ThreadKind::Component { vspace } => {
+                    per_cpu.mode().leave_guest();
+                    (system.kernel.context_ptr(next), system.machine.vspace_ttbr0[vspace as usize])
+                }
+                // The vCPU itself, its access answered.
+                ThreadKind::Vcpu(_) => system.resume(per_cpu, next),
             };
-            per_cpu.mode().enter(false);
-            let context = system.kernel.context_ptr(server);
-            let ttbr0 = system.machine.vspace_ttbr0[vspace as usize];
             drop(guard);
             per_cpu.switch_address_space(ttbr0);
             return context;

@@ -428,9 +428,10 @@ impl Kernel<'_> {
             return None;
         }
         self.threads[replier].reply_target = Link::NONE;
-        self.deliver_reply(platform, replier, caller, info, words);
         self.block_on(cpu, replier, endpoint, Waiters::Receivers);
         self.switch_to(cpu, caller);
+        // Last, when little else is live: a vCPU's answer may call out of line.
+        self.deliver_reply(platform, replier, caller, info, words);
         Some(caller)
     }
 

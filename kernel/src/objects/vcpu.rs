@@ -448,13 +448,19 @@ impl Kernel<'_> {
     }
 
     /// The fast path of a guest's MMIO access, which the shell tries for every vCPU trap
-    /// before [`Kernel::handle_vcpu_trap`]: a load or store with a full syndrome by the
-    /// current thread of `cpu`, a vCPU, to an IPA in one of its VM's routes, whose server
-    /// waits on `cpu` and may run at once (as for the IPC fast path's `Call`), goes to that
-    /// server in registers; the vCPU waits for the reply and the server, now current on
-    /// `cpu`, is returned: nothing is left for [`Kernel::schedule`] to decide. Anything
-    /// else changes nothing and returns `None`. Either way the outcome is the one
-    /// [`Kernel::handle_vcpu_trap`] would have.
+    /// before [`Kernel::handle_vcpu_trap`], for a load or store with a full syndrome by the
+    /// current thread of `cpu`, a vCPU, when no reschedule is pending:
+    ///
+    /// - to an IPA in one of its VM's routes, whose server waits on `cpu` and may run at
+    ///   once (as for the IPC fast path's `Call`): the access goes to that server in
+    ///   registers, the vCPU waits for the reply, and the server is returned;
+    /// - to an IPA nobody claims, in a VM whose policy reads zero, when the access's
+    ///   diagnostic line is not due: a load reads zero, a store is ignored, and the vCPU,
+    ///   returned, goes on.
+    ///
+    /// The thread returned is current on `cpu`: nothing is left for [`Kernel::schedule`]
+    /// to decide. Anything else changes nothing and returns `None`. Either way the outcome
+    /// is the one [`Kernel::handle_vcpu_trap`] would have.
     #[inline(always)]
     pub fn fast_vcpu_trap(&mut self, cpu: usize, trap: &guest::Trap) -> Option<ThreadId> {
         let access = guest::mmio_access(trap)?;
@@ -468,7 +474,9 @@ impl Kernel<'_> {
         // `MAX_VCPUS`, and a thread's vCPU never changes. Telling the compiler spares the
         // fast path a bounds check.
         unsafe { core::hint::assert_unchecked(vcpu < bootinfo::MAX_VCPUS) };
-        let route = *self.route(vcpu, access.ipa)?;
+        let Some(route) = self.route(vcpu, access.ipa).copied() else {
+            return self.answer_unclaimed_at_once(thread, vcpu, &access, trap);
+        };
         let endpoint = route.endpoint as usize;
         // SAFETY: `Kernel::new` checked every route's endpoint against the number of
         // endpoints, at most `MAX_ENDPOINTS`; routes never change.
@@ -478,6 +486,33 @@ impl Kernel<'_> {
         self.vcpus[vcpu].forwarded = Forwarded::new(mmio_kind(&access), trap);
         self.hand_over_trap(cpu, thread, receiver, MMIO_INFO, [ipa, flags, value, 0], route.badge);
         Some(thread_id(receiver))
+    }
+
+    /// [`Kernel::fast_vcpu_trap`] for an access nobody claims by `thread` (vCPU `vcpu`):
+    /// answered here and `thread` returned, or `None` if the VM's policy is a data abort,
+    /// its diagnostic line is due, or a vGIC event is.
+    #[inline(always)]
+    fn answer_unclaimed_at_once(
+        &mut self,
+        thread: usize,
+        vcpu: usize,
+        access: &MmioTrap,
+        trap: &guest::Trap,
+    ) -> Option<ThreadId> {
+        let vm = &mut self.vms[usize::from(self.vcpus[vcpu].vm)];
+        let count = &mut vm.diagnostics[Diagnostic::Unclaimed as usize];
+        // `Kernel::diagnostic` prints the line when the count becomes a power of two.
+        let next = *count + 1;
+        if vm.unclaimed_abort || next.is_power_of_two() || self.threads[thread].vgic_event_due {
+            return None;
+        }
+        *count = next;
+        let context = &mut self.threads[thread].context;
+        if !access.write {
+            set_register(context, access.register, 0);
+        }
+        skip(context, guest::instruction_length(trap.esr));
+        Some(thread_id(thread))
     }
 
     /// The route of vCPU `vcpu`'s VM that claims `ipa`, if any.
