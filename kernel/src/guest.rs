@@ -252,10 +252,16 @@ const MMIO_SYNDROME: u64 = ec::DATA_ABORT_LOWER << 26 | ISS_ISV;
 /// path decodes nothing else; `None` for every other trap.
 #[inline(always)]
 pub const fn mmio_access(trap: &Trap) -> Option<MmioTrap> {
-    if trap.esr & MMIO_SYNDROME_MASK != MMIO_SYNDROME {
+    if !is_mmio_access(trap.esr) {
         return None;
     }
     Some(mmio_fields(trap))
+}
+
+/// Whether a trap with syndrome `esr` is an access that [`mmio_access`] accepts.
+#[inline(always)]
+pub const fn is_mmio_access(esr: u64) -> bool {
+    esr & MMIO_SYNDROME_MASK == MMIO_SYNDROME
 }
 
 /// The access of a trap that [`mmio_access`] accepts, without its test: what finishing a
@@ -287,8 +293,8 @@ impl MmioTrap {
 /// half clear (two shifts and a mask).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoadExtension {
-    /// 64 minus the access's width in bits.
-    shift: u8,
+    /// 64 minus the access's width in bits, modulo 64 (the shifts ignore the other bits).
+    shift: u32,
     /// The second shift is arithmetic (sign extension).
     signed: bool,
     /// The register's width.
@@ -301,19 +307,15 @@ impl LoadExtension {
     /// if `sixty_four`, else a 32-bit one.
     #[inline(always)]
     pub const fn new(size: u8, sign_extend: bool, sixty_four: bool) -> Self {
-        // 64 - bits, modulo 64 as the shift instructions take it (0 for 8 bytes).
-        let shift = 0u32.wrapping_sub(size as u32 * 8) % 64;
-        Self {
-            shift: shift as u8,
-            signed: sign_extend,
-            mask: if sixty_four { u64::MAX } else { 0xffff_ffff },
-        }
+        // 64 - bits modulo 64, as `apply`'s shifts take it (0 for 8 bytes).
+        let shift = 0u32.wrapping_sub(size as u32 * 8);
+        Self { shift, signed: sign_extend, mask: if sixty_four { u64::MAX } else { 0xffff_ffff } }
     }
 
     /// The register value a load leaves when memory returned `value`.
     #[inline(always)]
     pub const fn apply(self, value: u64) -> u64 {
-        let shift = self.shift as u32;
+        let shift = self.shift;
         let shifted = value.wrapping_shl(shift);
         let extended = if self.signed {
             (shifted as i64).wrapping_shr(shift) as u64

@@ -647,6 +647,10 @@ mod el2 {
                     (self.kernel.context_ptr(thread), self.machine.vspace_ttbr0[vspace as usize])
                 }
                 ThreadKind::Vcpu(vcpu) => {
+                    // SAFETY: `Kernel::new` gives vCPU threads indices below the number of
+                    // vCPUs, at most `MAX_VCPUS`. Telling the compiler spares this path its
+                    // bounds checks.
+                    unsafe { core::hint::assert_unchecked(usize::from(vcpu.0) < MAX_VCPUS) };
                     // The common case, the vCPU this CPU holds loaded with no EL1 work
                     // waiting (a trap answered by a server), only turns the virtual CPU
                     // interface back on, without a call.

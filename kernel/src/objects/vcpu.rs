@@ -86,12 +86,12 @@ const _: () = assert!(protocol::VgicEvent::WORDS <= MESSAGE_WORDS);
 /// The kind of trap a server handles for a vCPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TrapKind {
-    /// Nothing forwarded (a restarted vCPU).
-    Nothing,
     /// An MMIO load.
     Load,
     /// An MMIO store.
     Store,
+    /// Nothing forwarded (a restarted vCPU).
+    Nothing,
     /// HVC.
     Hvc,
     /// SMC.
@@ -660,6 +660,8 @@ impl Kernel<'_> {
         words: [u64; REGISTER_WORDS],
     ) -> bool {
         let vcpu = usize::from(self.threads[thread].vcpu.expect("only vCPUs wait for a trap's answer"));
+        // SAFETY: as in `fast_vcpu_trap`: vCPU threads have indices below `MAX_VCPUS`.
+        unsafe { core::hint::assert_unchecked(vcpu < bootinfo::MAX_VCPUS) };
         let forwarded = self.vcpus[vcpu].forwarded;
         if info.label() == protocol::RESUME && matches!(forwarded.kind, TrapKind::Load | TrapKind::Store) {
             let access = forwarded.mmio();
