@@ -1010,17 +1010,17 @@ mod el2 {
     }
 
     /// A synchronous exception (or SError) of the running vCPU (kept out of line, so the
-    /// components' paths stay short). An MMIO access that a waiting server on this CPU
-    /// takes at once (`Kernel::fast_vcpu_trap`) hands the CPU straight to that component;
-    /// anything else is a whole kernel entry.
+    /// components' paths stay short). An MMIO access goes to `Kernel::fast_vcpu_trap`
+    /// first: a waiting server on this CPU takes it at once, or (unclaimed) the kernel
+    /// answers it, and only that thread's context is prepared. Anything else, and
+    /// anything the fast path declines (which changes nothing), is a whole kernel entry.
     #[inline(never)]
     fn guest_trap(per_cpu: &PerCpu, esr: u64) -> *mut UserContext {
         guest::disable_virtual_interface();
-        let (far, hpfar) = if EC_WITH_HPFAR.contains(&((esr >> 26) & 0x3f)) {
-            (FAR_EL2.get(), HPFAR_EL2.get())
-        } else {
-            (0, 0)
-        };
+        if !kernel::guest::is_mmio_access(esr) {
+            return guest_trap_slowly(per_cpu, KERNEL.lock(), esr);
+        }
+        let (far, hpfar) = (FAR_EL2.get(), HPFAR_EL2.get());
         let mut guard = KERNEL.lock();
         let cpu = per_cpu.cpu();
         let system = system(&mut guard);
@@ -1041,19 +1041,18 @@ mod el2 {
             per_cpu.switch_address_space(ttbr0);
             return context;
         }
-        guest_trap_slowly(per_cpu, guard, esr, far, hpfar)
+        guest_trap_slowly(per_cpu, guard, esr)
     }
 
-    /// [`guest_trap`] for anything but an MMIO access a waiting server takes at once: the
-    /// whole kernel entry, under the lock `guard` already holds.
+    /// [`guest_trap`] for anything its fast path does not take: the whole kernel entry,
+    /// under the lock `guard` holds.
     #[inline(never)]
-    fn guest_trap_slowly(
-        per_cpu: &PerCpu,
-        mut guard: KernelGuard,
-        esr: u64,
-        far: u64,
-        hpfar: u64,
-    ) -> *mut UserContext {
+    fn guest_trap_slowly(per_cpu: &PerCpu, mut guard: KernelGuard, esr: u64) -> *mut UserContext {
+        let (far, hpfar) = if EC_WITH_HPFAR.contains(&((esr >> 26) & 0x3f)) {
+            (FAR_EL2.get(), HPFAR_EL2.get())
+        } else {
+            (0, 0)
+        };
         let cpu = per_cpu.cpu();
         let system = system(&mut guard);
         system.machine.release_timer_ppis(cpu);
