@@ -22,7 +22,7 @@
 //! }
 //! ```
 
-use crate::{Label, Message, ShortMessage};
+use crate::{Label, Message, MessageInfo, ShortMessage};
 
 /// Label of an MMIO fault. Words: [`MmioAccess::encode`].
 pub const MMIO: Label = Label(0x100);
@@ -96,17 +96,32 @@ impl MmioAccess {
     /// check of an access it answers at once is a few instructions.
     #[inline]
     pub fn decode_short(message: &ShortMessage) -> Option<Self> {
-        if message.info.length() > message.words.len() {
+        // Label and length in one comparison of the header.
+        if message.info != Self::INFO {
             return None;
         }
-        Self::from_body(message.label(), message.body())
+        let [ipa, flags, value, _] = message.words;
+        Self::from_words(ipa, flags, value)
     }
+
+    /// The header of an [`MMIO`] message.
+    const INFO: MessageInfo = MessageInfo::new(MMIO, 3).expect("three words fit");
 
     #[inline]
     fn from_body(label: Label, body: &[u64]) -> Option<Self> {
         let [ipa, flags, value] = body.try_into().ok()?;
+        if label != MMIO {
+            return None;
+        }
+        Self::from_words(ipa, flags, value)
+    }
+
+    /// The access of an [`MMIO`] message's words; `None` for a size other than 1, 2, 4
+    /// or 8.
+    #[inline]
+    fn from_words(ipa: u64, flags: u64, value: u64) -> Option<Self> {
         let size = (flags & 0xff) as u8;
-        if label != MMIO || !matches!(size, 1 | 2 | 4 | 8) {
+        if !matches!(size, 1 | 2 | 4 | 8) {
             return None;
         }
         Some(Self { ipa, size, write: flags & (1 << 8) != 0, value, vcpu: (flags >> 16) as u16 })
@@ -321,8 +336,16 @@ mod tests {
         let access = MmioAccess { ipa: 0x0a00_0000, size: 8, write: false, value: 0, vcpu: 1 };
         let short = ShortMessage::new(MMIO, &access.words());
         assert_eq!(MmioAccess::decode_short(&short), Some(access));
-        let long = ShortMessage { info: crate::MessageInfo::new(MMIO, 9).unwrap(), ..short };
+        let long = ShortMessage { info: MessageInfo::new(MMIO, 9).unwrap(), ..short };
         assert_eq!(MmioAccess::decode_short(&long), None);
+        for length in [0, 2, 4] {
+            let other_length = ShortMessage { info: MessageInfo::new(MMIO, length).unwrap(), ..short };
+            assert_eq!(MmioAccess::decode_short(&other_length), None, "length {length}");
+        }
+        let other_label = ShortMessage { info: MessageInfo::new(HVC, 3).unwrap(), ..short };
+        assert_eq!(MmioAccess::decode_short(&other_label), None);
+        let bad_size = ShortMessage::new(MMIO, &[0x0a00_0000, 3, 0]);
+        assert_eq!(MmioAccess::decode_short(&bad_size), None);
     }
 
     #[test]
