@@ -74,7 +74,8 @@ pub struct MmioAccess {
 }
 
 impl MmioAccess {
-    /// Message words: `[ipa, size | write << 8 | vcpu << 16, value]`.
+    /// Message words: `[ipa, log2(size) | write << 8 | vcpu << 16, value]` (bits 2..=7
+    /// of the second word are zero: a receiver decodes the size without a range check).
     pub fn encode(&self) -> Message {
         Message::new(MMIO).with_words(&self.words())
     }
@@ -82,7 +83,8 @@ impl MmioAccess {
     /// The words of [`MmioAccess::encode`], without building a [`Message`] (the kernel's
     /// trap path).
     pub fn words(&self) -> [u64; 3] {
-        let flags = u64::from(self.size) | u64::from(self.write) << 8 | u64::from(self.vcpu) << 16;
+        let size_log2 = u64::from(self.size.trailing_zeros() & 3);
+        let flags = size_log2 | u64::from(self.write) << 8 | u64::from(self.vcpu) << 16;
         [self.ipa, flags, self.value]
     }
 
@@ -116,14 +118,14 @@ impl MmioAccess {
         Self::from_words(ipa, flags, value)
     }
 
-    /// The access of an [`MMIO`] message's words; `None` for a size other than 1, 2, 4
-    /// or 8.
+    /// The access of an [`MMIO`] message's words; `None` if the reserved bits 2..=7 of
+    /// `flags` are not zero.
     #[inline]
     fn from_words(ipa: u64, flags: u64, value: u64) -> Option<Self> {
-        let size = (flags & 0xff) as u8;
-        if !matches!(size, 1 | 2 | 4 | 8) {
+        if flags & 0xfc != 0 {
             return None;
         }
+        let size = 1 << (flags & 3);
         Some(Self { ipa, size, write: flags & (1 << 8) != 0, value, vcpu: (flags >> 16) as u16 })
     }
 }
@@ -319,14 +321,19 @@ mod tests {
     #[test]
     fn mmio_access_round_trips() {
         let access = MmioAccess { ipa: 0x0800_0004, size: 4, write: true, value: 0xdead, vcpu: 3 };
+        assert_eq!(access.words()[1], 2 | 1 << 8 | 3 << 16);
+        for size in [1, 2, 4, 8] {
+            let access = MmioAccess { size, ..access };
+            assert_eq!(MmioAccess::decode(&access.encode()), Some(access));
+        }
         assert_eq!(MmioAccess::decode(&access.encode()), Some(access));
     }
 
     #[test]
     fn mmio_access_rejects_bad_sizes_and_labels() {
         let mut message = MmioAccess { ipa: 0, size: 4, write: false, value: 0, vcpu: 0 }.encode();
-        message.words[1] = 3;
-        assert_eq!(MmioAccess::decode(&message), None);
+        message.words[1] = 1 << 2;
+        assert_eq!(MmioAccess::decode(&message), None, "reserved bits set");
         let other = Message::new(HVC).with_words(&[0, 4, 0]);
         assert_eq!(MmioAccess::decode(&other), None);
     }
@@ -344,8 +351,8 @@ mod tests {
         }
         let other_label = ShortMessage { info: MessageInfo::new(HVC, 3).unwrap(), ..short };
         assert_eq!(MmioAccess::decode_short(&other_label), None);
-        let bad_size = ShortMessage::new(MMIO, &[0x0a00_0000, 3, 0]);
-        assert_eq!(MmioAccess::decode_short(&bad_size), None);
+        let reserved = ShortMessage::new(MMIO, &[0x0a00_0000, 3 | 1 << 7, 0]);
+        assert_eq!(MmioAccess::decode_short(&reserved), None);
     }
 
     #[test]

@@ -144,7 +144,7 @@ fn a_routed_read_is_one_call_and_its_reply_finishes_the_load() {
     assert_eq!(harness.state(VCPU0), ThreadState::BlockedReply);
     assert_eq!(
         harness.received(DEVICE),
-        Received { label: protocol::MMIO.0, words: vec![UART + 0x18, 1, 0], badge: ROUTE_BADGE }
+        Received { label: protocol::MMIO.0, words: vec![UART + 0x18, 0, 0], badge: ROUTE_BADGE }
     );
     harness.message(0, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[0x1_2380]);
     assert_eq!(harness.current(0), Some(VCPU0));
@@ -223,7 +223,7 @@ fn a_routed_write_carries_the_stored_bytes_and_resumes_past_the_store() {
     let mut harness = guest();
     harness.kernel.threads[VCPU0].context.x[7] = 0xdead_beef_cafe_f00d;
     trap(&mut harness, access(UART + 4, 1, 7, false, false, true));
-    let flags = 2 | 1 << 8;
+    let flags = 1 | 1 << 8;
     assert_eq!(harness.received(DEVICE).words, [UART + 4, flags, 0xf00d]);
     harness.message(0, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[0x1234]);
     let after = context(&harness, VCPU0);
@@ -264,7 +264,7 @@ fn a_trap_with_no_server_waiting_queues_as_a_call() {
     assert_eq!(harness.state(VCPU0), ThreadState::BlockedSend(0));
     assert_eq!(harness.current(0), Some(DEVICE));
     harness.syscall(0, Syscall::Recv, 0);
-    assert_eq!(harness.received(DEVICE).words, [UART, 4, 0]);
+    assert_eq!(harness.received(DEVICE).words, [UART, 2, 0]);
     assert_eq!(harness.state(VCPU0), ThreadState::BlockedReply);
     harness.message(0, Syscall::Reply, 0, protocol::RESUME.0, &[9]);
     assert_eq!(harness.current(0), Some(VCPU0), "it outranks the server now");

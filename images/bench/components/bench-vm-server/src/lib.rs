@@ -132,8 +132,8 @@ mod tests {
         let short_write = ShortMessage::new(vcpu::MMIO, &write.words());
         assert_eq!(body(answer_device(&short_write, DEVICE_BADGE)), resume(0));
         assert_eq!(answer_device(&short, FAULT_BADGE), None);
-        let bad_size = MmioAccess { size: 3, ..read };
-        assert_eq!(answer_device(&ShortMessage::new(vcpu::MMIO, &bad_size.words()), DEVICE_BADGE), None);
+        let reserved_bits = [0x0a00_0000, 2 | 1 << 5, 0];
+        assert_eq!(answer_device(&ShortMessage::new(vcpu::MMIO, &reserved_bits), DEVICE_BADGE), None);
     }
 
     #[test]
