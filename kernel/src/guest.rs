@@ -248,8 +248,8 @@ const MMIO_SYNDROME_MASK: u64 = 0x3f << 26 | ISS_ISV | ISS_S1PTW | ISS_CM | (ISS
 const MMIO_SYNDROME: u64 = ec::DATA_ABORT_LOWER << 26 | ISS_ISV;
 
 /// The access of a trap that is a load or store to an unmapped guest-physical address
-/// with a full syndrome ([`Exit::Mmio`]), found with one mask test so that the MMIO fast
-/// path decodes nothing else; `None` for every other trap.
+/// with a full syndrome ([`Exit::Mmio`]); `None` for every other trap. The test is one
+/// mask ([`is_mmio_access`]), which is all the shell's MMIO fast path asks first.
 #[inline(always)]
 pub const fn mmio_access(trap: &Trap) -> Option<MmioTrap> {
     if !is_mmio_access(trap.esr) {

@@ -982,13 +982,16 @@ mod el2 {
     pub extern "C" fn lower_sync(per_cpu: &PerCpu) -> *mut UserContext {
         let esr = ESR_EL2.get();
         if per_cpu.mode().is_guest() {
+            if kernel::guest::is_mmio_access(esr) {
+                return guest_mmio(per_cpu, esr);
+            }
             return guest_trap(per_cpu, esr);
         }
         component_sync(per_cpu, esr)
     }
 
     /// [`lower_sync`] for a component (apart, so that a guest's trap reaches
-    /// [`guest_trap`] without this path's stack frame).
+    /// [`guest_trap`] or [`guest_mmio`] without this path's stack frame).
     #[inline(never)]
     fn component_sync(per_cpu: &PerCpu, esr: u64) -> *mut UserContext {
         kernel_entry(per_cpu, |system, cpu| {
@@ -1009,17 +1012,22 @@ mod el2 {
         system.kernel.handle_fault(cpu, esr, far, &mut system.machine);
     }
 
-    /// A synchronous exception (or SError) of the running vCPU (kept out of line, so the
-    /// components' paths stay short). An MMIO access goes to `Kernel::fast_vcpu_trap`
-    /// first: a waiting server on this CPU takes it at once, or (unclaimed) the kernel
-    /// answers it, and only that thread's context is prepared. Anything else, and
-    /// anything the fast path declines (which changes nothing), is a whole kernel entry.
+    /// A synchronous exception (or SError) of the running vCPU other than an MMIO access
+    /// (kept out of line, so the components' paths stay short): the whole kernel entry.
     #[inline(never)]
     fn guest_trap(per_cpu: &PerCpu, esr: u64) -> *mut UserContext {
         guest::disable_virtual_interface();
-        if !kernel::guest::is_mmio_access(esr) {
-            return guest_trap_slowly(per_cpu, KERNEL.lock(), esr);
-        }
+        guest_trap_locked(per_cpu, KERNEL.lock(), esr)
+    }
+
+    /// A load or store of the running vCPU to an unmapped IPA with a full syndrome
+    /// (`kernel::guest::is_mmio_access`): `Kernel::fast_vcpu_trap` first, where a waiting
+    /// server on this CPU takes it at once or (unclaimed) the kernel answers it, and only
+    /// that thread's context is prepared; what it declines (changing nothing) is the whole
+    /// kernel entry.
+    #[inline(never)]
+    fn guest_mmio(per_cpu: &PerCpu, esr: u64) -> *mut UserContext {
+        guest::disable_virtual_interface();
         let (far, hpfar) = (FAR_EL2.get(), HPFAR_EL2.get());
         let mut guard = KERNEL.lock();
         let cpu = per_cpu.cpu();
@@ -1041,22 +1049,29 @@ mod el2 {
             per_cpu.switch_address_space(ttbr0);
             return context;
         }
-        guest_trap_slowly(per_cpu, guard, esr)
+        guest_mmio_slowly(per_cpu, guard, esr)
     }
 
-    /// [`guest_trap`] for anything its fast path does not take: the whole kernel entry,
-    /// under the lock `guard` holds.
+    /// [`guest_mmio`] for what its fast path declines (out of line, so that the fast path
+    /// keeps its registers).
     #[inline(never)]
-    fn guest_trap_slowly(per_cpu: &PerCpu, mut guard: KernelGuard, esr: u64) -> *mut UserContext {
-        let (far, hpfar) = if EC_WITH_HPFAR.contains(&((esr >> 26) & 0x3f)) {
-            (FAR_EL2.get(), HPFAR_EL2.get())
+    fn guest_mmio_slowly(per_cpu: &PerCpu, guard: KernelGuard, esr: u64) -> *mut UserContext {
+        guest_trap_locked(per_cpu, guard, esr)
+    }
+
+    /// The kernel entry of a vCPU's trap with syndrome `esr`, under the lock `guard`
+    /// holds, the virtual CPU interface already off.
+    #[inline(always)]
+    fn guest_trap_locked(per_cpu: &PerCpu, mut guard: KernelGuard, esr: u64) -> *mut UserContext {
+        let trap = if EC_WITH_HPFAR.contains(&((esr >> 26) & 0x3f)) {
+            Trap { esr, far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() }
         } else {
-            (0, 0)
+            Trap { esr, far: 0, hpfar: 0 }
         };
         let cpu = per_cpu.cpu();
         let system = system(&mut guard);
         system.machine.release_timer_ppis(cpu);
-        system.kernel.handle_vcpu_trap(cpu, &Trap { esr, far, hpfar }, &mut system.machine);
+        system.kernel.handle_vcpu_trap(cpu, &trap, &mut system.machine);
         leave_kernel(per_cpu, guard)
     }
 

@@ -399,9 +399,7 @@ impl Mode {
             unsafe { asm!("msr hcr_el2, {hcr}", hcr = in(reg) hcr, options(nostack, preserves_flags)) };
         }
     }
-}
 
-impl Mode {
     /// Sets HCR_EL2 for a component on a CPU where a guest ran (the caller knows): what
     /// [`Mode::enter`] does then, without its test.
     #[inline(always)]

@@ -29,6 +29,13 @@
 //! `STOP` stops the vCPU until `VCPU_START`. Without a fault endpoint, HVC, SMC and
 //! forwarded system registers are undefined instructions.
 //!
+//! MMIO has a fast path ([`Kernel::fast_vcpu_trap`], which the shell tries first): an
+//! access whose server waits on the vCPU's CPU and may run at once is handed over with
+//! no scheduling decision left, and an unclaimed read-zero access whose line is not due
+//! is answered with the vCPU going on; it declines everything else, changing nothing.
+//! The vCPU keeps the trap's syndrome ([`Forwarded`]), from which the reply's `RESUME`
+//! of an MMIO access finishes the instruction inline in the `ReplyRecv` fast path.
+//!
 //! Changes to EL1 state (an injected exception, the reset of `VCPU_START`) wait in the
 //! vCPU as a [`VcpuRequest`] until the shell resumes it on its own CPU, where that state is
 //! loaded: a reply may come from a server on another CPU. So does the `LOAD_LRS` answer
@@ -447,9 +454,10 @@ impl Kernel<'_> {
         skip(context, guest::instruction_length(trap.esr));
     }
 
-    /// The fast path of a guest's MMIO access, which the shell tries for every vCPU trap
-    /// before [`Kernel::handle_vcpu_trap`], for a load or store with a full syndrome by the
-    /// current thread of `cpu`, a vCPU, when no reschedule is pending:
+    /// The fast path of a guest's MMIO access, which the shell tries before
+    /// [`Kernel::handle_vcpu_trap`] for every trap that [`guest::is_mmio_access`] accepts
+    /// (a load or store with a full syndrome; `trap` must be one, the shell tests it
+    /// first) by the current thread of `cpu`, a vCPU, when no reschedule is pending:
     ///
     /// - to an IPA in one of its VM's routes, whose server waits on `cpu` and may run at
     ///   once (as for the IPC fast path's `Call`): the access goes to that server in
@@ -463,7 +471,8 @@ impl Kernel<'_> {
     /// is the one [`Kernel::handle_vcpu_trap`] would have.
     #[inline(always)]
     pub fn fast_vcpu_trap(&mut self, cpu: usize, trap: &guest::Trap) -> Option<ThreadId> {
-        let access = guest::mmio_access(trap)?;
+        debug_assert!(guest::is_mmio_access(trap.esr), "the shell passes MMIO accesses only");
+        let access = guest::mmio_fields(trap);
         let state = &self.cpus[cpu];
         if state.reschedule_pending() {
             return None;

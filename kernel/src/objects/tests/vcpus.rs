@@ -3,7 +3,7 @@
 //! the `VCPU_START` and `CONSOLE_WRITE` invocations.
 
 use super::*;
-use crate::guest::{Injection, TimerState, Trap, WakeState, ec};
+use crate::guest::{Injection, TimerState, Trap, WakeState, ec, is_mmio_access};
 use crate::{ThreadKind, UserContext, VcpuId, VcpuRequest};
 use ipc::endpoint_rights as ep;
 use ipc::vcpu as protocol;
@@ -84,11 +84,14 @@ fn trap(harness: &mut Harness, trap: Trap) {
     harness.schedule(0);
 }
 
-/// The shell's handling of a vCPU trap on CPU 0: [`Kernel::fast_vcpu_trap`], and
-/// [`Kernel::handle_vcpu_trap`] when it declines; returns whether the fast path took it.
+/// The shell's handling of a vCPU trap on CPU 0: [`Kernel::fast_vcpu_trap`] for an MMIO
+/// access, and [`Kernel::handle_vcpu_trap`] when it declines or for anything else;
+/// returns whether the fast path took it.
 fn enter_trap(harness: &mut Harness, trap: &Trap) -> bool {
     let before = harness.current(0);
-    if let Some(next) = harness.kernel.fast_vcpu_trap(0, trap) {
+    if is_mmio_access(trap.esr)
+        && let Some(next) = harness.kernel.fast_vcpu_trap(0, trap)
+    {
         assert_eq!(harness.current(0), Some(usize::from(next.0)), "the fast path returns who runs");
         let vcpu = harness.kernel.threads[usize::from(next.0)].vcpu;
         assert!(vcpu.is_none() || before == Some(usize::from(next.0)), "a server, or the vCPU itself");
