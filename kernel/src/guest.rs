@@ -264,8 +264,9 @@ pub const fn is_mmio_access(esr: u64) -> bool {
     esr & MMIO_SYNDROME_MASK == MMIO_SYNDROME
 }
 
-/// The access of a trap that [`mmio_access`] accepts, without its test: what finishing a
-/// forwarded access decodes again from the trap it kept.
+/// The access of a trap that [`mmio_access`] accepts, without its test: for the MMIO fast
+/// path, whose caller made the test, and for finishing a forwarded access from the trap
+/// it kept.
 #[inline(always)]
 pub const fn mmio_fields(trap: &Trap) -> MmioTrap {
     let iss = trap.esr & 0x01ff_ffff;
