@@ -22,7 +22,7 @@
 //! }
 //! ```
 
-use crate::{Label, Message, ShortMessage};
+use crate::{Label, Message, MessageInfo, ShortMessage};
 
 /// Label of an MMIO fault. Words: [`MmioAccess::encode`].
 pub const MMIO: Label = Label(0x100);
@@ -74,7 +74,8 @@ pub struct MmioAccess {
 }
 
 impl MmioAccess {
-    /// Message words: `[ipa, size | write << 8 | vcpu << 16, value]`.
+    /// Message words: `[ipa, log2(size) | write << 8 | vcpu << 16, value]` (bits 2..=7
+    /// of the second word are zero: a receiver decodes the size without a range check).
     pub fn encode(&self) -> Message {
         Message::new(MMIO).with_words(&self.words())
     }
@@ -82,7 +83,8 @@ impl MmioAccess {
     /// The words of [`MmioAccess::encode`], without building a [`Message`] (the kernel's
     /// trap path).
     pub fn words(&self) -> [u64; 3] {
-        let flags = u64::from(self.size) | u64::from(self.write) << 8 | u64::from(self.vcpu) << 16;
+        let size_log2 = u64::from(self.size.trailing_zeros() & 3);
+        let flags = size_log2 | u64::from(self.write) << 8 | u64::from(self.vcpu) << 16;
         [self.ipa, flags, self.value]
     }
 
@@ -92,20 +94,38 @@ impl MmioAccess {
     }
 
     /// Decodes an [`MMIO`] message received as a [`ShortMessage`] (its three words travel
-    /// in registers); `None` if it is malformed or longer.
+    /// in registers); `None` if it is malformed or longer. Inline, so that a server's
+    /// check of an access it answers at once is a few instructions.
+    #[inline]
     pub fn decode_short(message: &ShortMessage) -> Option<Self> {
-        if message.info.length() > message.words.len() {
+        // Label and length in one comparison of the header.
+        if message.info != Self::INFO {
             return None;
         }
-        Self::from_body(message.label(), message.body())
+        let [ipa, flags, value, _] = message.words;
+        Self::from_words(ipa, flags, value)
     }
 
+    /// The header of an [`MMIO`] message.
+    const INFO: MessageInfo = MessageInfo::new(MMIO, 3).expect("three words fit");
+
+    #[inline]
     fn from_body(label: Label, body: &[u64]) -> Option<Self> {
         let [ipa, flags, value] = body.try_into().ok()?;
-        let size = (flags & 0xff) as u8;
-        if label != MMIO || !matches!(size, 1 | 2 | 4 | 8) {
+        if label != MMIO {
             return None;
         }
+        Self::from_words(ipa, flags, value)
+    }
+
+    /// The access of an [`MMIO`] message's words; `None` if the reserved bits 2..=7 of
+    /// `flags` are not zero.
+    #[inline]
+    fn from_words(ipa: u64, flags: u64, value: u64) -> Option<Self> {
+        if flags & 0xfc != 0 {
+            return None;
+        }
+        let size = 1 << (flags & 3);
         Some(Self { ipa, size, write: flags & (1 << 8) != 0, value, vcpu: (flags >> 16) as u16 })
     }
 }
@@ -301,14 +321,19 @@ mod tests {
     #[test]
     fn mmio_access_round_trips() {
         let access = MmioAccess { ipa: 0x0800_0004, size: 4, write: true, value: 0xdead, vcpu: 3 };
+        assert_eq!(access.words()[1], 2 | 1 << 8 | 3 << 16);
+        for size in [1, 2, 4, 8] {
+            let access = MmioAccess { size, ..access };
+            assert_eq!(MmioAccess::decode(&access.encode()), Some(access));
+        }
         assert_eq!(MmioAccess::decode(&access.encode()), Some(access));
     }
 
     #[test]
     fn mmio_access_rejects_bad_sizes_and_labels() {
         let mut message = MmioAccess { ipa: 0, size: 4, write: false, value: 0, vcpu: 0 }.encode();
-        message.words[1] = 3;
-        assert_eq!(MmioAccess::decode(&message), None);
+        message.words[1] = 1 << 2;
+        assert_eq!(MmioAccess::decode(&message), None, "reserved bits set");
         let other = Message::new(HVC).with_words(&[0, 4, 0]);
         assert_eq!(MmioAccess::decode(&other), None);
     }
@@ -318,8 +343,16 @@ mod tests {
         let access = MmioAccess { ipa: 0x0a00_0000, size: 8, write: false, value: 0, vcpu: 1 };
         let short = ShortMessage::new(MMIO, &access.words());
         assert_eq!(MmioAccess::decode_short(&short), Some(access));
-        let long = ShortMessage { info: crate::MessageInfo::new(MMIO, 9).unwrap(), ..short };
+        let long = ShortMessage { info: MessageInfo::new(MMIO, 9).unwrap(), ..short };
         assert_eq!(MmioAccess::decode_short(&long), None);
+        for length in [0, 2, 4] {
+            let other_length = ShortMessage { info: MessageInfo::new(MMIO, length).unwrap(), ..short };
+            assert_eq!(MmioAccess::decode_short(&other_length), None, "length {length}");
+        }
+        let other_label = ShortMessage { info: MessageInfo::new(HVC, 3).unwrap(), ..short };
+        assert_eq!(MmioAccess::decode_short(&other_label), None);
+        let reserved = ShortMessage::new(MMIO, &[0x0a00_0000, 3 | 1 << 7, 0]);
+        assert_eq!(MmioAccess::decode_short(&reserved), None);
     }
 
     #[test]

@@ -78,7 +78,8 @@ pub const fn exception_class(esr: u64) -> u64 {
 /// Length in bytes of the instruction that trapped (ESR.IL: 4, or 2 for a 16-bit T32
 /// instruction of a guest's AArch32 EL0).
 pub const fn instruction_length(esr: u64) -> u64 {
-    if esr & ESR_IL != 0 { 4 } else { 2 }
+    // IL is bit 25: 2 + 2 * IL, without a branch.
+    2 + ((esr & ESR_IL) >> 24)
 }
 
 /// A load or store to an unmapped guest-physical address with a full syndrome: what an
@@ -198,24 +199,32 @@ pub const fn decode(trap: &Trap) -> Exit {
         ec::WFX => Exit::Wfi,
         ec::HVC64 => Exit::Hvc,
         ec::SMC64 => Exit::Smc,
-        ec::SYSREG => {
-            let op0 = (iss >> 20) & 3;
-            let op2 = (iss >> 17) & 7;
-            let op1 = (iss >> 14) & 7;
-            let crn = (iss >> 10) & 0xf;
-            let crm = (iss >> 1) & 0xf;
-            Exit::SysReg(SysRegTrap {
-                encoding: (op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2) as u16,
-                register: ((iss >> 5) & 0x1f) as u8,
-                write: iss & 1 == 0,
-            })
-        }
+        ec::SYSREG => Exit::SysReg(sysreg_access(trap.esr)),
         ec::SERROR => Exit::SError(iss),
         other => Exit::Other(other),
     }
 }
 
+/// The MSR or MRS of a trap with exception class [`ec::SYSREG`] (its syndrome `esr`).
+pub const fn sysreg_access(esr: u64) -> SysRegTrap {
+    let iss = esr & 0x01ff_ffff;
+    let op0 = (iss >> 20) & 3;
+    let op2 = (iss >> 17) & 7;
+    let op1 = (iss >> 14) & 7;
+    let crn = (iss >> 10) & 0xf;
+    let crm = (iss >> 1) & 0xf;
+    SysRegTrap {
+        encoding: (op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2) as u16,
+        register: ((iss >> 5) & 0x1f) as u8,
+        write: iss & 1 == 0,
+    }
+}
+
+#[inline(always)]
 const fn decode_data_abort(trap: &Trap, iss: u64) -> Exit {
+    if let Some(access) = mmio_access(trap) {
+        return Exit::Mmio(access);
+    }
     let ipa = fault_ipa(trap);
     let write = iss & ISS_WNR != 0;
     let cause = if iss & ISS_S1PTW != 0 {
@@ -224,33 +233,98 @@ const fn decode_data_abort(trap: &Trap, iss: u64) -> Exit {
         AbortCause::Other
     } else if iss & ISS_CM != 0 {
         return Exit::CacheMaintenance;
-    } else if iss & ISS_ISV == 0 {
-        AbortCause::NoSyndrome
     } else {
-        return Exit::Mmio(MmioTrap {
-            ipa,
-            far: trap.far,
-            size: 1 << ((iss >> 22) & 3),
-            write,
-            register: ((iss >> 16) & 0x1f) as u8,
-            sign_extend: iss & ISS_SSE != 0,
-            sixty_four: iss & ISS_SF != 0,
-        });
+        AbortCause::NoSyndrome
     };
     Exit::UnhandledDataAbort { cause, ipa, far: trap.far, write }
 }
 
-/// The register value a load of `size` bytes leaves when memory returned `value`:
-/// truncated to the access, sign-extended if the instruction asks, and for a 32-bit
-/// register with the upper half clear.
-pub const fn load_result(value: u64, size: u8, sign_extend: bool, sixty_four: bool) -> u64 {
-    let bits = size as u32 * 8;
-    let mut result = if bits >= 64 { value } else { value & ((1 << bits) - 1) };
-    if sign_extend && bits < 64 {
-        let shift = 64 - bits;
-        result = (((result << shift) as i64) >> shift) as u64;
+/// The ESR_EL2 bits that tell an emulable access from every other trap: the exception
+/// class, ISV, S1PTW, CM and the fault status code's bits 5:3 (zero for the address-size
+/// and translation faults, codes up to [`FSC_LAST_TRANSLATION`]).
+const MMIO_SYNDROME_MASK: u64 = 0x3f << 26 | ISS_ISV | ISS_S1PTW | ISS_CM | (ISS_FSC & !FSC_LAST_TRANSLATION);
+/// Those bits for a data abort from a lower EL with a full syndrome, not on a table walk,
+/// not by cache maintenance, on an unmapped IPA.
+const MMIO_SYNDROME: u64 = ec::DATA_ABORT_LOWER << 26 | ISS_ISV;
+
+/// The access of a trap that is a load or store to an unmapped guest-physical address
+/// with a full syndrome ([`Exit::Mmio`]); `None` for every other trap. The test is one
+/// mask ([`is_mmio_access`]), which is all the shell's MMIO fast path asks first.
+#[inline(always)]
+pub const fn mmio_access(trap: &Trap) -> Option<MmioTrap> {
+    if !is_mmio_access(trap.esr) {
+        return None;
     }
-    if sixty_four { result } else { result & 0xffff_ffff }
+    Some(mmio_fields(trap))
+}
+
+/// Whether a trap with syndrome `esr` is an access that [`mmio_access`] accepts.
+#[inline(always)]
+pub const fn is_mmio_access(esr: u64) -> bool {
+    esr & MMIO_SYNDROME_MASK == MMIO_SYNDROME
+}
+
+/// The access of a trap that [`mmio_access`] accepts, without its test: for the MMIO fast
+/// path, whose caller made the test, and for finishing a forwarded access from the trap
+/// it kept.
+#[inline(always)]
+pub const fn mmio_fields(trap: &Trap) -> MmioTrap {
+    let iss = trap.esr & 0x01ff_ffff;
+    MmioTrap {
+        ipa: fault_ipa(trap),
+        far: trap.far,
+        size: 1 << ((iss >> 22) & 3),
+        write: iss & ISS_WNR != 0,
+        register: ((iss >> 16) & 0x1f) as u8,
+        sign_extend: iss & ISS_SSE != 0,
+        sixty_four: iss & ISS_SF != 0,
+    }
+}
+
+impl MmioTrap {
+    /// How a load's value becomes the register's.
+    #[inline(always)]
+    pub const fn extension(&self) -> LoadExtension {
+        LoadExtension::new(self.size, self.sign_extend, self.sixty_four)
+    }
+}
+
+/// How a load turns the value memory returned into the register's: truncated to the
+/// access, sign-extended if the instruction asks, and for a 32-bit register with the upper
+/// half clear (two shifts and a mask).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadExtension {
+    /// 64 minus the access's width in bits, modulo 64 (the shifts ignore the other bits).
+    shift: u32,
+    /// The second shift is arithmetic (sign extension).
+    signed: bool,
+    /// The register's width.
+    mask: u64,
+}
+
+impl LoadExtension {
+    /// The extension of a load of `size` bytes (1, 2, 4 or 8: other sizes give some
+    /// extension, never a panic), sign-extending if `sign_extend`, into a 64-bit register
+    /// if `sixty_four`, else a 32-bit one.
+    #[inline(always)]
+    pub const fn new(size: u8, sign_extend: bool, sixty_four: bool) -> Self {
+        // 64 - bits modulo 64, as `apply`'s shifts take it (0 for 8 bytes).
+        let shift = 0u32.wrapping_sub(size as u32 * 8);
+        Self { shift, signed: sign_extend, mask: if sixty_four { u64::MAX } else { 0xffff_ffff } }
+    }
+
+    /// The register value a load leaves when memory returned `value`.
+    #[inline(always)]
+    pub const fn apply(self, value: u64) -> u64 {
+        let shift = self.shift;
+        let shifted = value.wrapping_shl(shift);
+        let extended = if self.signed {
+            (shifted as i64).wrapping_shr(shift) as u64
+        } else {
+            shifted.wrapping_shr(shift)
+        };
+        extended & self.mask
+    }
 }
 
 /// A synchronous exception the kernel makes the guest take at EL1.
@@ -739,14 +813,41 @@ mod tests {
 
     #[test]
     fn load_results_follow_size_sign_and_register_width() {
+        let load_result = |value, size, sign_extend, sixty_four| {
+            LoadExtension::new(size, sign_extend, sixty_four).apply(value)
+        };
         assert_eq!(load_result(0x1234_5678_9abc_def0, 8, false, true), 0x1234_5678_9abc_def0);
+        assert_eq!(load_result(0x1234_5678_9abc_def0, 8, true, true), 0x1234_5678_9abc_def0);
         assert_eq!(load_result(0x1234_5678_9abc_def0, 4, false, false), 0x9abc_def0);
         assert_eq!(load_result(0xffff_ffff_ffff_ff80, 1, false, false), 0x80, "LDRB zero-extends");
+        assert_eq!(load_result(0xffff_ffff_ffff_ff80, 1, false, true), 0x80, "LDRB into Xt");
         assert_eq!(load_result(0x80, 1, true, true), 0xffff_ffff_ffff_ff80, "LDRSB Xt");
         assert_eq!(load_result(0x80, 1, true, false), 0xffff_ff80, "LDRSB Wt");
         assert_eq!(load_result(0x7fff, 2, true, true), 0x7fff);
         assert_eq!(load_result(0x1_8000, 2, true, true), 0xffff_ffff_ffff_8000, "LDRSH ignores upper bits");
+        assert_eq!(load_result(0x1_8000, 2, false, false), 0x8000, "LDRH");
         assert_eq!(load_result(0x8000_0000, 4, true, true), 0xffff_ffff_8000_0000, "LDRSW");
+        assert_eq!(load_result(0xffff_ffff_8000_0000, 4, false, false), 0x8000_0000, "LDR Wt");
+    }
+
+    #[test]
+    fn only_emulable_accesses_pass_the_mmio_fast_test() {
+        let trap = |esr: u64| Trap { esr, far: 0x1234, hpfar: 0x0a00_0000 >> 8 };
+        let lower = ec::DATA_ABORT_LOWER << 26 | ESR_IL;
+        for fsc in 0..0x40 {
+            for flags in [ISS_ISV, ISS_ISV | ISS_S1PTW, ISS_ISV | ISS_CM, 0, ISS_ISV | ISS_WNR | ISS_SF] {
+                let trap = trap(lower | flags | fsc);
+                let decoded = match decode(&trap) {
+                    Exit::Mmio(access) => Some(access),
+                    _ => None,
+                };
+                assert_eq!(mmio_access(&trap), decoded, "fsc {fsc:#x} flags {flags:#x}");
+            }
+        }
+        let same_el = ec::DATA_ABORT_SAME << 26 | ESR_IL | ISS_ISV | 0x07;
+        assert_eq!(mmio_access(&trap(same_el)), None);
+        assert_eq!(mmio_access(&trap(ec::INSTRUCTION_ABORT_LOWER << 26 | ISS_ISV | 0x07)), None);
+        assert_eq!(mmio_access(&trap(lower | ISS_ISV | 0x07)).map(|access| access.ipa), Some(0x0a00_0234));
     }
 
     #[test]

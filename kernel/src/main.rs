@@ -610,9 +610,16 @@ mod el2 {
     #[inline(always)]
     fn kernel_entry(per_cpu: &PerCpu, handle: impl FnOnce(&mut System, usize)) -> *mut UserContext {
         let mut guard = KERNEL.lock();
+        handle(system(&mut guard), per_cpu.cpu());
+        leave_kernel(per_cpu, guard)
+    }
+
+    /// The end of [`kernel_entry`], after its operation: picks and prepares the next
+    /// thread, releases `guard` and loads the thread's address space; returns its context.
+    #[inline(always)]
+    fn leave_kernel(per_cpu: &PerCpu, mut guard: KernelGuard) -> *mut UserContext {
         let cpu = per_cpu.cpu();
         let system = system(&mut guard);
-        handle(system, cpu);
         let (context, address_space) = match system.kernel.next_thread(cpu, &mut system.machine) {
             Some(thread) => {
                 let next = system.resume(per_cpu, thread);
@@ -640,6 +647,10 @@ mod el2 {
                     (self.kernel.context_ptr(thread), Some(self.kernel.address_space(thread)))
                 }
                 ThreadKind::Vcpu(vcpu) => {
+                    // SAFETY: `Kernel::new` gives vCPU threads indices below the number of
+                    // vCPUs, at most `MAX_VCPUS`. Telling the compiler spares this path its
+                    // bounds checks.
+                    unsafe { core::hint::assert_unchecked(usize::from(vcpu.0) < MAX_VCPUS) };
                     // The common case, the vCPU this CPU holds loaded with no EL1 work
                     // waiting (a trap answered by a server), only turns the virtual CPU
                     // interface back on, without a call.
@@ -1010,8 +1021,18 @@ mod el2 {
     pub extern "C" fn lower_sync(per_cpu: &PerCpu) -> *mut UserContext {
         let esr = ESR_EL2.get();
         if per_cpu.mode().is_guest() {
+            if kernel::guest::is_mmio_access(esr) {
+                return guest_mmio(per_cpu, esr);
+            }
             return guest_trap(per_cpu, esr);
         }
+        component_sync(per_cpu, esr)
+    }
+
+    /// [`lower_sync`] for a component (apart, so that a guest's trap reaches
+    /// [`guest_trap`] or [`guest_mmio`] without this path's stack frame).
+    #[inline(never)]
+    fn component_sync(per_cpu: &PerCpu, esr: u64) -> *mut UserContext {
         kernel_entry(per_cpu, |system, cpu| {
             if (esr >> 26) & 0x3f == EC_SVC64 {
                 system.kernel.slow_syscall(cpu, &mut system.machine);
@@ -1030,20 +1051,69 @@ mod el2 {
         system.kernel.handle_fault(cpu, esr, far, &mut system.machine);
     }
 
-    /// A synchronous exception (or SError) of the running vCPU (kept out of line, so the
-    /// components' paths stay short).
+    /// A synchronous exception (or SError) of the running vCPU other than an MMIO access
+    /// (kept out of line, so the components' paths stay short): the whole kernel entry.
     #[inline(never)]
     fn guest_trap(per_cpu: &PerCpu, esr: u64) -> *mut UserContext {
         guest::disable_virtual_interface();
+        guest_trap_locked(per_cpu, KERNEL.lock(), esr)
+    }
+
+    /// A load or store of the running vCPU to an unmapped IPA with a full syndrome
+    /// (`kernel::guest::is_mmio_access`): `Kernel::fast_vcpu_trap` first, where a waiting
+    /// server on this CPU takes it at once or (unclaimed) the kernel answers it, and only
+    /// that thread's context is prepared; what it declines (changing nothing) is the whole
+    /// kernel entry.
+    #[inline(never)]
+    fn guest_mmio(per_cpu: &PerCpu, esr: u64) -> *mut UserContext {
+        guest::disable_virtual_interface();
+        let (far, hpfar) = (FAR_EL2.get(), HPFAR_EL2.get());
+        let mut guard = KERNEL.lock();
+        let cpu = per_cpu.cpu();
+        let system = system(&mut guard);
+        if system.machine.timer_ppis_held[cpu] == 0
+            && let Some(next) = system.kernel.fast_vcpu_trap(cpu, &Trap { esr, far, hpfar })
+        {
+            let (context, address_space) = match system.kernel.thread_kind(next) {
+                // The server of a forwarded access (`System::resume` for a component, which
+                // knows that a guest ran here).
+                ThreadKind::Component { .. } => {
+                    per_cpu.mode().leave_guest();
+                    (system.kernel.context_ptr(next), Some(system.kernel.address_space(next)))
+                }
+                // The vCPU itself, its access answered.
+                ThreadKind::Vcpu(_) => system.resume(per_cpu, next),
+            };
+            drop(guard);
+            if let Some(ttbr0) = address_space {
+                switch_address_space(ttbr0);
+            }
+            return context;
+        }
+        guest_mmio_slowly(per_cpu, guard, esr)
+    }
+
+    /// [`guest_mmio`] for what its fast path declines (out of line, so that the fast path
+    /// keeps its registers).
+    #[inline(never)]
+    fn guest_mmio_slowly(per_cpu: &PerCpu, guard: KernelGuard, esr: u64) -> *mut UserContext {
+        guest_trap_locked(per_cpu, guard, esr)
+    }
+
+    /// The kernel entry of a vCPU's trap with syndrome `esr`, under the lock `guard`
+    /// holds, the virtual CPU interface already off.
+    #[inline(always)]
+    fn guest_trap_locked(per_cpu: &PerCpu, mut guard: KernelGuard, esr: u64) -> *mut UserContext {
         let trap = if EC_WITH_HPFAR.contains(&((esr >> 26) & 0x3f)) {
             Trap { esr, far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() }
         } else {
             Trap { esr, far: 0, hpfar: 0 }
         };
-        kernel_entry(per_cpu, |system, cpu| {
-            system.machine.release_timer_ppis(cpu);
-            system.kernel.handle_vcpu_trap(cpu, &trap, &mut system.machine)
-        })
+        let cpu = per_cpu.cpu();
+        let system = system(&mut guard);
+        system.machine.release_timer_ppis(cpu);
+        system.kernel.handle_vcpu_trap(cpu, &trap, &mut system.machine);
+        leave_kernel(per_cpu, guard)
     }
 
     /// IRQ (or FIQ) while a component or a guest ran.

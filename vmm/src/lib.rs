@@ -526,9 +526,9 @@ mod tests {
         let mut short = hvc(&[0], 0);
         short.info = ipc::MessageInfo::new(vcpu::HVC, 3).unwrap();
         assert_eq!(vmm.handle(&short, FAULTS, &mut platform), Reply::InjectUndefined);
-        let mut bad_size = mmio(0, 4, None);
-        bad_size.words[1] = 3;
-        assert_eq!(vmm.handle(&bad_size, UART, &mut platform), Reply::InjectDataAbort);
+        let mut reserved_bits = mmio(0, 4, None);
+        reserved_bits.words[1] |= 1 << 2;
+        assert_eq!(vmm.handle(&reserved_bits, UART, &mut platform), Reply::InjectDataAbort);
         assert_eq!(platform.powered_off, None);
         assert!(platform.started.is_empty());
     }

@@ -399,6 +399,16 @@ impl Mode {
             unsafe { asm!("msr hcr_el2, {hcr}", hcr = in(reg) hcr, options(nostack, preserves_flags)) };
         }
     }
+
+    /// Sets HCR_EL2 for a component on a CPU where a guest ran (the caller knows): what
+    /// [`Mode::enter`] does then, without its test.
+    #[inline(always)]
+    pub fn leave_guest(&self) {
+        debug_assert!(self.is_guest());
+        self.0.store(false, Ordering::Relaxed);
+        // SAFETY: as in `enter`: components run in the EL2&0 regime.
+        unsafe { asm!("msr hcr_el2, {hcr}", hcr = in(reg) HCR_COMPONENT, options(nostack, preserves_flags)) };
+    }
 }
 
 /// Turns the virtual CPU interface on with the vCPU's ICH_HCR_EL2 settings, just before

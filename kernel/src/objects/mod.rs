@@ -315,7 +315,7 @@ pub struct Kernel<'a> {
     notifications: [NotificationObject; MAX_NOTIFICATIONS],
     cpus: [Cpu; MAX_CPUS],
     vms: [VmObject<'a>; MAX_VMS],
-    vcpus: [VcpuObject; MAX_VCPUS],
+    vcpus: [VcpuObject<'a>; MAX_VCPUS],
 }
 
 const _: () = assert!(MAX_CPUS <= u32::BITS as usize);
@@ -460,7 +460,7 @@ impl<'a> Kernel<'a> {
                 vcpu: Some(index as u8),
                 ..Thread::UNUSED
             };
-            kernel.vcpus[index] = VcpuObject::new(record);
+            kernel.vcpus[index] = VcpuObject::new(record, &kernel.vms[record.vm as usize]);
             if record.start_running != 0 {
                 kernel.enqueue_ready_back(thread);
             }

@@ -29,6 +29,13 @@
 //! `STOP` stops the vCPU until `VCPU_START`. Without a fault endpoint, HVC, SMC and
 //! forwarded system registers are undefined instructions.
 //!
+//! MMIO has a fast path ([`Kernel::fast_vcpu_trap`], which the shell tries first): an
+//! access whose server waits on the vCPU's CPU and may run at once is handed over with
+//! no scheduling decision left, and an unclaimed read-zero access whose line is not due
+//! is answered with the vCPU going on; it declines everything else, changing nothing.
+//! The vCPU keeps the trap's syndrome ([`Forwarded`]), from which the reply's `RESUME`
+//! of an MMIO access finishes the instruction inline in the `ReplyRecv` fast path.
+//!
 //! Changes to EL1 state (an injected exception, the reset of `VCPU_START`) wait in the
 //! vCPU as a [`VcpuRequest`] until the shell resumes it on its own CPU, where that state is
 //! loaded: a reply may come from a server on another CPU. So does the `LOAD_LRS` answer
@@ -54,8 +61,8 @@ mod stop;
 use super::console::kernel_line;
 use super::endpoint::{PendingSend, SendKind, write_buffer_words};
 use super::queue::Link;
-use super::{Kernel, ThreadId, ThreadState};
-use crate::guest::{self, AbortCause, Exit, Injection, MmioTrap, SysRegTrap, WfiOutcome};
+use super::{Kernel, ThreadId, ThreadState, thread_id};
+use crate::guest::{self, AbortCause, Exit, Injection, LoadExtension, MmioTrap, WfiOutcome};
 use crate::{LoadedElsewhere, Platform, UserContext};
 use core::fmt;
 use ipc::{Label, MessageInfo, REGISTER_WORDS, vcpu as protocol};
@@ -86,12 +93,12 @@ const _: () = assert!(protocol::VgicEvent::WORDS <= MESSAGE_WORDS);
 /// The kind of trap a server handles for a vCPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TrapKind {
-    /// Nothing forwarded (a restarted vCPU).
-    Nothing,
     /// An MMIO load.
     Load,
     /// An MMIO store.
     Store,
+    /// Nothing forwarded (a restarted vCPU).
+    Nothing,
     /// HVC.
     Hvc,
     /// SMC.
@@ -104,51 +111,41 @@ enum TrapKind {
     VgicEvent,
 }
 
-/// How to finish the instruction of a forwarded trap once its reply comes. Plain
-/// aligned fields, so that storing and reading it on the fast path is a few instructions.
+/// How to finish the instruction of a forwarded trap once its reply comes: its kind and
+/// the trap's own syndrome, which says the rest (the register a load or MRS writes, how a
+/// load extends, the instruction's length) and is decoded again on the reply. Storing it
+/// is two words on the trap's fast path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Forwarded {
     kind: TrapKind,
-    /// How far the PC moves on `RESUME` (0 for HVC, whose return address is past it).
-    advance: u8,
-    /// The register a load or MRS writes (31: none).
-    register: u8,
-    /// A load's size in bytes.
-    size: u8,
-    /// A load sign-extends.
-    sign_extend: bool,
-    /// A load writes a 64-bit register.
-    sixty_four: bool,
+    /// ESR_EL2 of the trap (0 for a vGIC event).
+    syndrome: u64,
     /// An MMIO access's guest virtual address (for an injected abort).
     far: u64,
 }
 
 impl Forwarded {
     /// Nothing forwarded.
-    const NOTHING: Self = Self::call(TrapKind::Nothing, 0);
+    const NOTHING: Self = Self { kind: TrapKind::Nothing, syndrome: 0, far: 0 };
 
-    /// An HVC, SMC or nothing, `advance` bytes long.
-    const fn call(kind: TrapKind, advance: u8) -> Self {
-        Self { kind, advance, register: 31, size: 0, sign_extend: false, sixty_four: false, far: 0 }
+    /// `trap`, of `kind`.
+    const fn new(kind: TrapKind, trap: &guest::Trap) -> Self {
+        Self { kind, syndrome: trap.esr, far: trap.far }
     }
 
-    /// An MMIO access of an instruction `length` bytes long.
-    const fn mmio(access: &MmioTrap, length: u8) -> Self {
-        Self {
-            kind: if access.write { TrapKind::Store } else { TrapKind::Load },
-            advance: length,
-            register: access.register,
-            size: access.size,
-            sign_extend: access.sign_extend,
-            sixty_four: access.sixty_four,
-            far: access.far,
+    /// How far the PC moves on `RESUME`: past the instruction, except for an HVC (whose
+    /// return address is past it already) and what is not an instruction.
+    const fn advance(&self) -> u64 {
+        match self.kind {
+            TrapKind::Nothing | TrapKind::Hvc | TrapKind::VgicEvent => 0,
+            _ => guest::instruction_length(self.syndrome),
         }
     }
 
-    /// A system-register access of an instruction `length` bytes long.
-    const fn sysreg(access: &SysRegTrap, length: u8) -> Self {
-        let kind = if access.write { TrapKind::SysRegWrite } else { TrapKind::SysRegRead };
-        Self { register: access.register, ..Self::call(kind, length) }
+    /// The MMIO access it forwarded (meaningful for `Load` and `Store`).
+    #[inline(always)]
+    const fn mmio(&self) -> MmioTrap {
+        guest::mmio_fields(&guest::Trap { esr: self.syndrome, far: self.far, hpfar: 0 })
     }
 }
 
@@ -207,13 +204,15 @@ impl<'a> VmObject<'a> {
 }
 
 /// The guest side of a vCPU thread.
-pub(super) struct VcpuObject {
+pub(super) struct VcpuObject<'a> {
+    /// The trap a server is handling, while blocked on it.
+    forwarded: Forwarded,
+    /// Its VM's routes (a copy of [`VmObject`]'s, one load closer for the MMIO fast path).
+    routes: &'a [bootinfo::Route],
     /// Index of its VM.
     vm: u8,
     /// Index within its VM (in messages and console lines).
     index: u16,
-    /// The trap a server is handling, while blocked on it.
-    forwarded: Forwarded,
     /// EL1 work for the shell's next resume.
     request: Option<VcpuRequest>,
     /// While in WFI: the physical counter value to wake at, if any.
@@ -232,12 +231,13 @@ pub(super) struct VcpuObject {
     lrs_due: bool,
 }
 
-impl VcpuObject {
+impl<'a> VcpuObject<'a> {
     /// An unused slot.
-    pub(super) const UNUSED: Self = Self {
+    pub(super) const UNUSED: VcpuObject<'static> = VcpuObject {
+        forwarded: Forwarded::NOTHING,
+        routes: &[],
         vm: 0,
         index: 0,
-        forwarded: Forwarded::NOTHING,
         request: None,
         wake_at: None,
         message: [0; MESSAGE_WORDS],
@@ -247,9 +247,10 @@ impl VcpuObject {
         lrs_due: false,
     };
 
-    /// The vCPU of boot-info record `record` (its VM index checked by the caller).
-    pub(super) fn new(record: &bootinfo::Vcpu) -> Self {
-        Self { vm: record.vm as u8, index: record.index, ..Self::UNUSED }
+    /// The vCPU of boot-info record `record` in `vm` (its VM index checked by the
+    /// caller).
+    pub(super) fn new(record: &bootinfo::Vcpu, vm: &VmObject<'a>) -> Self {
+        Self { routes: vm.routes, vm: record.vm as u8, index: record.index, ..Self::UNUSED }
     }
 
     /// The words of the message it sends (as many as its header says).
@@ -276,6 +277,14 @@ fn skip(context: &mut UserContext, bytes: u64) {
     context.elr = context.elr.wrapping_add(bytes);
 }
 
+/// The kind of a forwarded MMIO access.
+const fn mmio_kind(access: &MmioTrap) -> TrapKind {
+    if access.write { TrapKind::Store } else { TrapKind::Load }
+}
+
+/// The header of an MMIO message ([`protocol::MmioAccess`]).
+const MMIO_INFO: MessageInfo = guest_info(protocol::MMIO, 3);
+
 /// The message header for `words` words with `label` (never more than the maximum).
 #[inline(always)]
 const fn guest_info(label: Label, words: usize) -> MessageInfo {
@@ -290,7 +299,7 @@ impl Kernel<'_> {
         let Some(vcpu) = self.threads[thread].vcpu.map(usize::from) else { return };
         let length = guest::instruction_length(trap.esr);
         match guest::decode(trap) {
-            Exit::Mmio(access) => self.mmio(cpu, thread, vcpu, access, length as u8, platform),
+            Exit::Mmio(access) => self.mmio(cpu, thread, vcpu, access, trap, platform),
             Exit::CacheMaintenance => skip(&mut self.threads[thread].context, length),
             Exit::UnhandledDataAbort { cause, ipa, far, write } => {
                 let pc = self.threads[thread].context.elr;
@@ -324,10 +333,8 @@ impl Kernel<'_> {
                 skip(&mut self.threads[thread].context, length);
                 self.timer_tick(cpu);
             }
-            Exit::Hvc => self.forward_call(cpu, thread, vcpu, Forwarded::call(TrapKind::Hvc, 0), platform),
-            Exit::Smc => {
-                self.forward_call(cpu, thread, vcpu, Forwarded::call(TrapKind::Smc, length as u8), platform)
-            }
+            Exit::Hvc => self.forward_call(cpu, thread, vcpu, Forwarded::new(TrapKind::Hvc, trap), platform),
+            Exit::Smc => self.forward_call(cpu, thread, vcpu, Forwarded::new(TrapKind::Smc, trap), platform),
             Exit::SysReg(access) if access.is_debug_or_pmu() => {
                 let context = &mut self.threads[thread].context;
                 if !access.write {
@@ -348,7 +355,8 @@ impl Kernel<'_> {
                 self.send_to_vgic(cpu, thread, vcpu, &message.words(), platform);
             }
             Exit::SysReg(access) => {
-                let forwarded = Forwarded::sysreg(&access, length as u8);
+                let kind = if access.write { TrapKind::SysRegWrite } else { TrapKind::SysRegRead };
+                let forwarded = Forwarded::new(kind, trap);
                 let value = register(&self.threads[thread].context, access.register);
                 let vcpu_index = self.vcpus[vcpu].index;
                 let message = protocol::SysRegAccess {
@@ -398,41 +406,27 @@ impl Kernel<'_> {
         thread: usize,
         vcpu: usize,
         access: MmioTrap,
-        length: u8,
+        trap: &guest::Trap,
         platform: &mut impl Platform,
     ) {
-        let vm = &self.vms[usize::from(self.vcpus[vcpu].vm)];
-        let route = vm.routes.iter().find(|route| access.ipa.wrapping_sub(route.ipa) < route.size).copied();
-        let unclaimed_abort = vm.unclaimed_abort;
-        if let Some(route) = route {
-            let (endpoint, badge) = (route.endpoint as usize, route.badge);
-            let context = &self.threads[thread].context;
-            let value = if access.write {
-                guest::load_result(register(context, access.register), access.size, false, true)
-            } else {
-                0
-            };
-            let message = protocol::MmioAccess {
-                ipa: access.ipa,
-                size: access.size,
-                write: access.write,
-                value,
-                vcpu: self.vcpus[vcpu].index,
-            };
-            let forwarded = Forwarded::mmio(&access, length);
+        if let Some(route) = self.route(vcpu, access.ipa).copied() {
+            let words = self.mmio_words(thread, vcpu, &access);
+            let forwarded = Forwarded::new(mmio_kind(&access), trap);
+            let endpoint = route.endpoint as usize;
             self.forward(
                 cpu,
                 thread,
                 vcpu,
                 endpoint,
                 protocol::MMIO,
-                &message.words(),
-                badge,
+                &words,
+                route.badge,
                 forwarded,
                 platform,
             );
             return;
         }
+        let unclaimed_abort = self.vms[usize::from(self.vcpus[vcpu].vm)].unclaimed_abort;
         let direction = if access.write { "write" } else { "read" };
         let (ipa, size) = (access.ipa, access.size);
         if unclaimed_abort {
@@ -457,7 +451,103 @@ impl Kernel<'_> {
         if !access.write {
             set_register(context, access.register, 0);
         }
-        skip(context, u64::from(length));
+        skip(context, guest::instruction_length(trap.esr));
+    }
+
+    /// The fast path of a guest's MMIO access, which the shell tries before
+    /// [`Kernel::handle_vcpu_trap`] for every trap that [`guest::is_mmio_access`] accepts
+    /// (a load or store with a full syndrome; `trap` must be one, the shell tests it
+    /// first) by the current thread of `cpu`, a vCPU, when no reschedule is pending:
+    ///
+    /// - to an IPA in one of its VM's routes, whose server waits on `cpu` and may run at
+    ///   once (as for the IPC fast path's `Call`): the access goes to that server in
+    ///   registers, the vCPU waits for the reply, and the server is returned;
+    /// - to an IPA nobody claims, in a VM whose policy reads zero, when the access's
+    ///   diagnostic line is not due: a load reads zero, a store is ignored, and the vCPU,
+    ///   returned, goes on.
+    ///
+    /// The thread returned is current on `cpu`: nothing is left for [`Kernel::schedule`]
+    /// to decide. Anything else changes nothing and returns `None`. Either way the outcome
+    /// is the one [`Kernel::handle_vcpu_trap`] would have.
+    #[inline(always)]
+    pub fn fast_vcpu_trap(&mut self, cpu: usize, trap: &guest::Trap) -> Option<ThreadId> {
+        debug_assert!(guest::is_mmio_access(trap.esr), "the shell passes MMIO accesses only");
+        let access = guest::mmio_fields(trap);
+        let state = &self.cpus[cpu];
+        if state.reschedule_pending() {
+            return None;
+        }
+        let thread = state.current()?;
+        let vcpu = usize::from(self.threads[thread].vcpu?);
+        // SAFETY: `Kernel::new` numbers the vCPU threads below the number of vCPUs, at most
+        // `MAX_VCPUS`, and a thread's vCPU never changes. Telling the compiler spares the
+        // fast path a bounds check.
+        unsafe { core::hint::assert_unchecked(vcpu < bootinfo::MAX_VCPUS) };
+        let Some(route) = self.route(vcpu, access.ipa).copied() else {
+            return self.answer_unclaimed_at_once(thread, vcpu, &access, trap);
+        };
+        let endpoint = route.endpoint as usize;
+        // SAFETY: `Kernel::new` checked every route's endpoint against the number of
+        // endpoints, at most `MAX_ENDPOINTS`; routes never change.
+        unsafe { core::hint::assert_unchecked(endpoint < bootinfo::MAX_ENDPOINTS) };
+        let receiver = self.take_fast_receiver(cpu, endpoint)?;
+        let [ipa, flags, value] = self.mmio_words(thread, vcpu, &access);
+        self.vcpus[vcpu].forwarded = Forwarded::new(mmio_kind(&access), trap);
+        self.hand_over_trap(cpu, thread, receiver, MMIO_INFO, [ipa, flags, value, 0], route.badge);
+        Some(thread_id(receiver))
+    }
+
+    /// [`Kernel::fast_vcpu_trap`] for an access nobody claims by `thread` (vCPU `vcpu`):
+    /// answered here and `thread` returned, or `None` if the VM's policy is a data abort,
+    /// its diagnostic line is due, or a vGIC event is.
+    #[inline(always)]
+    fn answer_unclaimed_at_once(
+        &mut self,
+        thread: usize,
+        vcpu: usize,
+        access: &MmioTrap,
+        trap: &guest::Trap,
+    ) -> Option<ThreadId> {
+        let vm = &mut self.vms[usize::from(self.vcpus[vcpu].vm)];
+        let count = &mut vm.diagnostics[Diagnostic::Unclaimed as usize];
+        // `Kernel::diagnostic` prints the line when the count becomes a power of two.
+        let next = *count + 1;
+        if vm.unclaimed_abort || next.is_power_of_two() || self.threads[thread].vgic_event_due {
+            return None;
+        }
+        *count = next;
+        let context = &mut self.threads[thread].context;
+        if !access.write {
+            set_register(context, access.register, 0);
+        }
+        skip(context, guest::instruction_length(trap.esr));
+        Some(thread_id(thread))
+    }
+
+    /// The route of vCPU `vcpu`'s VM that claims `ipa`, if any.
+    #[inline(always)]
+    fn route(&self, vcpu: usize, ipa: u64) -> Option<&bootinfo::Route> {
+        self.vcpus[vcpu].routes.iter().find(|route| ipa.wrapping_sub(route.ipa) < route.size)
+    }
+
+    /// The words of the [`protocol::MmioAccess`] message for `access` by `thread` (vCPU
+    /// `vcpu`): a store carries the bytes it stores.
+    #[inline(always)]
+    fn mmio_words(&self, thread: usize, vcpu: usize, access: &MmioTrap) -> [u64; 3] {
+        let value = if access.write {
+            let stored = register(&self.threads[thread].context, access.register);
+            LoadExtension::new(access.size, false, true).apply(stored)
+        } else {
+            0
+        };
+        let message = protocol::MmioAccess {
+            ipa: access.ipa,
+            size: access.size,
+            write: access.write,
+            value,
+            vcpu: self.vcpus[vcpu].index,
+        };
+        message.words()
     }
 
     /// HVC or SMC: x0..=x7 to the fault endpoint.
@@ -530,14 +620,8 @@ impl Kernel<'_> {
             && !self.cpus[cpu].reschedule_pending()
             && let Some(receiver) = self.take_fast_receiver(cpu, endpoint)
         {
-            let context = &mut self.threads[receiver].context;
-            context.x[0] = 0;
-            context.x[1] = info.raw();
-            for index in 0..REGISTER_WORDS {
-                context.x[2 + index] = words.get(index).copied().unwrap_or(0);
-            }
-            context.x[6] = badge;
-            self.hand_over_call(cpu, thread, receiver);
+            let registers = core::array::from_fn(|index| words.get(index).copied().unwrap_or(0));
+            self.hand_over_trap(cpu, thread, receiver, info, registers, badge);
             return;
         }
         self.vcpus[vcpu].message[..words.len()].copy_from_slice(words);
@@ -547,9 +631,34 @@ impl Kernel<'_> {
         }
     }
 
+    /// The end of a fast forward: `receiver`, taken from its endpoint by
+    /// [`Kernel::take_fast_receiver`], gets the message `info` with `words` (zero past its
+    /// length) and `badge` in its registers, `thread` (the current vCPU of `cpu`) waits
+    /// for its reply, and `receiver` runs.
+    #[inline(always)]
+    fn hand_over_trap(
+        &mut self,
+        cpu: usize,
+        thread: usize,
+        receiver: usize,
+        info: MessageInfo,
+        words: [u64; REGISTER_WORDS],
+        badge: u64,
+    ) {
+        let context = &mut self.threads[receiver].context;
+        context.x[0] = 0;
+        context.x[1] = info.raw();
+        context.x[2..2 + REGISTER_WORDS].copy_from_slice(&words);
+        context.x[6] = badge;
+        self.hand_over_call(cpu, thread, receiver);
+    }
+
     /// `thread`, a vCPU in `BlockedReply`, gets the answer `info` of `replier` (words in
     /// its registers, and for `LOAD_LRS` word 4 in its IPC buffer). Returns whether it
     /// runs again (anything but `STOP`).
+    ///
+    /// `RESUME` of an MMIO access, the common case, is inline here (a few instructions
+    /// with what the trap worked out); everything else is out of line.
     #[inline(always)]
     pub(super) fn answer_vcpu(
         &mut self,
@@ -560,6 +669,33 @@ impl Kernel<'_> {
         words: [u64; REGISTER_WORDS],
     ) -> bool {
         let vcpu = usize::from(self.threads[thread].vcpu.expect("only vCPUs wait for a trap's answer"));
+        // SAFETY: as in `fast_vcpu_trap`: vCPU threads have indices below `MAX_VCPUS`.
+        unsafe { core::hint::assert_unchecked(vcpu < bootinfo::MAX_VCPUS) };
+        let forwarded = self.vcpus[vcpu].forwarded;
+        if info.label() == protocol::RESUME && matches!(forwarded.kind, TrapKind::Load | TrapKind::Store) {
+            let access = forwarded.mmio();
+            let context = &mut self.threads[thread].context;
+            if !access.write {
+                let value = if info.length() > 0 { words[0] } else { 0 };
+                set_register(context, access.register, access.extension().apply(value));
+            }
+            skip(context, forwarded.advance());
+            return true;
+        }
+        self.answer_vcpu_otherwise(platform, replier, thread, vcpu, info, words)
+    }
+
+    /// [`Kernel::answer_vcpu`] for anything but `RESUME` of an MMIO access.
+    #[inline(never)]
+    fn answer_vcpu_otherwise(
+        &mut self,
+        platform: &impl Platform,
+        replier: usize,
+        thread: usize,
+        vcpu: usize,
+        info: MessageInfo,
+        words: [u64; REGISTER_WORDS],
+    ) -> bool {
         let forwarded = self.vcpus[vcpu].forwarded;
         let (label, length) = (info.label(), info.length());
         if forwarded.kind == TrapKind::VgicEvent && label != protocol::STOP {
@@ -616,22 +752,19 @@ impl Kernel<'_> {
             (protocol::RESUME, kind) => {
                 match kind {
                     TrapKind::Load => {
-                        let value = guest::load_result(
-                            words[0],
-                            forwarded.size,
-                            forwarded.sign_extend,
-                            forwarded.sixty_four,
-                        );
-                        set_register(context, forwarded.register, value);
+                        let access = forwarded.mmio();
+                        set_register(context, access.register, access.extension().apply(words[0]))
                     }
-                    TrapKind::SysRegRead => set_register(context, forwarded.register, words[0]),
+                    TrapKind::SysRegRead => {
+                        set_register(context, guest::sysreg_access(forwarded.syndrome).register, words[0])
+                    }
                     TrapKind::Hvc | TrapKind::Smc => {
                         let count = length.min(words.len());
                         context.x[..count].copy_from_slice(&words[..count]);
                     }
                     _ => {}
                 }
-                skip(context, u64::from(forwarded.advance));
+                skip(context, forwarded.advance());
                 return true;
             }
             (protocol::STOP, _) => {
@@ -909,7 +1042,7 @@ impl Kernel<'_> {
         }
         let snapshot = platform.vcpu_event_snapshot(cpu, VcpuId(vcpu as u16));
         let event = protocol::VgicEvent { snapshot, vcpu: self.vcpus[vcpu].index };
-        let forwarded = Forwarded::call(TrapKind::VgicEvent, 0);
+        let forwarded = Forwarded { kind: TrapKind::VgicEvent, ..Forwarded::NOTHING };
         self.forward(
             cpu,
             thread,

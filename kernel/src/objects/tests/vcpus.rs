@@ -3,7 +3,7 @@
 //! the `VCPU_START` and `CONSOLE_WRITE` invocations.
 
 use super::*;
-use crate::guest::{Injection, TimerState, Trap, WakeState, ec};
+use crate::guest::{Injection, TimerState, Trap, WakeState, ec, is_mmio_access};
 use crate::{ThreadKind, UserContext, VcpuId, VcpuRequest};
 use ipc::endpoint_rights as ep;
 use ipc::vcpu as protocol;
@@ -78,9 +78,28 @@ fn context(harness: &Harness, thread: usize) -> UserContext {
     harness.kernel.threads[thread].context
 }
 
+/// A trap of CPU 0's vCPU, entered as the shell enters it: the MMIO fast path first.
 fn trap(harness: &mut Harness, trap: Trap) {
-    harness.kernel.handle_vcpu_trap(0, &trap, &mut harness.platform);
+    enter_trap(harness, &trap);
     harness.schedule(0);
+}
+
+/// The shell's handling of a vCPU trap on CPU 0: [`Kernel::fast_vcpu_trap`] for an MMIO
+/// access, and [`Kernel::handle_vcpu_trap`] when it declines or for anything else;
+/// returns whether the fast path took it.
+fn enter_trap(harness: &mut Harness, trap: &Trap) -> bool {
+    let before = harness.current(0);
+    if is_mmio_access(trap.esr)
+        && let Some(next) = harness.kernel.fast_vcpu_trap(0, trap)
+    {
+        assert_eq!(harness.current(0), Some(usize::from(next.0)), "the fast path returns who runs");
+        let vcpu = harness.kernel.threads[usize::from(next.0)].vcpu;
+        assert!(vcpu.is_none() || before == Some(usize::from(next.0)), "a server, or the vCPU itself");
+        return true;
+    }
+    assert_eq!(harness.current(0), before, "a declined fast path changes nothing");
+    harness.kernel.handle_vcpu_trap(0, trap, &mut harness.platform);
+    false
 }
 
 /// A load or store of `1 << sas` bytes through register `srt` at `ipa` (a stage-2
@@ -128,7 +147,7 @@ fn a_routed_read_is_one_call_and_its_reply_finishes_the_load() {
     assert_eq!(harness.state(VCPU0), ThreadState::BlockedReply);
     assert_eq!(
         harness.received(DEVICE),
-        Received { label: protocol::MMIO.0, words: vec![UART + 0x18, 1, 0], badge: ROUTE_BADGE }
+        Received { label: protocol::MMIO.0, words: vec![UART + 0x18, 0, 0], badge: ROUTE_BADGE }
     );
     harness.message(0, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[0x1_2380]);
     assert_eq!(harness.current(0), Some(VCPU0));
@@ -141,11 +160,73 @@ fn a_routed_read_is_one_call_and_its_reply_finishes_the_load() {
 }
 
 #[test]
+fn a_resumed_load_writes_its_register_as_wide_and_extended_as_the_instruction_says() {
+    // (size log2, sign-extends, 64-bit register, register, value replied, register after)
+    let cases = [
+        (0, false, false, 3, 0xffff_ffff_ffff_ff80, 0x80),
+        (0, true, false, 3, 0x80, 0xffff_ff80),
+        (0, true, true, 30, 0x80, 0xffff_ffff_ffff_ff80),
+        (1, false, true, 0, 0x1_8001, 0x8001),
+        (1, true, true, 0, 0x1_8001, 0xffff_ffff_ffff_8001),
+        (2, false, false, 9, 0xdead_beef_8000_0000, 0x8000_0000),
+        (2, true, true, 9, 0x8000_0000, 0xffff_ffff_8000_0000),
+        (3, false, true, 17, 0xfedc_ba98_7654_3210, 0xfedc_ba98_7654_3210),
+        (3, true, true, 17, 0xfedc_ba98_7654_3210, 0xfedc_ba98_7654_3210),
+    ];
+    for (index, (sas, sign_extend, sixty_four, register, value, expected)) in cases.into_iter().enumerate() {
+        let mut harness = guest();
+        harness.kernel.threads[VCPU0].context.x = [0x5a5a; 31];
+        trap(&mut harness, access(UART, sas, register, sign_extend, sixty_four, false));
+        assert_eq!(harness.current(0), Some(DEVICE), "case {index}");
+        harness.message(0, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[value]);
+        let after = context(&harness, VCPU0);
+        let mut x = [0x5a5a; 31];
+        x[register as usize] = expected;
+        assert_eq!((after.x, after.elr), (x, ENTRY + 4), "case {index}");
+    }
+    // A load into the zero register, and a reply without words (a load of zero).
+    let mut harness = guest();
+    trap(&mut harness, access(UART, 2, 31, false, false, false));
+    harness.message(0, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[0x1234]);
+    assert_eq!((context(&harness, VCPU0).x[0], context(&harness, VCPU0).elr), (DTB, ENTRY + 4));
+    harness.kernel.threads[VCPU0].context.x[4] = 0x5a5a;
+    trap(&mut harness, access(UART, 3, 4, false, true, false));
+    harness.message(0, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[]);
+    assert_eq!((context(&harness, VCPU0).x[4], context(&harness, VCPU0).elr), (0, ENTRY + 8));
+}
+
+#[test]
+fn the_mmio_fast_path_declines_what_it_cannot_hand_over_at_once() {
+    let mut harness = guest();
+    // An unclaimed access whose diagnostic line is due (the 1st, 2nd, 4th...), one without
+    // a syndrome, and one with a reschedule pending: the slow path (a server that is not
+    // waiting: `a_trap_with_no_server_waiting_queues_as_a_call`). The 3rd unclaimed
+    // access is answered at once, the vCPU going on.
+    for expected in [false, false, true, false] {
+        assert_eq!(enter_trap(&mut harness, &access(NOWHERE, 2, 1, false, false, false)), expected);
+        harness.schedule(0);
+        assert_eq!(harness.current(0), Some(VCPU0));
+    }
+    assert_eq!(harness.platform.lines().len(), 3);
+    let mut no_syndrome = access(UART, 2, 1, false, false, false);
+    no_syndrome.esr &= !(1 << 24);
+    assert!(!enter_trap(&mut harness, &no_syndrome));
+    harness.schedule(0);
+    assert_eq!(harness.current(0), Some(VCPU0));
+    harness.kernel.cpus[0].request_reschedule();
+    assert!(!enter_trap(&mut harness, &access(UART, 2, 1, false, false, false)));
+    harness.schedule(0);
+    assert_eq!(harness.current(0), Some(DEVICE), "the slow path hands over too");
+    harness.message(0, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[1]);
+    assert_eq!(harness.current(0), Some(VCPU0));
+}
+
+#[test]
 fn a_routed_write_carries_the_stored_bytes_and_resumes_past_the_store() {
     let mut harness = guest();
     harness.kernel.threads[VCPU0].context.x[7] = 0xdead_beef_cafe_f00d;
     trap(&mut harness, access(UART + 4, 1, 7, false, false, true));
-    let flags = 2 | 1 << 8;
+    let flags = 1 | 1 << 8;
     assert_eq!(harness.received(DEVICE).words, [UART + 4, flags, 0xf00d]);
     harness.message(0, Syscall::ReplyRecv, 0, protocol::RESUME.0, &[0x1234]);
     let after = context(&harness, VCPU0);
@@ -186,7 +267,7 @@ fn a_trap_with_no_server_waiting_queues_as_a_call() {
     assert_eq!(harness.state(VCPU0), ThreadState::BlockedSend(0));
     assert_eq!(harness.current(0), Some(DEVICE));
     harness.syscall(0, Syscall::Recv, 0);
-    assert_eq!(harness.received(DEVICE).words, [UART, 4, 0]);
+    assert_eq!(harness.received(DEVICE).words, [UART, 2, 0]);
     assert_eq!(harness.state(VCPU0), ThreadState::BlockedReply);
     harness.message(0, Syscall::Reply, 0, protocol::RESUME.0, &[9]);
     assert_eq!(harness.current(0), Some(VCPU0), "it outranks the server now");
@@ -485,8 +566,10 @@ fn forward_and_reply(slow: bool, trap: Trap, label: u32, words: &[u64]) -> Harne
     harness.kernel.threads[VCPU0].context.elr = ENTRY + 4;
     if slow {
         harness.kernel.cpus[0].request_reschedule();
+        harness.kernel.handle_vcpu_trap(0, &trap, &mut harness.platform);
+    } else {
+        enter_trap(&mut harness, &trap);
     }
-    harness.kernel.handle_vcpu_trap(0, &trap, &mut harness.platform);
     assert_eq!(harness.current(0) == Some(DEVICE), !slow, "only the fast path hands over at once");
     harness.schedule(0);
     assert_eq!(harness.current(0), Some(DEVICE));
@@ -508,6 +591,11 @@ fn forwarded_traps_end_the_same_with_and_without_the_fast_paths() {
         (access(UART + 8, 1, 6, true, false, false), protocol::RESUME.0, vec![0x8001]),
         (access(UART + 8, 3, 6, false, true, true), protocol::RESUME.0, vec![]),
         (access(UART + 8, 2, 6, false, false, false), protocol::INJECT_DATA_ABORT.0, vec![]),
+        (access(UART + 8, 3, 5, false, true, true), protocol::INJECT_DATA_ABORT.0, vec![]),
+        (access(UART, 0, 31, false, false, false), protocol::RESUME.0, vec![0x55]),
+        (access(UART, 2, 3, true, true, false), protocol::RESUME.0, vec![0x8000_0000, 7]),
+        (access(UART, 3, 31, false, true, true), protocol::RESUME.0, vec![1]),
+        (access(UART, 2, 5, false, false, false), 7, vec![1]),
         (class(ec::HVC64, 0), protocol::RESUME.0, vec![9, 8, 7]),
         (class(ec::SMC64, 0), protocol::INJECT_UNDEFINED.0, vec![]),
         (msr, protocol::RESUME.0, vec![]),

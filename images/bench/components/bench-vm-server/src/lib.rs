@@ -11,7 +11,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use ipc::vcpu::{self, Call, MmioAccess};
-use ipc::{Message, ShortMessage};
+use ipc::{Message, MessageInfo, ShortMessage};
 
 /// PSCI_VERSION (SMC32): the null HVC, answered at once.
 pub const PSCI_VERSION: u64 = 0x8400_0000;
@@ -61,14 +61,22 @@ pub fn resume(words: &[u64]) -> Message {
 
 /// The answer to a bench-device access received in registers only (the timed MMIO path,
 /// which never builds a [`Message`]); `None` for anything else, which [`decide`] handles.
+/// Inline: it is most of the server's work per timed access.
+#[inline]
 pub fn answer_device(message: &ShortMessage, badge: u64) -> Option<ShortMessage> {
     if badge != DEVICE_BADGE {
         return None;
     }
     let access = MmioAccess::decode_short(message)?;
     let value = if access.write { 0 } else { DEVICE_VALUE };
-    Some(ShortMessage::new(vcpu::RESUME, &[value]))
+    // One word: the kernel reads no further, so the request's words stay in the other
+    // registers rather than being cleared.
+    let [_, rest @ ..] = message.words;
+    Some(ShortMessage { info: RESUME_ONE_WORD, words: [value, rest[0], rest[1], rest[2]] })
 }
+
+/// The header of a resume reply with one word.
+const RESUME_ONE_WORD: MessageInfo = MessageInfo::new(vcpu::RESUME, 1).expect("one word fits");
 
 /// Decides what to do with a fault message that arrived with `badge`.
 pub fn decide(message: &Message, badge: u64) -> Action {
@@ -114,16 +122,18 @@ mod tests {
 
     #[test]
     fn device_accesses_in_registers_are_answered_without_a_message() {
+        // The reply's meaningful part: its header and its one word.
+        let body = |reply: Option<ShortMessage>| reply.map(|reply| (reply.info, reply.body().to_vec()));
         let read = MmioAccess { ipa: 0x0a00_0000, size: 4, write: false, value: 0, vcpu: 0 };
         let short = ShortMessage::new(vcpu::MMIO, &read.words());
-        assert_eq!(
-            answer_device(&short, DEVICE_BADGE),
-            Some(ShortMessage::new(vcpu::RESUME, &[DEVICE_VALUE]))
-        );
+        let resume = |value| Some((MessageInfo::new(vcpu::RESUME, 1).unwrap(), vec![value]));
+        assert_eq!(body(answer_device(&short, DEVICE_BADGE)), resume(DEVICE_VALUE));
         let write = MmioAccess { write: true, value: 7, ..read };
         let short_write = ShortMessage::new(vcpu::MMIO, &write.words());
-        assert_eq!(answer_device(&short_write, DEVICE_BADGE), Some(ShortMessage::new(vcpu::RESUME, &[0])));
+        assert_eq!(body(answer_device(&short_write, DEVICE_BADGE)), resume(0));
         assert_eq!(answer_device(&short, FAULT_BADGE), None);
+        let reserved_bits = [0x0a00_0000, 2 | 1 << 5, 0];
+        assert_eq!(answer_device(&ShortMessage::new(vcpu::MMIO, &reserved_bits), DEVICE_BADGE), None);
     }
 
     #[test]
