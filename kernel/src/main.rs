@@ -990,9 +990,40 @@ mod el2 {
     /// so that only `x0` and `x7` change), so that the components' fast path makes no
     /// call: returns the vCPU's context, or null if the slow path must take the system
     /// call after all.
+    ///
+    /// The common case, `RESUME` of an MMIO access by the vCPU still loaded here with no
+    /// EL1 work waiting (`Kernel::fast_resume_vcpu`), makes no call either; anything else
+    /// goes on in [`fast_reply_to_vcpu_otherwise`] (a tail call again).
     #[inline(never)]
     #[allow(clippy::too_many_arguments, reason = "the fast path's registers, passed on as they are")]
     fn fast_reply_to_vcpu(
+        reply: VcpuReply,
+        info: u64,
+        word0: u64,
+        word1: u64,
+        word2: u64,
+        word3: u64,
+        per_cpu: &PerCpu,
+        mut guard: KernelGuard,
+    ) -> *mut UserContext {
+        let system = system(&mut guard);
+        let cpu = per_cpu.cpu();
+        let loaded = system.machine.loaded[cpu];
+        if let Some((thread, vcpu)) = system.kernel.fast_resume_vcpu(cpu, reply, info, word0, loaded) {
+            guest::enable_virtual_interface(&system.machine.vcpus[usize::from(vcpu.0)].context);
+            per_cpu.mode().enter(true);
+            let context = system.kernel.context_ptr(thread);
+            drop(guard);
+            return context;
+        }
+        fast_reply_to_vcpu_otherwise(reply, info, word0, word1, word2, word3, per_cpu, guard)
+    }
+
+    /// [`fast_reply_to_vcpu`] for any other answer or vCPU state: `Kernel::fast_reply_to_vcpu`,
+    /// then the generic resume of the vCPU.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments, reason = "the fast path's registers, passed on as they are")]
+    fn fast_reply_to_vcpu_otherwise(
         reply: VcpuReply,
         info: u64,
         word0: u64,

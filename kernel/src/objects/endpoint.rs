@@ -434,7 +434,9 @@ impl Kernel<'_> {
         if target.vcpu.is_some() {
             // (A capability table past 65536 slots takes the slow path.)
             let cap = u16::try_from(cap).ok()?;
-            let reply = VcpuReply { caller: caller as u16, cap, endpoint: endpoint as u32 };
+            // Thread slots fit in a byte (see `Link`).
+            let reply =
+                VcpuReply { caller: caller as u8, replier: replier as u8, cap, endpoint: endpoint as u32 };
             return Some(FastIpc::ReplyToVcpu(reply));
         }
         self.copy_words_past_registers(platform, replier, caller, info);
@@ -456,8 +458,7 @@ impl Kernel<'_> {
         args: IpcArguments,
         platform: &impl Platform,
     ) -> Option<ThreadId> {
-        let replier = self.cpus[cpu].current()?;
-        let (caller, endpoint) = (usize::from(reply.caller), reply.endpoint as usize);
+        let (caller, replier, endpoint) = reply.slots();
         let info = MessageInfo::from_raw(args.info)?;
         let target = &self.threads[caller];
         if info.label() == ipc::vcpu::STOP || target.held || target.vgic_event_due {
@@ -472,7 +473,7 @@ impl Kernel<'_> {
     /// The end of a fast-path `ReplyRecv` whose reply `caller` has: `replier` owes nobody
     /// and waits on `endpoint`, and `caller` runs.
     #[inline(always)]
-    fn finish_fast_reply(&mut self, cpu: usize, replier: usize, caller: usize, endpoint: usize) {
+    pub(super) fn finish_fast_reply(&mut self, cpu: usize, replier: usize, caller: usize, endpoint: usize) {
         self.threads[replier].reply_target = Link::NONE;
         self.block_on(cpu, replier, endpoint, Waiters::Receivers);
         self.switch_to(cpu, caller);

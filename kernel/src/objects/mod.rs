@@ -537,7 +537,25 @@ impl<'a> Kernel<'a> {
         match self.fast_ipc(cpu, syscall, args, platform) {
             FastIpc::Declined => None,
             FastIpc::Handed(thread) => Some(thread),
-            FastIpc::ReplyToVcpu(reply) => self.fast_reply_to_vcpu(cpu, reply, args, platform),
+            FastIpc::ReplyToVcpu(reply) => self.finish_reply_to_vcpu(cpu, reply, args, platform),
+        }
+    }
+
+    /// A [`FastIpc::ReplyToVcpu`] finished as the shell finishes it: first
+    /// [`Kernel::fast_resume_vcpu`] (taking the vCPU to be loaded on `cpu`: the shell's
+    /// test, which decides only whether it can skip its own EL1 work), then
+    /// [`Kernel::fast_reply_to_vcpu`].
+    fn finish_reply_to_vcpu(
+        &mut self,
+        cpu: usize,
+        reply: VcpuReply,
+        args: IpcArguments,
+        platform: &impl Platform,
+    ) -> Option<ThreadId> {
+        let loaded = self.threads[usize::from(reply.caller)].vcpu.map(u16::from);
+        match self.fast_resume_vcpu(cpu, reply, args.info, args.words[0], loaded) {
+            Some((thread, _)) => Some(thread),
+            None => self.fast_reply_to_vcpu(cpu, reply, args, platform),
         }
     }
 

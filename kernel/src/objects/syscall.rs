@@ -66,7 +66,9 @@ pub enum FastIpc {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VcpuReply {
     /// The vCPU's thread.
-    pub(super) caller: u16,
+    pub(super) caller: u8,
+    /// The replying thread (the current one).
+    pub(super) replier: u8,
     /// The capability the replier used (its `x0`, for the slow path if it comes to that).
     pub(super) cap: u16,
     /// The endpoint the replier then waits on.
@@ -74,6 +76,24 @@ pub struct VcpuReply {
 }
 
 impl VcpuReply {
+    /// The vCPU's thread, the replier's thread and the endpoint. Only the fast path makes
+    /// a `VcpuReply` (its fields are the kernel's), from thread slots and an endpoint
+    /// capability's object, which boot checked.
+    #[inline(always)]
+    pub(super) fn slots(self) -> (usize, usize, usize) {
+        let (caller, replier, endpoint) =
+            (usize::from(self.caller), usize::from(self.replier), self.endpoint as usize);
+        // SAFETY: see above; telling the compiler spares the bounds checks.
+        unsafe {
+            core::hint::assert_unchecked(
+                caller < super::THREAD_SLOTS
+                    && replier < super::THREAD_SLOTS
+                    && endpoint < bootinfo::MAX_ENDPOINTS,
+            )
+        };
+        (caller, replier, endpoint)
+    }
+
     /// The replier's arguments: its capability index from this, the rest as given.
     #[inline(always)]
     pub fn arguments(self, info: u64, words: [u64; REGISTER_WORDS]) -> IpcArguments {

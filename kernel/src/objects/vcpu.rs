@@ -61,6 +61,7 @@ mod stop;
 use super::console::kernel_line;
 use super::endpoint::{PendingSend, SendKind, write_buffer_words};
 use super::queue::Link;
+use super::syscall::VcpuReply;
 use super::{Kernel, ThreadId, ThreadState, thread_id};
 use crate::guest::{self, AbortCause, Exit, Injection, LoadExtension, MmioTrap, WfiOutcome};
 use crate::{LoadedElsewhere, Platform, UserContext};
@@ -116,7 +117,7 @@ enum TrapKind {
 /// load extends, the instruction's length) and is decoded again on the reply. Storing it
 /// is two words on the trap's fast path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Forwarded {
+pub(super) struct Forwarded {
     kind: TrapKind,
     /// ESR_EL2 of the trap (0 for a vGIC event).
     syndrome: u64,
@@ -140,6 +141,12 @@ impl Forwarded {
             TrapKind::Nothing | TrapKind::Hvc | TrapKind::VgicEvent => 0,
             _ => guest::instruction_length(self.syndrome),
         }
+    }
+
+    /// Whether it forwarded an MMIO access (a load or a store).
+    #[inline(always)]
+    const fn is_mmio(&self) -> bool {
+        matches!(self.kind, TrapKind::Load | TrapKind::Store)
     }
 
     /// The MMIO access it forwarded (meaningful for `Load` and `Store`).
@@ -672,17 +679,61 @@ impl Kernel<'_> {
         // SAFETY: as in `fast_vcpu_trap`: vCPU threads have indices below `MAX_VCPUS`.
         unsafe { core::hint::assert_unchecked(vcpu < bootinfo::MAX_VCPUS) };
         let forwarded = self.vcpus[vcpu].forwarded;
-        if info.label() == protocol::RESUME && matches!(forwarded.kind, TrapKind::Load | TrapKind::Store) {
-            let access = forwarded.mmio();
-            let context = &mut self.threads[thread].context;
-            if !access.write {
-                let value = if info.length() > 0 { words[0] } else { 0 };
-                set_register(context, access.register, access.extension().apply(value));
-            }
-            skip(context, forwarded.advance());
+        if info.label() == protocol::RESUME && forwarded.is_mmio() {
+            self.resume_mmio(thread, forwarded, info, words[0]);
             return true;
         }
         self.answer_vcpu_otherwise(platform, replier, thread, vcpu, info, words)
+    }
+
+    /// `RESUME` (header `info`, word 0 `value`) of `thread`'s MMIO access `forwarded`: a
+    /// load's register gets the value as the instruction extends it, and the PC moves
+    /// past the instruction.
+    #[inline(always)]
+    pub(super) fn resume_mmio(&mut self, thread: usize, forwarded: Forwarded, info: MessageInfo, value: u64) {
+        let access = forwarded.mmio();
+        let context = &mut self.threads[thread].context;
+        if !access.write {
+            let value = if info.length() > 0 { value } else { 0 };
+            set_register(context, access.register, access.extension().apply(value));
+        }
+        skip(context, forwarded.advance());
+    }
+
+    /// The common case of [`Kernel::fast_reply_to_vcpu`], which makes no call: `RESUME`
+    /// (header `info`, word 0 `value`) of an MMIO access, to a vCPU that the shell has
+    /// `loaded` on `cpu` and that needs no EL1 work to resume ([`Kernel::vcpu_resumes_plainly`]).
+    /// Returns the vCPU's thread and index if it did; else nothing changed, and
+    /// [`Kernel::fast_reply_to_vcpu`] decides.
+    #[inline(always)]
+    pub fn fast_resume_vcpu(
+        &mut self,
+        cpu: usize,
+        reply: VcpuReply,
+        info: u64,
+        value: u64,
+        loaded: Option<u16>,
+    ) -> Option<(ThreadId, VcpuId)> {
+        let (caller, replier, endpoint) = reply.slots();
+        let info = MessageInfo::from_raw(info)?;
+        let target = &self.threads[caller];
+        let vcpu = target.vcpu?;
+        if info.label() != protocol::RESUME
+            || target.held
+            || target.vgic_event_due
+            || loaded != Some(u16::from(vcpu))
+        {
+            return None;
+        }
+        // SAFETY: as in `fast_vcpu_trap`: vCPU threads have indices below `MAX_VCPUS`.
+        unsafe { core::hint::assert_unchecked(usize::from(vcpu) < bootinfo::MAX_VCPUS) };
+        let forwarded = self.vcpus[usize::from(vcpu)].forwarded;
+        if !forwarded.is_mmio() || !self.vcpu_resumes_plainly(VcpuId(vcpu.into())) {
+            return None;
+        }
+        self.finish_fast_reply(cpu, replier, caller, endpoint);
+        self.resume_mmio(caller, forwarded, info, value);
+        Some((thread_id(caller), VcpuId(vcpu.into())))
     }
 
     /// [`Kernel::answer_vcpu`] for anything but `RESUME` of an MMIO access.

@@ -165,7 +165,7 @@ impl Twins {
                 FastIpc::Declined => false,
                 FastIpc::Handed(_) => true,
                 FastIpc::ReplyToVcpu(reply) => {
-                    kernel.fast_reply_to_vcpu(cpu, reply, args, platform).is_some()
+                    kernel.finish_reply_to_vcpu(cpu, reply, args, platform).is_some()
                 }
             };
             if handed {
