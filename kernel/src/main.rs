@@ -108,14 +108,8 @@ mod el2 {
         vms: [VmRegisters; MAX_VMS],
         /// The state of each vCPU that its CPU does not hold.
         vcpus: [VcpuSlot; MAX_VCPUS],
-        /// The vCPU whose EL1 state each CPU holds.
-        loaded: [Option<u16>; MAX_CPUS],
         /// Each CPU's redistributor.
         redistributors: [Option<gic::Redistributor>; MAX_CPUS],
-        /// Timer lines (`ipc::vcpu::LINE_*` bits) whose physical PPI each CPU acknowledged
-        /// for its loaded vCPU and may still hold active (the guest's EOI of a
-        /// hardware-linked list register may have ended that already).
-        timer_ppis_held: [u64; MAX_CPUS],
         /// Each CPU's kernel timer deadlines.
         timers: [CpuTimer; MAX_CPUS],
         /// Length of a time slice in counter ticks.
@@ -198,12 +192,12 @@ mod el2 {
         }
 
         fn guest_wake_state(&mut self, cpu: usize) -> WakeState {
-            guest::wake_state(self.timer_ppis_held[cpu])
+            guest::wake_state(PER_CPU[cpu].timer_ppis_held())
         }
 
         fn vcpu_event_snapshot(&mut self, cpu: usize, vcpu: VcpuId) -> GicSnapshot {
-            if self.loaded[cpu] == Some(vcpu.0) {
-                return guest::wake_state(self.timer_ppis_held[cpu]).snapshot();
+            if PER_CPU[cpu].holds_vcpu(vcpu.0) {
+                return guest::wake_state(PER_CPU[cpu].timer_ppis_held()).snapshot();
             }
             let slot = &self.vcpus[usize::from(vcpu.0)];
             slot.context.gic_snapshot(timer::now(), self.vms[usize::from(slot.vm)].cntvoff)
@@ -536,11 +530,9 @@ mod el2 {
             affinity,
             vms,
             vcpus: vcpu_slots(&boot)?,
-            loaded: [None; MAX_CPUS],
             redistributors: core::array::from_fn(|cpu| {
                 if cpu < cpu_count { gic::redistributor_of(affinity[cpu]) } else { None }
             }),
-            timer_ppis_held: [0; MAX_CPUS],
             timers: [CpuTimer::START; MAX_CPUS],
             timeslice_ticks,
             pmu_for_components,
@@ -654,9 +646,7 @@ mod el2 {
                     // The common case, the vCPU this CPU holds loaded with no EL1 work
                     // waiting (a trap answered by a server), only turns the virtual CPU
                     // interface back on, without a call.
-                    let context = if self.machine.loaded[per_cpu.cpu()] == Some(vcpu.0)
-                        && self.kernel.vcpu_resumes_plainly(vcpu)
-                    {
+                    let context = if per_cpu.holds_vcpu(vcpu.0) && self.kernel.vcpu_resumes_plainly(vcpu) {
                         guest::enable_virtual_interface(&self.machine.vcpus[usize::from(vcpu.0)].context);
                         per_cpu.mode().enter(true);
                         self.kernel.context_ptr(thread)
@@ -698,7 +688,7 @@ mod el2 {
             lrs: Option<LrWrite>,
             context: &mut UserContext,
         ) {
-            if request.is_some() || lrs.is_some() || self.loaded[cpu] != Some(vcpu.0) {
+            if request.is_some() || lrs.is_some() || !PER_CPU[cpu].holds_vcpu(vcpu.0) {
                 self.prepare_vcpu(cpu, vcpu, request, lrs, context);
             }
             guest::enable_virtual_interface(&self.vcpus[usize::from(vcpu.0)].context);
@@ -720,14 +710,14 @@ mod el2 {
             if request == Some(VcpuRequest::Reset) {
                 self.vcpus[index].context = El1Context::RESET;
                 self.vcpus[index].timer_active = 0;
-                if self.loaded[cpu] == Some(vcpu.0) {
-                    self.loaded[cpu] = None;
+                if PER_CPU[cpu].holds_vcpu(vcpu.0) {
+                    PER_CPU[cpu].set_loaded_vcpu(None);
                     if let Some(redistributor) = &self.redistributors[cpu] {
                         redistributor.deactivate(timer_ppi_mask(TIMER_LINES));
                     }
                 }
             }
-            if self.loaded[cpu] != Some(vcpu.0) {
+            if !PER_CPU[cpu].holds_vcpu(vcpu.0) {
                 self.switch_vcpu(cpu, index);
             }
             if let Some(VcpuRequest::Inject(injection)) = request {
@@ -746,11 +736,11 @@ mod el2 {
         /// loaded, saves it and forgets it there, so that its next run loads it afresh
         /// (with whatever the kernel changed); fails if another CPU holds it.
         fn unload_vcpu(&mut self, cpu: usize, vcpu: VcpuId) -> Result<(), LoadedElsewhere> {
-            if self.loaded[cpu] == Some(vcpu.0) {
+            if PER_CPU[cpu].holds_vcpu(vcpu.0) {
                 self.save_vcpu(cpu, usize::from(vcpu.0));
                 guest::park_timers();
-                self.loaded[cpu] = None;
-            } else if self.loaded.contains(&Some(vcpu.0)) {
+                PER_CPU[cpu].set_loaded_vcpu(None);
+            } else if PER_CPU.iter().any(|other| other.holds_vcpu(vcpu.0)) {
                 return Err(LoadedElsewhere);
             }
             Ok(())
@@ -759,7 +749,7 @@ mod el2 {
         /// Saves the vCPU `cpu` holds and loads vCPU `index` there, with the physical
         /// active state of its timer PPIs.
         fn switch_vcpu(&mut self, cpu: usize, index: usize) {
-            if let Some(previous) = self.loaded[cpu] {
+            if let Some(previous) = PER_CPU[cpu].loaded_vcpu() {
                 self.save_vcpu(cpu, usize::from(previous));
             }
             let slot = &self.vcpus[index];
@@ -767,8 +757,8 @@ mod el2 {
             if let Some(redistributor) = &self.redistributors[cpu] {
                 redistributor.activate(timer_ppi_mask(slot.timer_active));
             }
-            self.timer_ppis_held[cpu] = slot.timer_active;
-            self.loaded[cpu] = Some(index as u16);
+            PER_CPU[cpu].set_timer_ppis_held(slot.timer_active);
+            PER_CPU[cpu].set_loaded_vcpu(Some(index as u16));
         }
 
         /// Saves vCPU `index`, loaded on `cpu` (the calling CPU), with the physical active
@@ -779,14 +769,14 @@ mod el2 {
             let active = self.redistributors[cpu]
                 .map_or(0, |redistributor| redistributor.take_active(timer_ppi_mask(TIMER_LINES)));
             slot.timer_active = timer_lines(active);
-            self.timer_ppis_held[cpu] = 0;
+            PER_CPU[cpu].set_timer_ppis_held(0);
         }
 
         /// A guest exit on `cpu`: ends the physical active state of timer PPIs held for its
         /// loaded vCPU that no list register holds any more and whose line dropped.
         #[inline(always)]
         fn release_timer_ppis(&mut self, cpu: usize) {
-            if self.timer_ppis_held[cpu] != 0 {
+            if PER_CPU[cpu].timer_ppis_held() != 0 {
                 self.release_timer_ppis_now(cpu);
             }
         }
@@ -795,13 +785,13 @@ mod el2 {
         #[cold]
         #[inline(never)]
         fn release_timer_ppis_now(&mut self, cpu: usize) {
-            let held = self.timer_ppis_held[cpu];
+            let held = PER_CPU[cpu].timer_ppis_held();
             let state = guest::wake_state(held);
             let release = timer_ppis_to_deactivate(held, state.hardware_lines(), &state.interface.lrs);
             if let Some(redistributor) = &self.redistributors[cpu] {
                 redistributor.deactivate(timer_ppi_mask(release));
             }
-            self.timer_ppis_held[cpu] = held & !release;
+            PER_CPU[cpu].set_timer_ppis_held(held & !release);
         }
     }
 
@@ -865,12 +855,12 @@ mod el2 {
     #[cold]
     #[inline(never)]
     fn guest_timer_interrupt(system: &mut System, cpu: usize, intid: u32) {
-        let Some(vcpu) = system.machine.loaded[cpu] else {
+        let Some(vcpu) = PER_CPU[cpu].loaded_vcpu() else {
             // A line that stayed up from a vCPU saved since: nobody's.
             gic::deactivate_local(intid);
             return;
         };
-        system.machine.timer_ppis_held[cpu] |= timer_lines(1 << intid);
+        PER_CPU[cpu].set_timer_ppis_held(PER_CPU[cpu].timer_ppis_held() | timer_lines(1 << intid));
         system.kernel.vcpu_interrupt(cpu, VcpuId(vcpu));
     }
 
@@ -967,8 +957,23 @@ mod el2 {
             return context;
         }
         if let FastIpc::ReplyToVcpu(reply) = outcome {
+            // The common case, `RESUME` of an MMIO access by the vCPU still loaded here
+            // with no EL1 work waiting, is finished here with no call; anything else out
+            // of line.
+            let cpu = per_cpu.cpu();
+            let loaded_here = |vcpu| per_cpu.holds_vcpu(vcpu);
+            if let Some((thread, vcpu)) =
+                system.kernel.fast_resume_vcpu(cpu, reply, args.info, args.words[0], loaded_here)
+            {
+                guest::enable_virtual_interface(&system.machine.vcpus[usize::from(vcpu.0)].context);
+                // A component's `svc` brought the CPU here.
+                per_cpu.mode().leave_component();
+                let context = system.kernel.context_ptr(thread);
+                drop(guard);
+                return context;
+            }
             let [word0, word1, word2, word3] = args.words;
-            return fast_reply_to_vcpu(reply, args.info, word0, word1, word2, word3, per_cpu, guard);
+            return finish_reply_to_vcpu(reply, args.info, word0, word1, word2, word3, per_cpu, guard);
         }
         decline(system, per_cpu, args)
     }
@@ -984,46 +989,16 @@ mod el2 {
         core::ptr::null_mut()
     }
 
-    /// The end of a fast `ReplyRecv` that answers a vCPU ([`FastIpc::ReplyToVcpu`]) with
-    /// header `info` and the words, out of line and reached by a tail call (the lock's
-    /// guard and every argument in registers, in the order [`fast_ipc_entry`] has them,
-    /// so that only `x0` and `x7` change), so that the components' fast path makes no
-    /// call: returns the vCPU's context, or null if the slow path must take the system
-    /// call after all.
-    ///
-    /// The common case, `RESUME` of an MMIO access by the vCPU still loaded here with no
-    /// EL1 work waiting (`Kernel::fast_resume_vcpu`), makes no call either; anything else
-    /// goes on in [`fast_reply_to_vcpu_otherwise`] (a tail call again).
+    /// The rest of a fast `ReplyRecv` that answers a vCPU ([`FastIpc::ReplyToVcpu`]) with
+    /// header `info` and the words, when [`fast_ipc`] could not finish it as a plain
+    /// `RESUME` of an MMIO access (`Kernel::fast_resume_vcpu`): `Kernel::fast_reply_to_vcpu`,
+    /// then the generic resume of the vCPU. Out of line and reached by a tail call (the
+    /// lock's guard and every argument in registers), so that the components' fast path
+    /// makes no call; returns the vCPU's context, or null if the slow path must take the
+    /// system call after all.
     #[inline(never)]
     #[allow(clippy::too_many_arguments, reason = "the fast path's registers, passed on as they are")]
-    fn fast_reply_to_vcpu(
-        reply: VcpuReply,
-        info: u64,
-        word0: u64,
-        word1: u64,
-        word2: u64,
-        word3: u64,
-        per_cpu: &PerCpu,
-        mut guard: KernelGuard,
-    ) -> *mut UserContext {
-        let system = system(&mut guard);
-        let cpu = per_cpu.cpu();
-        let loaded = system.machine.loaded[cpu];
-        if let Some((thread, vcpu)) = system.kernel.fast_resume_vcpu(cpu, reply, info, word0, loaded) {
-            guest::enable_virtual_interface(&system.machine.vcpus[usize::from(vcpu.0)].context);
-            per_cpu.mode().enter(true);
-            let context = system.kernel.context_ptr(thread);
-            drop(guard);
-            return context;
-        }
-        fast_reply_to_vcpu_otherwise(reply, info, word0, word1, word2, word3, per_cpu, guard)
-    }
-
-    /// [`fast_reply_to_vcpu`] for any other answer or vCPU state: `Kernel::fast_reply_to_vcpu`,
-    /// then the generic resume of the vCPU.
-    #[inline(never)]
-    #[allow(clippy::too_many_arguments, reason = "the fast path's registers, passed on as they are")]
-    fn fast_reply_to_vcpu_otherwise(
+    fn finish_reply_to_vcpu(
         reply: VcpuReply,
         info: u64,
         word0: u64,
@@ -1102,26 +1077,30 @@ mod el2 {
         let mut guard = KERNEL.lock();
         let cpu = per_cpu.cpu();
         let system = system(&mut guard);
-        if system.machine.timer_ppis_held[cpu] == 0
+        if per_cpu.timer_ppis_held() == 0
             && let Some(next) = system.kernel.fast_vcpu_trap(cpu, &Trap { esr, far, hpfar })
         {
-            let (context, address_space) = match system.kernel.thread_kind(next) {
-                // The server of a forwarded access (`System::resume` for a component, which
-                // knows that a guest ran here).
-                ThreadKind::Component { .. } => {
-                    per_cpu.mode().leave_guest();
-                    (system.kernel.context_ptr(next), Some(system.kernel.address_space(next)))
-                }
-                // The vCPU itself, its access answered.
-                ThreadKind::Vcpu(_) => system.resume(per_cpu, next),
-            };
-            drop(guard);
-            if let Some(ttbr0) = address_space {
+            // The server of a forwarded access (`System::resume` for a component, which
+            // knows that a guest ran here).
+            if let ThreadKind::Component { .. } = system.kernel.thread_kind(next) {
+                per_cpu.mode().leave_guest();
+                let (context, ttbr0) = (system.kernel.context_ptr(next), system.kernel.address_space(next));
+                drop(guard);
                 switch_address_space(ttbr0);
+                return context;
             }
-            return context;
+            return resume_answered_vcpu(per_cpu, guard, next);
         }
         guest_mmio_slowly(per_cpu, guard, esr)
+    }
+
+    /// [`guest_mmio`] for an access the kernel answered at once: the vCPU `thread` goes on
+    /// (out of line, so that the fast path keeps its registers).
+    #[inline(never)]
+    fn resume_answered_vcpu(per_cpu: &PerCpu, mut guard: KernelGuard, thread: ThreadId) -> *mut UserContext {
+        let (context, _) = system(&mut guard).resume(per_cpu, thread);
+        drop(guard);
+        context
     }
 
     /// [`guest_mmio`] for what its fast path declines (out of line, so that the fast path
@@ -1164,7 +1143,7 @@ mod el2 {
         kernel_entry(per_cpu, |system, cpu| {
             system.machine.release_timer_ppis(cpu);
             acknowledge_interrupts(system, cpu);
-            if maintenance && let Some(vcpu) = system.machine.loaded[cpu] {
+            if maintenance && let Some(vcpu) = PER_CPU[cpu].loaded_vcpu() {
                 system.kernel.vcpu_interrupt(cpu, VcpuId(vcpu));
             }
         })

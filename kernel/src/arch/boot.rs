@@ -15,7 +15,7 @@
 use super::guest::{HCR_COMPONENT, Mode};
 use core::arch::global_asm;
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::address::{PAGE_SIZE, Va};
 use kernel::pagetable::{self, LeafAttributes, MemoryType, Table};
 
@@ -80,7 +80,16 @@ pub struct PerCpu {
     cpu: AtomicUsize,
     /// Whether HCR_EL2 is set for a guest or for components.
     mode: Mode,
+    /// The vCPU whose EL1 state is live on this CPU ([`NO_VCPU`] if none).
+    loaded_vcpu: AtomicU32,
+    /// Timer lines (`ipc::vcpu::LINE_*` bits) whose physical PPI this CPU acknowledged for
+    /// its loaded vCPU and may still hold active (the guest's EOI of a hardware-linked
+    /// list register may have ended that already).
+    timer_ppis_held: AtomicU64,
 }
+
+/// [`PerCpu::loaded_vcpu`]'s value for none.
+const NO_VCPU: u32 = u32::MAX;
 
 impl PerCpu {
     /// Index of this CPU.
@@ -100,6 +109,40 @@ impl PerCpu {
     pub fn mode(&self) -> &Mode {
         &self.mode
     }
+
+    /// The vCPU whose EL1 state is live on this CPU, if any. Here rather than in the
+    /// kernel's tables so that the guest fast paths find it beside the CPU's index; like
+    /// them, it changes only under the kernel lock, which other CPUs hold to read it.
+    #[inline(always)]
+    pub fn loaded_vcpu(&self) -> Option<u16> {
+        u16::try_from(self.loaded_vcpu.load(Ordering::Relaxed)).ok()
+    }
+
+    /// Whether vCPU `vcpu`'s EL1 state is live on this CPU: [`PerCpu::loaded_vcpu`] in one
+    /// comparison.
+    #[inline(always)]
+    pub fn holds_vcpu(&self, vcpu: u16) -> bool {
+        self.loaded_vcpu.load(Ordering::Relaxed) == u32::from(vcpu)
+    }
+
+    /// Records the vCPU whose EL1 state is live on this CPU (see [`PerCpu::loaded_vcpu`]).
+    #[inline(always)]
+    pub fn set_loaded_vcpu(&self, vcpu: Option<u16>) {
+        self.loaded_vcpu.store(vcpu.map_or(NO_VCPU, u32::from), Ordering::Relaxed);
+    }
+
+    /// The timer lines whose PPI this CPU holds active for its loaded vCPU (changed, like
+    /// [`PerCpu::loaded_vcpu`], only under the kernel lock).
+    #[inline(always)]
+    pub fn timer_ppis_held(&self) -> u64 {
+        self.timer_ppis_held.load(Ordering::Relaxed)
+    }
+
+    /// Records the timer lines whose PPI this CPU holds active for its loaded vCPU.
+    #[inline(always)]
+    pub fn set_timer_ppis_held(&self, lines: u64) {
+        self.timer_ppis_held.store(lines, Ordering::Relaxed);
+    }
 }
 
 /// Loads `ttbr0` (table root | ASID << 48), a component's address space. Unconditionally:
@@ -114,9 +157,15 @@ pub fn switch_address_space(ttbr0: u64) {
     unsafe { core::arch::asm!("msr ttbr0_el2, {}", in(reg) ttbr0, options(nostack, preserves_flags)) };
 }
 
-/// Per-CPU data of every CPU; each CPU only touches its own entry.
+/// Per-CPU data of every CPU; each CPU writes only its own entry.
 pub static PER_CPU: [PerCpu; bootinfo::MAX_CPUS] = [const {
-    PerCpu { kernel_stack_top: AtomicU64::new(0), cpu: AtomicUsize::new(0), mode: Mode::component() }
+    PerCpu {
+        kernel_stack_top: AtomicU64::new(0),
+        cpu: AtomicUsize::new(0),
+        mode: Mode::component(),
+        loaded_vcpu: AtomicU32::new(NO_VCPU),
+        timer_ppis_held: AtomicU64::new(0),
+    }
 }; bootinfo::MAX_CPUS];
 
 /// Offset of [`PerCpu`]'s stack top, for the exception vectors.

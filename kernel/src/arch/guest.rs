@@ -409,6 +409,16 @@ impl Mode {
         // SAFETY: as in `enter`: components run in the EL2&0 regime.
         unsafe { asm!("msr hcr_el2, {hcr}", hcr = in(reg) HCR_COMPONENT, options(nostack, preserves_flags)) };
     }
+
+    /// Sets HCR_EL2 for a guest on a CPU where a component ran (the caller knows): what
+    /// [`Mode::enter`] does then, without its test.
+    #[inline(always)]
+    pub fn leave_component(&self) {
+        debug_assert!(!self.is_guest());
+        self.0.store(true, Ordering::Relaxed);
+        // SAFETY: as in `enter`: guests run in the EL1&0 regime with stage 2.
+        unsafe { asm!("msr hcr_el2, {hcr}", hcr = in(reg) HCR_GUEST, options(nostack, preserves_flags)) };
+    }
 }
 
 /// Turns the virtual CPU interface on with the vCPU's ICH_HCR_EL2 settings, just before

@@ -542,7 +542,7 @@ impl<'a> Kernel<'a> {
     }
 
     /// A [`FastIpc::ReplyToVcpu`] finished as the shell finishes it: first
-    /// [`Kernel::fast_resume_vcpu`] (taking the vCPU to be loaded on `cpu`: the shell's
+    /// [`Kernel::fast_resume_vcpu`] (taking every vCPU to be loaded on `cpu`: the shell's
     /// test, which decides only whether it can skip its own EL1 work), then
     /// [`Kernel::fast_reply_to_vcpu`].
     fn finish_reply_to_vcpu(
@@ -552,8 +552,7 @@ impl<'a> Kernel<'a> {
         args: IpcArguments,
         platform: &impl Platform,
     ) -> Option<ThreadId> {
-        let loaded = self.threads[usize::from(reply.caller)].vcpu.map(u16::from);
-        match self.fast_resume_vcpu(cpu, reply, args.info, args.words[0], loaded) {
+        match self.fast_resume_vcpu(cpu, reply, args.info, args.words[0], |_| true) {
             Some((thread, _)) => Some(thread),
             None => self.fast_reply_to_vcpu(cpu, reply, args, platform),
         }

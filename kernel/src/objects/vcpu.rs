@@ -211,6 +211,10 @@ impl<'a> VmObject<'a> {
 }
 
 /// The guest side of a vCPU thread.
+///
+/// Aligned to a power of two, as [`Thread`](super::Thread) is, so that both fast paths of
+/// a guest's MMIO access find it with a shift instead of a multiply.
+#[repr(align(256))]
 pub(super) struct VcpuObject<'a> {
     /// The trap a server is handling, while blocked on it.
     forwarded: Forwarded,
@@ -701,10 +705,10 @@ impl Kernel<'_> {
     }
 
     /// The common case of [`Kernel::fast_reply_to_vcpu`], which makes no call: `RESUME`
-    /// (header `info`, word 0 `value`) of an MMIO access, to a vCPU that the shell has
-    /// `loaded` on `cpu` and that needs no EL1 work to resume ([`Kernel::vcpu_resumes_plainly`]).
-    /// Returns the vCPU's thread and index if it did; else nothing changed, and
-    /// [`Kernel::fast_reply_to_vcpu`] decides.
+    /// (header `info`, word 0 `value`) of an MMIO access, to a vCPU that the shell holds
+    /// loaded on `cpu` (`loaded_here` of its index says so) and that needs no EL1 work to
+    /// resume ([`Kernel::vcpu_resumes_plainly`]). Returns the vCPU's thread and index if it
+    /// did; else nothing changed, and [`Kernel::fast_reply_to_vcpu`] decides.
     #[inline(always)]
     pub fn fast_resume_vcpu(
         &mut self,
@@ -712,7 +716,7 @@ impl Kernel<'_> {
         reply: VcpuReply,
         info: u64,
         value: u64,
-        loaded: Option<u16>,
+        loaded_here: impl FnOnce(u16) -> bool,
     ) -> Option<(ThreadId, VcpuId)> {
         let (caller, replier, endpoint) = reply.slots();
         let info = MessageInfo::from_raw(info)?;
@@ -721,7 +725,7 @@ impl Kernel<'_> {
         if info.label() != protocol::RESUME
             || target.held
             || target.vgic_event_due
-            || loaded != Some(u16::from(vcpu))
+            || !loaded_here(u16::from(vcpu))
         {
             return None;
         }
