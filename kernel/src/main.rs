@@ -64,7 +64,7 @@ mod el2 {
     use crate::arch::guest::{self, El1Context, VmRegisters};
     use crate::arch::lock::SpinLockGuard;
     use crate::arch::memory::{self, BootFrames, KernelImage, RAM_START};
-    use crate::arch::vectors::{KERNEL_EXCEPTION_KINDS, exit_to_user};
+    use crate::arch::vectors::{KERNEL_EXCEPTION_KINDS, exit_to_user, exit_with_message};
     use crate::arch::{SpinLock, gic, pmu, psci, timer};
     use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, HPFAR_EL2, Readable};
     use bootinfo::{BootInfo, Header, MAX_CPUS, MAX_VCPUS, MAX_VMS, MAX_VSPACES, ParseError, header_flags};
@@ -75,7 +75,7 @@ mod el2 {
     use kernel::guest::{Trap, WakeState, timer_lines, timer_ppi_mask, timer_ppis_to_deactivate};
     use kernel::pagetable::{LeafAttributes, MapError, PageTable};
     use kernel::{
-        BootError, FastIpc, IpcArguments, Kernel, LoadedElsewhere, Platform, ThreadId, ThreadKind,
+        BootError, FastIpc, FastTrap, IpcArguments, Kernel, LoadedElsewhere, Platform, ThreadId, ThreadKind,
         UserContext, VcpuId, VcpuReply, VcpuRequest,
     };
 
@@ -947,7 +947,8 @@ mod el2 {
         let system = system(&mut guard);
         // Only a component's `svc` reaches EL2 (a guest's goes to its own EL1), and a vCPU
         // thread holds no capabilities anyway, so the caller is a component.
-        let outcome = system.kernel.fast_ipc(per_cpu.cpu(), syscall, args, &system.machine);
+        let cpu = per_cpu.cpu();
+        let outcome = system.kernel.fast_ipc(cpu, syscall, args, &system.machine);
         if let FastIpc::Handed(thread) = outcome {
             // A component's `svc` brought the CPU here, so it is in component mode already,
             // which the component handed over to needs.
@@ -960,7 +961,6 @@ mod el2 {
             // The common case, `RESUME` of an MMIO access by the vCPU still loaded here
             // with no EL1 work waiting, is finished here with no call; anything else out
             // of line.
-            let cpu = per_cpu.cpu();
             let loaded_here = |vcpu| per_cpu.holds_vcpu(vcpu);
             if let Some((thread, vcpu)) =
                 system.kernel.fast_resume_vcpu(cpu, reply, args.info, args.words[0], loaded_here)
@@ -1078,18 +1078,23 @@ mod el2 {
         let cpu = per_cpu.cpu();
         let system = system(&mut guard);
         if per_cpu.timer_ppis_held() == 0
-            && let Some(next) = system.kernel.fast_vcpu_trap(cpu, &Trap { esr, far, hpfar })
+            && let Some(outcome) = system.kernel.fast_vcpu_trap(cpu, &Trap { esr, far, hpfar })
         {
+            let (server, registers) = match outcome {
+                FastTrap::Forwarded { server, registers } => (server, registers),
+                FastTrap::Answered(vcpu) => return resume_answered_vcpu(per_cpu, guard, vcpu),
+            };
             // The server of a forwarded access (`System::resume` for a component, which
-            // knows that a guest ran here).
-            if let ThreadKind::Component { .. } = system.kernel.thread_kind(next) {
-                per_cpu.mode().leave_guest();
-                let (context, ttbr0) = (system.kernel.context_ptr(next), system.kernel.address_space(next));
-                drop(guard);
-                switch_address_space(ttbr0);
-                return context;
-            }
-            return resume_answered_vcpu(per_cpu, guard, next);
+            // knows that a guest ran here), with its message in registers.
+            per_cpu.mode().leave_guest();
+            let (context, ttbr0) = (system.kernel.context_ptr(server), system.kernel.address_space(server));
+            drop(guard);
+            switch_address_space(ttbr0);
+            let [x0, x1, x2, x3, x4, x5, x6] = registers;
+            // SAFETY: `context` is the saved state of `server`, current on this CPU with its
+            // address space loaded, which nothing else uses now that the lock is released;
+            // `registers` are the rest of what it resumes with.
+            unsafe { exit_with_message(x0, x1, x2, x3, x4, x5, x6, context) }
         }
         guest_mmio_slowly(per_cpu, guard, esr)
     }

@@ -202,22 +202,21 @@ finish_save_lower_sync:
     bl      {lower_sync}
     b       exit_to_user
 
-    // x0: the UserContext to resume at EL0.
-    .global exit_to_user
-exit_to_user:
-    mov     sp, x0
-    ldp     x0, x1, [sp, #{elr}]
-    msr     elr_el2, x0
-    msr     spsr_el2, x1
-    ldp     x0, x1, [sp, #{tpidr_el0}]
-    msr     tpidr_el0, x0
-    msr     tpidrro_el0, x1
-    ldp     x30, x0, [sp, #{sp_el0} - 8]
-    msr     sp_el0, x0
-    ldp     x0, x1, [sp, #16 * 0]
-    ldp     x2, x3, [sp, #16 * 1]
-    ldp     x4, x5, [sp, #16 * 2]
-    ldp     x6, x7, [sp, #16 * 3]
+    // With SP at a UserContext: loads its system registers and x30, using the two
+    // scratch registers given.
+    .macro RESTORE_SYSTEM_REGISTERS a, b
+    ldp     \a, \b, [sp, #{elr}]
+    msr     elr_el2, \a
+    msr     spsr_el2, \b
+    ldp     \a, \b, [sp, #{tpidr_el0}]
+    msr     tpidr_el0, \a
+    msr     tpidrro_el0, \b
+    ldp     x30, \a, [sp, #{sp_el0} - 8]
+    msr     sp_el0, \a
+    .endm
+
+    // With SP at a UserContext: loads x8..x29 and returns to it.
+    .macro RESTORE_FROM_X8_AND_RETURN
     ldp     x8, x9, [sp, #16 * 4]
     ldp     x10, x11, [sp, #16 * 5]
     ldp     x12, x13, [sp, #16 * 6]
@@ -230,6 +229,27 @@ exit_to_user:
     ldp     x26, x27, [sp, #16 * 13]
     ldp     x28, x29, [sp, #16 * 14]
     eret
+    .endm
+
+    // x0: the UserContext to resume at EL0.
+    .global exit_to_user
+exit_to_user:
+    mov     sp, x0
+    RESTORE_SYSTEM_REGISTERS x0, x1
+    ldp     x0, x1, [sp, #16 * 0]
+    ldp     x2, x3, [sp, #16 * 1]
+    ldp     x4, x5, [sp, #16 * 2]
+    ldp     x6, x7, [sp, #16 * 3]
+    RESTORE_FROM_X8_AND_RETURN
+
+    // x0..x6: the first registers of the thread to resume (a message handed to it, which
+    // its context does not hold); x7: its UserContext.
+    .global exit_with_message
+exit_with_message:
+    mov     sp, x7
+    RESTORE_SYSTEM_REGISTERS x7, x8
+    ldr     x7, [sp, #8 * 7]
+    RESTORE_FROM_X8_AND_RETURN
     "#,
     stack_top = const super::boot::PER_CPU_STACK_TOP,
     sp_el0 = const offset_of!(UserContext, sp_el0),
@@ -262,4 +282,18 @@ unsafe extern "C" {
     /// Resumes the thread whose saved registers `context` holds (a component at EL0, a
     /// vCPU at EL1 or its EL0).
     pub fn exit_to_user(context: *mut UserContext) -> !;
+
+    /// Resumes the component whose saved registers `context` holds with `x0..=x6` as given
+    /// instead of its saved ones: a message handed to it in registers only.
+    #[allow(clippy::too_many_arguments, reason = "the seven registers, each in its own")]
+    pub fn exit_with_message(
+        x0: u64,
+        x1: u64,
+        x2: u64,
+        x3: u64,
+        x4: u64,
+        x5: u64,
+        x6: u64,
+        context: *mut UserContext,
+    ) -> !;
 }

@@ -432,11 +432,14 @@ impl Kernel<'_> {
             return None;
         }
         if target.vcpu.is_some() {
-            // (A capability table past 65536 slots takes the slow path.)
-            let cap = u16::try_from(cap).ok()?;
-            // Thread slots fit in a byte (see `Link`).
-            let reply =
-                VcpuReply { caller: caller as u8, replier: replier as u8, cap, endpoint: endpoint as u32 };
+            // Thread slots fit in a byte (see `Link`), endpoints in 16 bits (`MAX_ENDPOINTS`)
+            // and capability indices in 32 (`fast_path` looked this one up).
+            let reply = VcpuReply {
+                caller: caller as u8,
+                replier: replier as u8,
+                endpoint: endpoint as u16,
+                cap: cap as u32,
+            };
             return Some(FastIpc::ReplyToVcpu(reply));
         }
         self.copy_words_past_registers(platform, replier, caller, info);

@@ -155,7 +155,7 @@ use notification::NotificationObject;
 use queue::{Link, Links};
 use sched::Cpu;
 pub use syscall::{FastIpc, IpcArguments, VcpuReply};
-pub use vcpu::{VcpuId, VcpuRequest};
+pub use vcpu::{FastTrap, MESSAGE_REGISTERS, VcpuId, VcpuRequest};
 use vcpu::{VcpuObject, VmObject};
 
 /// Thread slots: the components' threads, then the vCPUs.

@@ -288,6 +288,38 @@ fn skip(context: &mut UserContext, bytes: u64) {
     context.elr = context.elr.wrapping_add(bytes);
 }
 
+/// What [`Kernel::fast_vcpu_trap`] did with a guest's MMIO access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FastTrap {
+    /// The access went to `server`, which runs next with `registers` as its
+    /// `x0..=x6` (its `ReplyRecv`'s result: success, the header, the words and the
+    /// badge). Its saved context does not hold them: the shell's exit loads them from
+    /// here, so that they go from the kernel to the server in registers only.
+    Forwarded {
+        /// The server's thread.
+        server: ThreadId,
+        /// Its `x0..=x6`.
+        registers: [u64; MESSAGE_REGISTERS],
+    },
+    /// The kernel answered the access itself; this vCPU thread goes on.
+    Answered(ThreadId),
+}
+
+/// The registers a message hands its receiver: `x0..=x6`.
+pub const MESSAGE_REGISTERS: usize = 7;
+
+/// A receiver's `x0..=x6` for a message with header `info`, `words` (zero past its
+/// length) and `badge`: 0 for success, the header, the words, the badge.
+#[inline(always)]
+fn message_registers(
+    info: MessageInfo,
+    words: [u64; REGISTER_WORDS],
+    badge: u64,
+) -> [u64; MESSAGE_REGISTERS] {
+    let [word0, word1, word2, word3] = words;
+    [0, info.raw(), word0, word1, word2, word3, badge]
+}
+
 /// The kind of a forwarded MMIO access.
 const fn mmio_kind(access: &MmioTrap) -> TrapKind {
     if access.write { TrapKind::Store } else { TrapKind::Load }
@@ -479,9 +511,11 @@ impl Kernel<'_> {
     ///
     /// The thread returned is current on `cpu`: nothing is left for [`Kernel::schedule`]
     /// to decide. Anything else changes nothing and returns `None`. Either way the outcome
-    /// is the one [`Kernel::handle_vcpu_trap`] would have.
+    /// is the one [`Kernel::handle_vcpu_trap`] would have, except that a forwarded
+    /// message's registers are returned ([`FastTrap::Forwarded`]) instead of written into
+    /// the server's saved context.
     #[inline(always)]
-    pub fn fast_vcpu_trap(&mut self, cpu: usize, trap: &guest::Trap) -> Option<ThreadId> {
+    pub fn fast_vcpu_trap(&mut self, cpu: usize, trap: &guest::Trap) -> Option<FastTrap> {
         debug_assert!(guest::is_mmio_access(trap.esr), "the shell passes MMIO accesses only");
         let access = guest::mmio_fields(trap);
         let state = &self.cpus[cpu];
@@ -495,7 +529,7 @@ impl Kernel<'_> {
         // fast path a bounds check.
         unsafe { core::hint::assert_unchecked(vcpu < bootinfo::MAX_VCPUS) };
         let Some(route) = self.route(vcpu, access.ipa).copied() else {
-            return self.answer_unclaimed_at_once(thread, vcpu, &access, trap);
+            return self.answer_unclaimed_at_once(thread, vcpu, &access, trap).map(FastTrap::Answered);
         };
         let endpoint = route.endpoint as usize;
         // SAFETY: `Kernel::new` checked every route's endpoint against the number of
@@ -504,8 +538,9 @@ impl Kernel<'_> {
         let receiver = self.take_fast_receiver(cpu, endpoint)?;
         let [ipa, flags, value] = self.mmio_words(thread, vcpu, &access);
         self.vcpus[vcpu].forwarded = Forwarded::new(mmio_kind(&access), trap);
-        self.hand_over_trap(cpu, thread, receiver, MMIO_INFO, [ipa, flags, value, 0], route.badge);
-        Some(thread_id(receiver))
+        self.hand_over_call(cpu, thread, receiver);
+        let registers = message_registers(MMIO_INFO, [ipa, flags, value, 0], route.badge);
+        Some(FastTrap::Forwarded { server: thread_id(receiver), registers })
     }
 
     /// [`Kernel::fast_vcpu_trap`] for an access nobody claims by `thread` (vCPU `vcpu`):
@@ -656,11 +691,8 @@ impl Kernel<'_> {
         words: [u64; REGISTER_WORDS],
         badge: u64,
     ) {
-        let context = &mut self.threads[receiver].context;
-        context.x[0] = 0;
-        context.x[1] = info.raw();
-        context.x[2..2 + REGISTER_WORDS].copy_from_slice(&words);
-        context.x[6] = badge;
+        let registers = message_registers(info, words, badge);
+        self.threads[receiver].context.x[..MESSAGE_REGISTERS].copy_from_slice(&registers);
         self.hand_over_call(cpu, thread, receiver);
     }
 

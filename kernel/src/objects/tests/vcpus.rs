@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::guest::{Injection, TimerState, Trap, WakeState, ec, is_mmio_access};
-use crate::{ThreadKind, UserContext, VcpuId, VcpuRequest};
+use crate::{FastTrap, MESSAGE_REGISTERS, ThreadKind, UserContext, VcpuId, VcpuRequest};
 use ipc::endpoint_rights as ep;
 use ipc::vcpu as protocol;
 
@@ -90,8 +90,17 @@ fn trap(harness: &mut Harness, trap: Trap) {
 fn enter_trap(harness: &mut Harness, trap: &Trap) -> bool {
     let before = harness.current(0);
     if is_mmio_access(trap.esr)
-        && let Some(next) = harness.kernel.fast_vcpu_trap(0, trap)
+        && let Some(outcome) = harness.kernel.fast_vcpu_trap(0, trap)
     {
+        let next = match outcome {
+            // The shell's exit loads them into the server's registers.
+            FastTrap::Forwarded { server, registers } => {
+                harness.kernel.threads[usize::from(server.0)].context.x[..MESSAGE_REGISTERS]
+                    .copy_from_slice(&registers);
+                server
+            }
+            FastTrap::Answered(vcpu) => vcpu,
+        };
         assert_eq!(harness.current(0), Some(usize::from(next.0)), "the fast path returns who runs");
         let vcpu = harness.kernel.threads[usize::from(next.0)].vcpu;
         assert!(vcpu.is_none() || before == Some(usize::from(next.0)), "a server, or the vCPU itself");
