@@ -353,18 +353,14 @@ impl Kernel<'_> {
     }
 
     /// The first receiver of `endpoint`, dequeued, if a `Call` from the current thread of
-    /// `cpu` may hand over to it directly: it runs on `cpu`, outranks every ready thread
-    /// there (the caller checked that no reschedule is pending) and is not a vCPU.
+    /// `cpu` may hand over to it directly: it runs on `cpu` and outranks every ready
+    /// thread there (the caller checked that no reschedule is pending). (A receiver is a
+    /// component: vCPUs never receive.)
     #[inline(always)]
     pub(super) fn take_fast_receiver(&mut self, cpu: usize, endpoint: usize) -> Option<usize> {
         let receiver = self.endpoints[endpoint].first_receiver()?;
         let target = &self.threads[receiver];
-        // vCPUs never receive; testing it lets the compiler drop the vCPU case from the
-        // shell's exit after a fast `Call`.
-        if usize::from(target.cpu) != cpu
-            || !self.cpus[cpu].outranks_ready(target.priority)
-            || target.vcpu.is_some()
-        {
+        if usize::from(target.cpu) != cpu || !self.cpus[cpu].outranks_ready(target.priority) {
             return None;
         }
         self.endpoints[endpoint].queue.pop_front(&mut self.links);

@@ -314,8 +314,10 @@ pub struct Kernel<'a> {
     threads: [Thread<'a>; THREAD_SLOTS],
     notifications: [NotificationObject; MAX_NOTIFICATIONS],
     cpus: [Cpu; MAX_CPUS],
-    vms: [VmObject<'a>; MAX_VMS],
+    /// Right after the CPUs, whose 1 KiB alignment starts it on a whole page (one
+    /// addition from the kernel's base on the MMIO fast paths).
     vcpus: [VcpuObject<'a>; MAX_VCPUS],
+    vms: [VmObject<'a>; MAX_VMS],
 }
 
 const _: () = assert!(MAX_CPUS <= u32::BITS as usize);
