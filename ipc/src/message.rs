@@ -128,6 +128,16 @@ impl MessageInfo {
         Some(Self(raw))
     }
 
+    /// A header the kernel delivered (a received message's `x1`), taken as it is: the
+    /// kernel passes on only headers it checked with [`MessageInfo::from_raw`] (or made
+    /// itself), so the receiver does not check again, as seL4's libraries do not. Were it
+    /// malformed anyway, a length past [`MAX_WORDS`] could only make a later slice of the
+    /// message's words panic.
+    #[inline]
+    pub const fn from_kernel(raw: u64) -> Self {
+        Self(raw)
+    }
+
     /// The raw register value.
     #[inline]
     pub const fn raw(self) -> u64 {

@@ -69,7 +69,7 @@ fn message_syscall(syscall: Syscall, cap: u32, message: &Message) -> Result<(Mes
     if let Some(error) = Error::from_code(out.cap) {
         return Err(error);
     }
-    let info = MessageInfo::from_raw(out.info).ok_or(Error::InvalidArgument)?;
+    let info = MessageInfo::from_kernel(out.info);
     let mut received = Message::new(info.label());
     received.info = info;
     received.words[..REGISTER_WORDS].copy_from_slice(&out.words);
@@ -88,7 +88,7 @@ fn short_syscall(syscall: Syscall, cap: u32, message: &ShortMessage) -> Result<(
     if let Some(error) = Error::from_code(out.cap) {
         return Err(error);
     }
-    let info = MessageInfo::from_raw(out.info).ok_or(Error::InvalidArgument)?;
+    let info = MessageInfo::from_kernel(out.info);
     Ok((ShortMessage { info, words: out.words }, Badge(out.badge)))
 }
 

@@ -291,15 +291,15 @@ impl MmioTrap {
 
 /// How a load turns the value memory returned into the register's: truncated to the
 /// access, sign-extended if the instruction asks, and for a 32-bit register with the upper
-/// half clear (two shifts and a mask).
+/// half clear (two shifts and a 32-bit move).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoadExtension {
     /// 64 minus the access's width in bits, modulo 64 (the shifts ignore the other bits).
     shift: u32,
     /// The second shift is arithmetic (sign extension).
     signed: bool,
-    /// The register's width.
-    mask: u64,
+    /// The register is 64 bits wide (else 32).
+    sixty_four: bool,
 }
 
 impl LoadExtension {
@@ -310,7 +310,7 @@ impl LoadExtension {
     pub const fn new(size: u8, sign_extend: bool, sixty_four: bool) -> Self {
         // 64 - bits modulo 64, as `apply`'s shifts take it (0 for 8 bytes).
         let shift = 0u32.wrapping_sub(size as u32 * 8);
-        Self { shift, signed: sign_extend, mask: if sixty_four { u64::MAX } else { 0xffff_ffff } }
+        Self { shift, signed: sign_extend, sixty_four }
     }
 
     /// The register value a load leaves when memory returned `value`.
@@ -323,7 +323,8 @@ impl LoadExtension {
         } else {
             shifted.wrapping_shr(shift)
         };
-        extended & self.mask
+        // A 32-bit register's upper half is clear: a truncation, not a mask to build.
+        if self.sixty_four { extended } else { extended as u32 as u64 }
     }
 }
 

@@ -119,7 +119,11 @@ mod el2 {
     }
 
     /// A vCPU as the hardware sees it.
+    ///
+    /// Aligned to a power of two, so that the MMIO reply's fast path finds its ICH_HCR_EL2
+    /// value with a shift instead of a multiply.
     #[derive(Clone, Copy)]
+    #[repr(align(1024))]
     struct VcpuSlot {
         /// EL1, FP/SIMD, timer and GIC state while not loaded.
         context: El1Context,

@@ -116,7 +116,8 @@ pub struct El1Context {
     fp: [u128; 32],
     /// The system registers of [`el1_registers!`], in order.
     registers: [u64; EL1_REGISTERS],
-    /// ICH_HCR_EL2 without En (the kernel sets En only while the guest runs).
+    /// ICH_HCR_EL2 while the guest runs, En included (the kernel clears the register
+    /// whenever the guest does not run; keeping En here spares the resume an OR).
     ich_hcr: u64,
 }
 
@@ -127,7 +128,7 @@ impl El1Context {
     pub const RESET: Self = {
         let mut registers = [0; EL1_REGISTERS];
         registers[SCTLR] = SCTLR_EL1_RESET;
-        Self { fp: [0; 32], registers, ich_hcr: 0 }
+        Self { fp: [0; 32], registers, ich_hcr: ICH_HCR_EN }
     };
 
     /// The saved virtual CPU interface state, with the timer lines at physical counter
@@ -407,7 +408,7 @@ impl Mode {
         debug_assert!(self.is_guest());
         self.0.store(false, Ordering::Relaxed);
         // SAFETY: as in `enter`: components run in the EL2&0 regime.
-        unsafe { asm!("msr hcr_el2, {hcr}", hcr = in(reg) HCR_COMPONENT, options(nostack, preserves_flags)) };
+        unsafe { write_hcr::<HCR_COMPONENT>() };
     }
 
     /// Sets HCR_EL2 for a guest on a CPU where a component ran (the caller knows): what
@@ -417,8 +418,28 @@ impl Mode {
         debug_assert!(!self.is_guest());
         self.0.store(true, Ordering::Relaxed);
         // SAFETY: as in `enter`: guests run in the EL1&0 regime with stage 2.
-        unsafe { asm!("msr hcr_el2, {hcr}", hcr = in(reg) HCR_GUEST, options(nostack, preserves_flags)) };
+        unsafe { write_hcr::<HCR_GUEST>() };
     }
+}
+
+/// Writes `HCR` to HCR_EL2, loaded from a literal (one load where building the constant
+/// takes three moves: this is on both legs of every forwarded guest access).
+///
+/// # Safety
+///
+/// As for any HCR_EL2 write: the next return to a lower EL must suit `HCR`.
+#[inline(always)]
+unsafe fn write_hcr<const HCR: u64>() {
+    // SAFETY: the caller vouches for the value; the literal is in the kernel's text.
+    unsafe {
+        asm!(
+            "ldr {value}, ={hcr}",
+            "msr hcr_el2, {value}",
+            hcr = const HCR,
+            value = out(reg) _,
+            options(nostack, preserves_flags),
+        )
+    };
 }
 
 /// Turns the virtual CPU interface on with the vCPU's ICH_HCR_EL2 settings, just before
@@ -429,7 +450,7 @@ pub fn enable_virtual_interface(context: &El1Context) {
     unsafe {
         asm!(
             "msr S3_4_C12_C11_0, {hcr}",
-            hcr = in(reg) context.ich_hcr | ICH_HCR_EN,
+            hcr = in(reg) context.ich_hcr,
             options(nostack, preserves_flags),
         )
     };

@@ -535,8 +535,8 @@ impl Kernel<'_> {
         // SAFETY: `Kernel::new` checked every route's endpoint against the number of
         // endpoints, at most `MAX_ENDPOINTS`; routes never change.
         unsafe { core::hint::assert_unchecked(endpoint < bootinfo::MAX_ENDPOINTS) };
-        let receiver = self.take_fast_receiver(cpu, endpoint)?;
         let [ipa, flags, value] = self.mmio_words(thread, vcpu, &access);
+        let receiver = self.take_fast_receiver(cpu, endpoint)?;
         self.vcpus[vcpu].forwarded = Forwarded::new(mmio_kind(&access), trap);
         self.hand_over_call(cpu, thread, receiver);
         let registers = message_registers(MMIO_INFO, [ipa, flags, value, 0], route.badge);
