@@ -439,7 +439,7 @@ pub const fn take_exception(injection: Injection, pc: u64, pstate: u64, vbar: u6
 /// One EL1 timer's registers (CNTV_* or CNTP_* as the guest set them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TimerState {
-    /// CNTx_CTL: ENABLE (bit 0), IMASK (bit 1).
+    /// CNTx_CTL: ENABLE (bit 0), IMASK (bit 1), ISTATUS (bit 2, read-only).
     pub ctl: u64,
     /// CNTx_CVAL.
     pub cval: u64,
@@ -456,7 +456,25 @@ impl TimerState {
     const fn asserted(&self, now: u64, offset: u64) -> bool {
         self.armed() && self.cval.saturating_add(offset) <= now
     }
+
+    /// Whether the timer is enabled and its condition met at physical counter `now`
+    /// (its counter running `offset` behind) while the ISTATUS read says otherwise: the
+    /// timer model has not caught up with the counter. QEMU's updates ISTATUS and the
+    /// line only in its own timer callback or on a write to the timer, and that callback
+    /// can run milliseconds after the kernel, which goes by the counter, has woken the
+    /// vCPU and reported the line (measured on a loaded host: the guest then saw the
+    /// timer's interrupt pending and ISTATUS clear).
+    pub const fn status_lags(&self, now: u64, offset: u64) -> bool {
+        self.ctl & TIMER_ENABLE != 0
+            && self.ctl & TIMER_ISTATUS == 0
+            && self.cval.saturating_add(offset) <= now
+    }
 }
+
+/// CNTx_CTL.ENABLE.
+const TIMER_ENABLE: u64 = 1 << 0;
+/// CNTx_CTL.ISTATUS: the timer condition is met.
+const TIMER_ISTATUS: u64 = 1 << 2;
 
 /// `ICH_LR<n>_EL2` fields (Arm IHI 0069, 12.4.6).
 mod lr {
@@ -670,6 +688,15 @@ impl WakeState {
     /// The virtual CPU interface with the timer lines now: what a vGIC event carries.
     pub const fn snapshot(&self) -> GicSnapshot {
         GicSnapshot { hardware_lines: self.hardware_lines(), ..self.interface }
+    }
+
+    /// The timers whose ISTATUS lags their condition ([`TimerState::status_lags`]), as
+    /// [`ipc::vcpu::LINE_VIRTUAL_TIMER`] and [`ipc::vcpu::LINE_PHYSICAL_TIMER`] bits.
+    pub const fn lagging_timers(&self) -> u64 {
+        let virtual_lags = self.virtual_timer.status_lags(self.now, self.cntvoff);
+        let physical_lags = self.physical_timer.status_lags(self.now, 0);
+        (if virtual_lags { ipc::vcpu::LINE_VIRTUAL_TIMER } else { 0 })
+            | if physical_lags { ipc::vcpu::LINE_PHYSICAL_TIMER } else { 0 }
     }
 
     /// The timers' interrupt lines now, as [`ipc::vcpu::LINE_VIRTUAL_TIMER`] and
@@ -895,6 +922,31 @@ mod tests {
     /// An interface with Group 1 enabled, priority mask 0xf8, nothing active, and `lrs`.
     fn interface(lrs: [u64; 4]) -> GicSnapshot {
         GicSnapshot { lrs, vmcr: 0xf8 << 24 | vmcr::ENABLE_GROUP1, ..GicSnapshot::default() }
+    }
+
+    #[test]
+    fn a_met_condition_with_istatus_clear_lags() {
+        const ISTATUS: u64 = 1 << 2;
+        let state = |virtual_ctl, physical_ctl| WakeState {
+            now: 1_000,
+            cntvoff: 300,
+            virtual_timer: TimerState { ctl: virtual_ctl, cval: 700 },
+            physical_timer: TimerState { ctl: physical_ctl, cval: 1_000 },
+            ..WakeState::default()
+        };
+        assert_eq!(
+            state(1, 1).lagging_timers(),
+            ipc::vcpu::LINE_VIRTUAL_TIMER | ipc::vcpu::LINE_PHYSICAL_TIMER
+        );
+        assert_eq!(state(1 | ISTATUS, 1 | ISTATUS).lagging_timers(), 0, "caught up");
+        assert_eq!(state(0, 0).lagging_timers(), 0, "disabled: ISTATUS stays clear");
+        assert_eq!(
+            state(0b11, 1 | ISTATUS).lagging_timers(),
+            ipc::vcpu::LINE_VIRTUAL_TIMER,
+            "IMASK does not matter"
+        );
+        let early = WakeState { now: 999, ..state(1, 1) };
+        assert_eq!(early.lagging_timers(), 0, "one tick before both deadlines");
     }
 
     #[test]

@@ -543,12 +543,34 @@ pub fn wake_state(reported_lines: u64) -> WakeState {
             options(nomem, nostack, preserves_flags),
         );
     }
-    WakeState {
+    let state = WakeState {
         now,
         virtual_timer: TimerState { ctl: vctl, cval: vcval },
         physical_timer: TimerState { ctl: pctl, cval: pcval },
         cntvoff,
         interface: GicSnapshot { lrs: [lr0, lr1, lr2, lr3], vmcr, ap0r0, ap1r0, hardware_lines: 0 },
         reported_lines,
+    };
+    let lagging = state.lagging_timers();
+    if lagging != 0 {
+        catch_up_timers(&state, lagging);
+    }
+    state
+}
+
+/// Makes the timer model recompute the status of the loaded vCPU's timers in `lagging`
+/// (as [`WakeState::lagging_timers`] finds them) before the kernel reports their lines
+/// from the counter: each compare value is written back unchanged, which recomputes
+/// ISTATUS and the line in QEMU and changes nothing on hardware, where both are live.
+#[cold]
+fn catch_up_timers(state: &WakeState, lagging: u64) {
+    // SAFETY: writes the loaded vCPU's timer compare values with the values they hold.
+    unsafe {
+        if lagging & ipc::vcpu::LINE_VIRTUAL_TIMER != 0 {
+            asm!("msr S3_5_C14_C3_2, {cval}", cval = in(reg) state.virtual_timer.cval, options(nostack, preserves_flags));
+        }
+        if lagging & ipc::vcpu::LINE_PHYSICAL_TIMER != 0 {
+            asm!("msr S3_5_C14_C2_2, {cval}", cval = in(reg) state.physical_timer.cval, options(nostack, preserves_flags));
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use super::cpus::{self, AFFINITY_MASK, affinity_info, cpu_on};
 use super::exceptions::catch;
-use super::{UART, bare_metal, now_ticks, ticks_in};
+use super::{UART, bare_metal, gic, now_ticks, ticks_in};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{CNTV_CTL_EL0, CNTV_CVAL_EL0, MPIDR_EL1, Readable, Writeable};
 use core::arch::asm;
@@ -105,25 +105,45 @@ fn pl011_identification() -> Outcome {
     Ok(())
 }
 
-/// WFI with interrupts masked wakes when the virtual timer's deadline passes: the timer
-/// condition is met (ISTATUS) and the counter has reached the deadline.
+/// WFI with interrupts masked sleeps until the virtual timer's deadline: when it returns
+/// the timer condition is met (ISTATUS) and the counter has reached the deadline.
+///
+/// A WFI also returns, without trapping, when a physical interrupt for the hypervisor
+/// arrives just as it executes (a pending wake-up event completes it at once; QEMU checks
+/// for one before the trap), so the guest waits again, as every guest's idle loop does.
+/// That takes an interrupt at that very instant, so a few such returns are allowed; a WFI
+/// that only yielded would return hundreds of times in these 2 ms.
 fn wfi_virtual_timer() -> Outcome {
     const ENABLE: u64 = 1;
     const ISTATUS: u64 = 1 << 2;
+    const EARLY_RETURNS_ALLOWED: u32 = 3;
     let start = now_ticks();
     let deadline = start + ticks_in(2000);
     CNTV_CVAL_EL0.set(deadline);
     CNTV_CTL_EL0.set(ENABLE);
     barrier::isb(barrier::SY);
-    aarch64_cpu::asm::wfi();
+    let mut early_returns = 0;
+    let mut first_early_return = None;
+    loop {
+        aarch64_cpu::asm::wfi();
+        if CNTV_CTL_EL0.get() & ISTATUS != 0 || early_returns == EARLY_RETURNS_ALLOWED {
+            break;
+        }
+        early_returns += 1;
+        first_early_return.get_or_insert_with(|| (now_ticks() - start, gic::pending_state()));
+    }
     let (control, woke) = (CNTV_CTL_EL0.get(), now_ticks());
     CNTV_CTL_EL0.set(0);
-    if control & ISTATUS == 0 || woke < deadline {
+    if control & ISTATUS == 0 {
+        let (after, (isr, pending)) = first_early_return.unwrap_or_default();
         return fail!(
-            "WFI returned {} ticks after the start, {} before the deadline (CNTV_CTL {control:#x})",
-            woke - start,
-            deadline.saturating_sub(woke)
+            "WFI returned {} times before the deadline, first after {after} ticks \
+             (ISR_EL1 {isr:#x}, pending INTID {pending:?})",
+            early_returns + 1
         );
+    }
+    if woke < deadline {
+        return fail!("the timer condition held {} ticks before the deadline", deadline - woke);
     }
     Ok(())
 }

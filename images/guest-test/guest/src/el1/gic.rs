@@ -277,6 +277,12 @@ pub(super) fn highest_pending() -> u32 {
     read_sysreg!("icc_hppir1_el1") as u32 & 0xff_ffff
 }
 
+/// ISR_EL1 (bit 7: an IRQ is pending here, masked or not) and, once the GIC is set
+/// up, the highest pending INTID: what may have ended a WFI.
+pub(super) fn pending_state() -> (u64, Option<u32>) {
+    (read_sysreg!("isr_el1"), ready().then(highest_pending))
+}
+
 /// Acknowledges an interrupt by hand (with IRQs masked), as the handler would.
 pub(super) fn acknowledge() -> u32 {
     read_sysreg!("icc_iar1_el1") as u32 & 0xff_ffff
