@@ -502,7 +502,8 @@ pub fn vector_state() -> (u64, u64) {
 }
 
 /// What could end a WFI of the loaded guest: its timers and virtual CPU interface, now;
-/// `reported_lines` are the timer lines whose PPIs the kernel holds active here.
+/// `reported_lines` are the timer lines whose PPIs the kernel holds active here. A timer
+/// whose ISTATUS lags its condition is made to catch up first (`catch_up_timers`).
 pub fn wake_state(reported_lines: u64) -> WakeState {
     let (now, cntvoff, vctl, vcval, pctl, pcval): (u64, u64, u64, u64, u64, u64);
     let (lr0, lr1, lr2, lr3, vmcr, ap0r0, ap1r0): (u64, u64, u64, u64, u64, u64, u64);
