@@ -693,21 +693,28 @@ impl WakeState {
     /// The timers whose ISTATUS lags their condition ([`TimerState::status_lags`]), as
     /// [`ipc::vcpu::LINE_VIRTUAL_TIMER`] and [`ipc::vcpu::LINE_PHYSICAL_TIMER`] bits.
     pub const fn lagging_timers(&self) -> u64 {
-        let virtual_lags = self.virtual_timer.status_lags(self.now, self.cntvoff);
-        let physical_lags = self.physical_timer.status_lags(self.now, 0);
-        (if virtual_lags { ipc::vcpu::LINE_VIRTUAL_TIMER } else { 0 })
-            | if physical_lags { ipc::vcpu::LINE_PHYSICAL_TIMER } else { 0 }
+        line_bits(
+            self.virtual_timer.status_lags(self.now, self.cntvoff),
+            self.physical_timer.status_lags(self.now, 0),
+        )
     }
 
     /// The timers' interrupt lines now, as [`ipc::vcpu::LINE_VIRTUAL_TIMER`] and
     /// [`ipc::vcpu::LINE_PHYSICAL_TIMER`] bits (a saved timer's ISTATUS is stale, so the
     /// deadline is compared with the counter).
     pub const fn hardware_lines(&self) -> u64 {
-        let virtual_line = self.virtual_timer.asserted(self.now, self.cntvoff);
-        let physical_line = self.physical_timer.asserted(self.now, 0);
-        (if virtual_line { ipc::vcpu::LINE_VIRTUAL_TIMER } else { 0 })
-            | if physical_line { ipc::vcpu::LINE_PHYSICAL_TIMER } else { 0 }
+        line_bits(
+            self.virtual_timer.asserted(self.now, self.cntvoff),
+            self.physical_timer.asserted(self.now, 0),
+        )
     }
+}
+
+/// [`ipc::vcpu::LINE_VIRTUAL_TIMER`] and [`ipc::vcpu::LINE_PHYSICAL_TIMER`] for the
+/// timers for which a condition holds (`virtual_timer`, `physical_timer`).
+const fn line_bits(virtual_timer: bool, physical_timer: bool) -> u64 {
+    (if virtual_timer { ipc::vcpu::LINE_VIRTUAL_TIMER } else { 0 })
+        | if physical_timer { ipc::vcpu::LINE_PHYSICAL_TIMER } else { 0 }
 }
 
 #[cfg(test)]
@@ -926,7 +933,6 @@ mod tests {
 
     #[test]
     fn a_met_condition_with_istatus_clear_lags() {
-        const ISTATUS: u64 = 1 << 2;
         let state = |virtual_ctl, physical_ctl| WakeState {
             now: 1_000,
             cntvoff: 300,
@@ -938,10 +944,10 @@ mod tests {
             state(1, 1).lagging_timers(),
             ipc::vcpu::LINE_VIRTUAL_TIMER | ipc::vcpu::LINE_PHYSICAL_TIMER
         );
-        assert_eq!(state(1 | ISTATUS, 1 | ISTATUS).lagging_timers(), 0, "caught up");
+        assert_eq!(state(1 | TIMER_ISTATUS, 1 | TIMER_ISTATUS).lagging_timers(), 0, "caught up");
         assert_eq!(state(0, 0).lagging_timers(), 0, "disabled: ISTATUS stays clear");
         assert_eq!(
-            state(0b11, 1 | ISTATUS).lagging_timers(),
+            state(0b11, 1 | TIMER_ISTATUS).lagging_timers(),
             ipc::vcpu::LINE_VIRTUAL_TIMER,
             "IMASK does not matter"
         );
